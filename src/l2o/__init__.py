@@ -1,0 +1,25 @@
+"""l2o: learning to optimize, with classical baselines and guarantees."""
+
+from l2o.evaluation import SolveResult, Trajectory, run, solve
+from l2o.problems import (
+    DatasetLogisticFamily,
+    Instances,
+    LassoFamily,
+    LassoInstances,
+    LeastSquaresFamily,
+    LeastSquaresInstances,
+    LogisticFamily,
+    LogisticInstances,
+    QuadraticFamily,
+    QuadraticInstances,
+)
+from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_family, make_solver
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "run", "solve", "Trajectory", "SolveResult", "Instances",
+    "QuadraticFamily", "QuadraticInstances", "LeastSquaresFamily", "LeastSquaresInstances",
+    "LassoFamily", "LassoInstances", "LogisticFamily", "LogisticInstances", "DatasetLogisticFamily",
+    "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver",
+]

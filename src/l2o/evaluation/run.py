@@ -1,0 +1,251 @@
+"""Running a solver on a batch: trajectories for analysis, ``solve`` for use.
+
+``run`` records per instance and per iteration the objective, the relative
+suboptimality (F - F*) / max(|F*|, floor) (the rule is in ``l2o.problems.base``)
+and the elapsed solver time. Time counts only the solver's own steps: the
+bookkeeping (objective and gap in float64) is excluded, so trajectories of
+different solvers are on the same clock.
+
+``solve`` stops each instance on its own certificate (relative duality gap or KKT
+residual) and drops converged instances from the batch, so the tail of slow
+instances does not pay for the fast ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from l2o.optimizers.base import Optimizer, select_state
+from l2o.problems.base import Instances, Reference
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """What ``run`` records; ``T`` recorded iterations of a batch of ``B`` instances.
+
+    Attributes:
+        solver: the solver's name.
+        iterations: ``(T,)`` iteration numbers (0 is the starting point).
+        objective: ``(T, B)`` F at the iterate, float64.
+        gap: ``(T, B)`` relative suboptimality, or None when no reference was given.
+        certificate: ``(T, B)`` the family's certificate, or None if not recorded.
+        time: ``(T,)`` cumulative seconds spent in the solver's steps.
+        x: ``(B, n)`` last iterate.
+    """
+
+    solver: str
+    iterations: Tensor
+    objective: Tensor
+    gap: Tensor | None
+    certificate: Tensor | None
+    time: Tensor
+    x: Tensor
+
+    def _measure(self) -> Tensor:
+        if self.gap is not None:
+            return self.gap
+        if self.certificate is not None:
+            return self.certificate
+        raise ValueError("this trajectory has neither a reference gap nor a certificate")
+
+    def iterations_to(self, tol: float) -> Tensor:
+        """``(B,)`` first recorded iteration with gap <= tol (-1 where never reached)."""
+        hit = self._measure() <= tol
+        first = torch.where(hit.any(0), hit.float().argmax(0), torch.full_like(hit[0], -1, dtype=torch.long))
+        return torch.where(first >= 0, self.iterations[first.clamp(min=0)], first)
+
+    def time_to(self, tol: float) -> Tensor:
+        """``(B,)`` solver seconds until gap <= tol (nan where never reached)."""
+        hit = self._measure() <= tol
+        first = hit.float().argmax(0)
+        t = self.time.to(torch.float64)[first]
+        return torch.where(hit.any(0), t, torch.full_like(t, math.nan))
+
+    def records(self, **extra: Any) -> list[dict]:
+        """Tidy rows, one per (iteration, instance): solver, iteration, instance, time,
+        objective, gap, certificate (plus ``extra`` columns)."""
+        rows = []
+        T, B = self.objective.shape
+        for t in range(T):
+            for b in range(B):
+                rows.append({
+                    **extra, "solver": self.solver, "iteration": int(self.iterations[t]), "instance": b,
+                    "time": float(self.time[t]), "objective": float(self.objective[t, b]),
+                    "gap": None if self.gap is None else float(self.gap[t, b]),
+                    "certificate": None if self.certificate is None else float(self.certificate[t, b]),
+                })
+        return rows
+
+
+def solver_name(solver: Optimizer) -> str:
+    return getattr(solver, "name", type(solver).__name__)
+
+
+@torch.no_grad()
+def run(
+    solver: Optimizer,
+    problem: Instances,
+    x0: Tensor | None = None,
+    max_iter: int = 100,
+    reference: Reference | bool | None = True,
+    tol: float | None = None,
+    record_every: int = 1,
+    record_certificate: bool = False,
+) -> Trajectory:
+    """Run ``solver`` on the batch ``problem`` and record its trajectory.
+
+    Args:
+        x0: ``(B, n)`` starting point (default ``problem.initial_point()``).
+        max_iter: number of iterations K.
+        reference: a ``Reference``, True to compute ``problem.reference()``, or None.
+        tol: stop early once every instance's gap (or certificate, without a
+            reference) is <= tol, checked at recorded iterations.
+        record_every: record every this many iterations (and the last one).
+        record_certificate: also record the family's certificate.
+    """
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+    if record_every < 1:
+        raise ValueError(f"record_every must be >= 1, got {record_every}")
+    ref = problem.reference() if reference is True else (reference or None)
+    exact = problem if problem.dtype == torch.float64 else problem.to(dtype=torch.float64)
+    x = problem.initial_point() if x0 is None else x0.to(dtype=problem.dtype, device=problem.device)
+    if x.shape != (problem.batch_size, problem.dim):
+        raise ValueError(f"x0 must have shape {(problem.batch_size, problem.dim)}, got {tuple(x.shape)}")
+    if ref is None and tol is not None:
+        record_certificate = True
+
+    its, objs, gaps, certs, times = [], [], [], [], []
+    elapsed = 0.0
+
+    def record(k: int, xk: Tensor) -> bool:
+        x64 = xk.to(torch.float64)
+        obj = exact.objective(x64)
+        its.append(k)
+        objs.append(obj)
+        times.append(elapsed)
+        if ref is not None:
+            gaps.append(ref.relative_gap(obj))
+        if record_certificate:
+            certs.append(exact.certificate(x64))
+        if tol is None:
+            return False
+        measure = gaps[-1] if ref is not None else certs[-1]
+        return bool((measure <= tol).all())
+
+    state = solver.init(problem, x)
+    done = record(0, state.x)
+    for k in range(1, max_iter + 1):
+        if done:
+            break
+        _sync(problem.device)
+        start = time.perf_counter()
+        state = solver.step(problem, state)
+        _sync(problem.device)
+        elapsed += time.perf_counter() - start
+        if k % record_every == 0 or k == max_iter:
+            done = record(k, state.x)
+    return Trajectory(
+        solver=solver_name(solver),
+        iterations=torch.tensor(its),
+        objective=torch.stack(objs),
+        gap=torch.stack(gaps) if gaps else None,
+        certificate=torch.stack(certs) if certs else None,
+        time=torch.tensor(times, dtype=torch.float64),
+        x=state.x,
+    )
+
+
+@dataclasses.dataclass
+class SolveResult:
+    """Per-instance outcome of ``solve``.
+
+    Attributes:
+        x: ``(B, n)`` solutions; objective, certificate: ``(B,)``;
+        iterations: ``(B,)`` iterations each instance ran; converged: ``(B,)`` bool;
+        seconds: wall time of the solve (whole batch); certificate_name: what the
+        certificate measures.
+    """
+
+    x: Tensor
+    objective: Tensor
+    certificate: Tensor
+    iterations: Tensor
+    converged: Tensor
+    seconds: float
+    certificate_name: str
+
+
+@torch.no_grad()
+def solve(
+    solver: Optimizer,
+    problem: Instances,
+    x0: Tensor | None = None,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    check_every: int = 10,
+) -> SolveResult:
+    """Solve every instance until its certificate is <= ``tol`` (or ``max_iter``).
+
+    The certificate is checked every ``check_every`` iterations; converged instances
+    leave the batch (their state is kept as it was), so the work per iteration
+    shrinks as instances finish.
+    """
+    if tol <= 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
+    B = problem.batch_size
+    x = problem.initial_point() if x0 is None else x0.to(dtype=problem.dtype, device=problem.device)
+    _sync(problem.device)
+    start = time.perf_counter()
+    x_out = x.clone()
+    iterations = torch.zeros(B, dtype=torch.long)
+    converged = torch.zeros(B, dtype=torch.bool)
+    active = torch.arange(B, device=problem.device)
+    sub = problem
+    state = solver.init(problem, x)
+
+    def retire(k: int) -> None:
+        nonlocal active, sub, state
+        cert = sub.certificate(state.x)
+        done = (cert <= tol) & torch.isfinite(cert)
+        if not bool(done.any()):
+            return
+        idx = active[done]
+        x_out[idx] = state.x[done]
+        iterations[idx.cpu()] = k
+        converged[idx.cpu()] = True
+        keep = torch.nonzero(~done).squeeze(-1)
+        active = active[keep]
+        if active.numel():
+            sub = sub.index(keep)
+            state = select_state(state, keep)
+
+    retire(0)
+    k = 0
+    while active.numel() and k < max_iter:
+        k += 1
+        state = solver.step(sub, state)
+        if k % check_every == 0 or k == max_iter:
+            retire(k)
+    if active.numel():
+        x_out[active] = state.x
+        iterations[active.cpu()] = k
+    _sync(problem.device)
+    seconds = time.perf_counter() - start
+    return SolveResult(
+        x=x_out, objective=problem.objective(x_out), certificate=problem.certificate(x_out),
+        iterations=iterations, converged=converged, seconds=seconds, certificate_name=problem.certificate_name(),
+    )

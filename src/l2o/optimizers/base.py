@@ -1,0 +1,81 @@
+"""The protocol every solver implements, classical or learned.
+
+    state = solver.init(problem, x0)        # x0: (B, n)
+    state = solver.step(problem, state)     # one iteration on the whole batch
+    state.x                                 # current estimate, (B, n)
+
+The state is an explicit dataclass of tensors (as optax keeps state explicit),
+so a run can be checkpointed, a batch can be split or compacted
+(``select_state``) and a safeguard can mix the states of two solvers.
+Convention: every tensor field of a state has the batch as its first dimension;
+other fields (Python numbers) are shared by the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from l2o.problems.base import Instances
+
+
+class Optimizer(ABC):
+    """A batched iterative solver with explicit state.
+
+    Class attributes describe what the method needs, so that a wrong pairing fails
+    at ``init`` with a message instead of producing wrong iterates:
+
+    * ``handles_nonsmooth``: accepts r != 0 (through its prox).
+    * ``needs_hessian``: calls ``problem.hessian``.
+    """
+
+    name: ClassVar[str] = "optimizer"
+    handles_nonsmooth: ClassVar[bool] = True
+    needs_hessian: ClassVar[bool] = False
+
+    def check_problem(self, problem: Instances) -> None:
+        """Raise ``ValueError`` when this method cannot solve ``problem``."""
+        if problem.has_nonsmooth and not self.handles_nonsmooth:
+            kind = "box-constrained" if problem.is_constrained else "nonsmooth (L1-penalized)"
+            raise ValueError(
+                f"solver '{self.name}' handles smooth unconstrained problems only, but this problem is {kind}; "
+                f"use a proximal method such as 'fista', 'fista_restart' or 'ista' (or 'apgd' / 'pgd' for boxes)"
+            )
+
+    @abstractmethod
+    def init(self, problem: Instances, x0: Tensor) -> Any:
+        """Initial state at ``x0`` of shape ``(B, n)``."""
+
+    @abstractmethod
+    def step(self, problem: Instances, state: Any) -> Any:
+        """One iteration on the whole batch; returns the new state."""
+
+    def __repr__(self) -> str:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+
+def select_state(state: Any, idx: Tensor) -> Any:
+    """The state of the sub-batch ``idx``: indexes every tensor field on dim 0."""
+    changes = {}
+    for f in dataclasses.fields(state):
+        v = getattr(state, f.name)
+        if isinstance(v, Tensor) and v.ndim > 0:
+            changes[f.name] = v[idx]
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            changes[f.name] = select_state(v, idx)
+    return dataclasses.replace(state, **changes)
+
+
+def step_size(problem: Instances, scale: float = 1.0) -> Tensor:
+    """``(B, 1)`` step ``scale / L`` per instance, broadcasting over coordinates."""
+    return (scale / problem.smoothness()).unsqueeze(-1)
+
+
+def batch_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-instance inner product: ``(B, n), (B, n) -> (B,)``."""
+    return (a * b).sum(-1)

@@ -1,0 +1,138 @@
+"""Proximal gradient methods: ISTA / projected gradient and FISTA / accelerated
+projected gradient, with optional adaptive restart.
+
+References:
+    Beck, Teboulle, *A fast iterative shrinkage-thresholding algorithm for linear
+    inverse problems*, SIAM J. Imaging Sci. 2009 (ISTA: F(x_k) - F* <= L||x0 - x*||^2/(2k);
+    FISTA: F(x_k) - F* <= 2L||x0 - x*||^2/(k+1)^2).
+    O'Donoghue, Candes, *Adaptive restart for accelerated gradient schemes*, FoCM 2015
+    (gradient restart: reset momentum when (y_k - x_{k+1})^T (x_{k+1} - x_k) > 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from l2o.optimizers.base import Optimizer, batch_dot, step_size
+
+
+@dataclasses.dataclass
+class ProxGradState:
+    """x: ``(B, n)`` iterate."""
+
+    x: Tensor
+
+
+class ISTA(Optimizer):
+    """Proximal gradient descent x+ = prox_{(c/L) r}(x - (c/L) grad f(x)).
+
+    With r = 0 this is gradient descent; with r the indicator of a box it is
+    projected gradient. ``step_scale`` c in (0, 2) (default 1).
+    """
+
+    name = "ista"
+
+    def __init__(self, step_scale: float = 1.0):
+        if not 0 < step_scale < 2:
+            raise ValueError(f"{self.name}: step_scale must be in (0, 2), got {step_scale}")
+        self.step_scale = step_scale
+
+    def init(self, problem, x0: Tensor) -> ProxGradState:
+        self.check_problem(problem)
+        return ProxGradState(x=x0.clone())
+
+    def step(self, problem, state: ProxGradState) -> ProxGradState:
+        t = step_size(problem, self.step_scale)
+        x = problem.prox(state.x - t * problem.grad(state.x), t)
+        return ProxGradState(x=x)
+
+
+class ProjectedGradient(ISTA):
+    """Projected gradient for box-constrained problems (ISTA with a projection as prox)."""
+
+    name = "pgd"
+
+
+@dataclasses.dataclass
+class FISTAState:
+    """x: ``(B, n)`` last prox-gradient point; y: ``(B, n)`` extrapolated point;
+    t: ``(B,)`` momentum sequence; restarts: ``(B,)`` number of restarts so far."""
+
+    x: Tensor
+    y: Tensor
+    t: Tensor
+    restarts: Tensor
+
+
+class FISTA(Optimizer):
+    """FISTA (Beck and Teboulle 2009), with O'Donoghue-Candes gradient restart if ``restart``.
+
+        x_{k+1} = prox_{r/L}(y_k - grad f(y_k) / L)
+        t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2
+        y_{k+1} = x_{k+1} + (t_k - 1) / t_{k+1} (x_{k+1} - x_k)
+
+    Restart (per instance): when (y_k - x_{k+1})^T (x_{k+1} - x_k) > 0, set t = 1, y = x.
+    """
+
+    name = "fista"
+
+    def __init__(self, restart: bool = False, step_scale: float = 1.0):
+        if not 0 < step_scale <= 1:
+            raise ValueError(f"{self.name}: step_scale must be in (0, 1], got {step_scale}")
+        self.restart = restart
+        self.step_scale = step_scale
+
+    def init(self, problem, x0: Tensor) -> FISTAState:
+        self.check_problem(problem)
+        ones = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
+        return FISTAState(x=x0.clone(), y=x0.clone(), t=ones, restarts=torch.zeros_like(ones))
+
+    def step(self, problem, state: FISTAState) -> FISTAState:
+        step = step_size(problem, self.step_scale)
+        x_new = problem.prox(state.y - step * problem.grad(state.y), step)
+        t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * state.t * state.t))
+        dx = x_new - state.x
+        beta = ((state.t - 1.0) / t_new).unsqueeze(-1)
+        restarts = state.restarts
+        if self.restart:
+            reset = batch_dot(state.y - x_new, dx) > 0
+            t_new = torch.where(reset, torch.ones_like(t_new), t_new)
+            beta = torch.where(reset.unsqueeze(-1), torch.zeros_like(beta), beta)
+            restarts = restarts + reset.to(restarts.dtype)
+        y_new = x_new + beta * dx
+        return FISTAState(x=x_new, y=y_new, t=t_new, restarts=restarts)
+
+
+class FISTARestart(FISTA):
+    """FISTA with adaptive gradient restart (O'Donoghue and Candes 2015)."""
+
+    name = "fista_restart"
+
+    def __init__(self, step_scale: float = 1.0):
+        super().__init__(restart=True, step_scale=step_scale)
+
+
+class AcceleratedProjectedGradient(FISTA):
+    """Accelerated projected gradient for boxes: FISTA with a projection, restarted."""
+
+    name = "apgd"
+
+    def __init__(self, restart: bool = True, step_scale: float = 1.0):
+        super().__init__(restart=restart, step_scale=step_scale)
+
+
+class Nesterov(FISTA):
+    """Nesterov's accelerated gradient for convex smooth f (FISTA with r = 0).
+
+    Nesterov, *A method for solving the convex programming problem with convergence
+    rate O(1/k^2)*, 1983: f(x_k) - f* <= 2L||x0 - x*||^2/(k+1)^2.
+    """
+
+    name = "nesterov"
+    handles_nonsmooth = False
+
+    def __init__(self, step_scale: float = 1.0):
+        super().__init__(restart=False, step_scale=step_scale)

@@ -1,0 +1,248 @@
+"""The interface between problems and solvers.
+
+A *batch of instances* of a composite problem
+
+    minimize_x  F(x) = f(x) + r(x),   x in R^n,
+
+with ``f`` L-smooth and ``r`` convex with a cheap proximal operator. Points are
+tensors of shape ``(B, n)``; every method works on the whole batch at once and
+returns per-instance values of shape ``(B,)``. Instances hold their data in one
+dtype on one device, and every method follows that dtype and device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+# Where |F*| is tiny compared with the scale of the problem, a gap relative to
+# |F*| is meaningless (it is infinite when F* = 0, as in consistent least
+# squares). The rule used everywhere in l2o is
+#
+#     relative gap = (F - F*) / max(|F*|, GAP_FLOOR * (F(0) - F*)),
+#
+# i.e. relative to |F*| unless |F*| is below one thousandth of the gap of the
+# origin, and then relative to that thousandth. For LASSO, logistic regression
+# and QPs with F* < 0 the floor never binds on the presets.
+GAP_FLOOR = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A certified reference optimum of a batch.
+
+    Attributes:
+        x: ``(B, n)`` minimizer (float64).
+        objective: ``(B,)`` F(x*) (float64).
+        certificate: ``(B,)`` relative duality gap or KKT residual at ``x``.
+        gap_denominator: ``(B,)`` denominator of the relative gap (see GAP_FLOOR).
+        method: how the reference was computed, in words.
+    """
+
+    x: Tensor
+    objective: Tensor
+    certificate: Tensor
+    gap_denominator: Tensor
+    method: str
+
+    def relative_gap(self, objective: Tensor) -> Tensor:
+        """(F - F*) / denominator, computed in float64. ``objective``: ``(B,)``."""
+        obj = objective.to(torch.float64)
+        return (obj - self.objective.to(obj.device)) / self.gap_denominator.to(obj.device)
+
+
+def as_batch_vector(value: Tensor | float, batch_size: int, like: Tensor) -> Tensor:
+    """Broadcast a scalar or ``(B,)`` value to a ``(B,)`` tensor like ``like``."""
+    t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if t.ndim == 0:
+        return t.expand(batch_size).clone()
+    return t.reshape(batch_size)
+
+
+def column(v: Tensor | float) -> Tensor | float:
+    """``(B,)`` -> ``(B, 1)`` so that a per-instance scalar broadcasts over coordinates.
+
+    Scalars and tensors that are already 2-D (``(B, 1)`` or ``(B, n)``) pass through.
+    """
+    if isinstance(v, Tensor) and v.ndim == 1:
+        return v.unsqueeze(-1)
+    return v
+
+
+class Instances(ABC):
+    """A batch of ``B`` instances of ``F(x) = f(x) + r(x)`` over ``x`` in R^n.
+
+    Subclasses implement the smooth part (``smooth_objective``, ``grad``,
+    ``smoothness``), the nonsmooth part (``nonsmooth_objective``, ``prox``;
+    the defaults are r = 0), ``index`` and ``to``. Everything else (objective,
+    gradient mapping, certificates, references) is derived here.
+    """
+
+    #: True when r is not identically zero (LASSO, sparse logistic, a box).
+    has_nonsmooth: bool = False
+    #: True when r is the indicator of a box (the prox is a projection).
+    is_constrained: bool = False
+    #: Initial-point shift: the default starting point is ``x0_shift * 1``.
+    x0_shift: float = 0.0
+
+    # ----- data layout ---------------------------------------------------------------
+    @property
+    @abstractmethod
+    def batch_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    @abstractmethod
+    def index(self, idx: Tensor) -> "Instances":
+        """The sub-batch ``idx`` (a ``(B',)`` long tensor), sharing shared data."""
+
+    @abstractmethod
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Instances":
+        """A copy in another dtype and/or on another device."""
+
+    # ----- smooth part --------------------------------------------------------------------
+    @abstractmethod
+    def smooth_objective(self, x: Tensor) -> Tensor:
+        """f(x): ``(B, n) -> (B,)``."""
+
+    @abstractmethod
+    def grad(self, x: Tensor) -> Tensor:
+        """grad f(x): ``(B, n) -> (B, n)``."""
+
+    def value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(f(x), grad f(x)); subclasses share work between the two where they can."""
+        return self.smooth_objective(x), self.grad(x)
+
+    @abstractmethod
+    def smoothness(self) -> Tensor:
+        """``(B,)`` Lipschitz constant L of grad f (an upper bound, tight where cheap)."""
+
+    def strong_convexity(self) -> Tensor:
+        """``(B,)`` strong-convexity modulus mu of f (a lower bound; 0 when unknown)."""
+        return torch.zeros(self.batch_size, dtype=self.dtype, device=self.device)
+
+    def hessian(self, x: Tensor) -> Tensor:
+        """``(B, n, n)`` Hessian of f; only families where it is cheap implement it."""
+        raise NotImplementedError(f"{type(self).__name__} has no cheap Hessian; use a first-order or quasi-Newton solver")
+
+    # ----- nonsmooth part ---------------------------------------------------------------------
+    def nonsmooth_objective(self, x: Tensor) -> Tensor:
+        """r(x): ``(B, n) -> (B,)``."""
+        return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+
+    def prox(self, v: Tensor, step: Tensor) -> Tensor:
+        """prox_{step * r}(v) = argmin_x r(x) + ||x - v||^2 / (2 step).
+
+        ``step`` is ``(B,)`` (one step per instance) or broadcastable to ``(B, n)``
+        (a diagonal metric, used by preconditioned methods such as Adam).
+        """
+        return v
+
+    def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Ends ``(c, d)`` of the interval dr(x)_i per coordinate, each ``(B, n)``."""
+        z = torch.zeros_like(x)
+        return z, z
+
+    # ----- derived ---------------------------------------------------------------------------
+    def objective(self, x: Tensor) -> Tensor:
+        """F(x) = f(x) + r(x): ``(B, n) -> (B,)``."""
+        return self.smooth_objective(x) + self.nonsmooth_objective(x)
+
+    def initial_point(self) -> Tensor:
+        """The default starting point ``x0_shift * 1`` of shape ``(B, n)``."""
+        return torch.full((self.batch_size, self.dim), float(self.x0_shift), dtype=self.dtype, device=self.device)
+
+    def gradient_mapping(self, x: Tensor, step: Tensor | None = None) -> Tensor:
+        """G(x) = (x - prox_{t r}(x - t grad f(x))) / t with t = 1/L: ``(B, n)``.
+
+        G(x) = 0 exactly at minimizers; for r = 0 it is grad f(x).
+        """
+        t = column(1.0 / self.smoothness()) if step is None else column(step)
+        return (x - self.prox(x - t * self.grad(x), t)) / t
+
+    def certificate(self, x: Tensor) -> Tensor:
+        """``(B,)`` relative optimality certificate: 0 exactly at a minimizer.
+
+        Default: ||G(x)|| / ||G(p0)||, the gradient-mapping norm relative to its value
+        at p0 = prox(0) (the projection of the origin). Families with a dual override
+        this with a relative duality gap, which bounds F(x) - F* directly.
+        """
+        p0 = self.prox(torch.zeros_like(x), 1.0 / self.smoothness())
+        scale = torch.linalg.vector_norm(self.gradient_mapping(p0), dim=-1)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return torch.linalg.vector_norm(self.gradient_mapping(x), dim=-1) / scale
+
+    def certificate_name(self) -> str:
+        return "relative gradient-mapping norm"
+
+    # ----- reference optimum -----------------------------------------------------------
+    def reference(self, tol: float = 1e-10, max_iter: int = 100_000) -> Reference:
+        """Certified optimum, computed once in float64 and cached.
+
+        Subclasses implement ``_solve_reference`` (closed form, or a classical method
+        run until ``certificate <= tol``); the result is checked here.
+        """
+        cached = getattr(self, "_reference_cache", None)
+        if cached is not None and cached[0] <= tol:
+            return cached[1]
+        exact = self if self.dtype == torch.float64 else self.to(dtype=torch.float64)
+        x_star, method = exact._solve_reference(tol, max_iter)
+        f_star = exact.objective(x_star)
+        cert = exact.certificate(x_star)
+        f_origin = exact.objective(exact.prox(torch.zeros_like(x_star), 1.0 / exact.smoothness()))
+        denom = torch.maximum(f_star.abs(), GAP_FLOOR * (f_origin - f_star).abs())
+        denom = torch.where(denom > 0, denom, torch.ones_like(denom))
+        ref = Reference(x=x_star, objective=f_star, certificate=cert, gap_denominator=denom, method=method)
+        object.__setattr__(self, "_reference_cache", (tol, ref))
+        return ref
+
+    @abstractmethod
+    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
+        """Return ``(x*, method)`` in float64 with ``certificate(x*) <= tol``."""
+
+    def shifted(self, t: Tensor | float) -> "Instances":
+        """The batch of F(x + t) (the objective-shift of the CVPR 2024 OOD tests)."""
+        from l2o.problems.shift import ShiftedInstances
+
+        return ShiftedInstances(self, t)
+
+
+def run_to_certificate(
+    problem: Instances,
+    step_fn: Callable[[Instances, object], object],
+    state: object,
+    get_x: Callable[[object], Tensor],
+    tol: float,
+    max_iter: int,
+    check_every: int = 10,
+) -> Tensor:
+    """Iterate ``state = step_fn(problem, state)`` until ``certificate <= tol`` everywhere.
+
+    Used to compute references; raises if the certificate is not reached, so a
+    reference is never silently uncertified.
+    """
+    for k in range(1, max_iter + 1):
+        state = step_fn(problem, state)
+        if k % check_every == 0 and bool((problem.certificate(get_x(state)) <= tol).all()):
+            return get_x(state)
+    cert = problem.certificate(get_x(state))
+    if bool((cert <= tol).all()):
+        return get_x(state)
+    raise RuntimeError(
+        f"reference solver did not certify {int((cert > tol).sum())} of {problem.batch_size} instances to "
+        f"{tol:g} in {max_iter} iterations (worst certificate {float(cert.max()):.3g})"
+    )

@@ -1,0 +1,78 @@
+"""Problem families: frozen dataclasses of hyperparameters that sample batches."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+from l2o.problems.base import Instances
+
+
+def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
+    """A CPU ``torch.Generator`` from a seed (``None`` -> seed 0, so runs are reproducible)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    g = torch.Generator()
+    g.manual_seed(0 if seed is None else int(seed))
+    return g
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemFamily(ABC):
+    """A distribution over problem instances.
+
+    Subclasses are frozen dataclasses whose fields are the hyperparameters (sizes,
+    distributions, regularization) and the out-of-distribution knobs; every family
+    has ``x0_shift`` (start at ``x0_shift * 1``) and ``objective_shift`` (solve
+    F(x + t) with ``t = objective_shift * 1``), the shifts of Song et al. (CVPR 2024).
+    Data are drawn in float64 on the CPU from an explicit generator and then cast,
+    so one seed gives the same instances in every dtype and on every device.
+    """
+
+    name: ClassVar[str] = "family"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field; called on construction."""
+
+    def _check_positive_int(self, *fields: str) -> None:
+        for f in fields:
+            v = getattr(self, f)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{self.name}: {f} must be a positive integer, got {v!r}")
+
+    @abstractmethod
+    def sample_instances(self, batch_size: int, g: torch.Generator) -> Instances:
+        """Draw ``batch_size`` unshifted instances in float64 on the CPU."""
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: int | torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> Instances:
+        """Sample a batch of ``batch_size`` instances.
+
+        Args:
+            batch_size: B >= 1.
+            generator: a ``torch.Generator`` or an integer seed (default 0).
+            dtype, device: of the returned instances.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        inst = self.sample_instances(batch_size, make_generator(generator))
+        if dtype != torch.float64 or torch.device(device) != torch.device("cpu"):
+            inst = inst.to(dtype=dtype, device=device)
+        if self.objective_shift != 0.0:
+            inst = inst.shifted(float(self.objective_shift))
+        return inst
+
+    def replace(self, **changes) -> "ProblemFamily":
+        """A copy with some hyperparameters changed (used to build OOD splits)."""
+        return dataclasses.replace(self, **changes)

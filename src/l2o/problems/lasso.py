@@ -1,0 +1,259 @@
+"""Least squares with an optional L1 penalty: LASSO and plain least squares.
+
+    F(x) = 1/2 ||A x - b||^2 + lam ||x||_1,   A in R^{m x n} (shared or per instance).
+
+With ``lam = 0`` this is the least-squares form of the quadratic family used by
+Song, Lin, Xu, *Learning Provably Improves the Convergence of Gradient Descent*
+(NeurIPS 2025); with ``lam > 0`` it is the LASSO of Liu et al. (ICML 2023) and
+Song et al. (CVPR 2024).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_certificate
+from l2o.problems.family import ProblemFamily, make_generator
+from l2o.problems.parts import L1, index_data, matvec, rmatvec, spectral_norm_squared
+
+
+class LeastSquaresInstances(Instances):
+    """A batch of F(x) = 1/2 ||A x - b||^2 + lam ||x||_1.
+
+    Args:
+        A: ``(m, n)`` shared by the batch or ``(B, m, n)`` one per instance.
+        b: ``(B, m)``.
+        lam: scalar or ``(B,)``, >= 0; 0 gives least squares (r = 0).
+        x0_shift: default starting point ``x0_shift * 1``.
+    """
+
+    def __init__(self, A: Tensor, b: Tensor, lam: Tensor | float = 0.0, x0_shift: float = 0.0):
+        self.A = A
+        self.b = b
+        self.lam = as_batch_vector(lam, b.shape[0], b)
+        self.x0_shift = x0_shift
+        self.has_nonsmooth = bool((self.lam > 0).any())
+        self._penalty = L1(self.lam)
+        # Shared A with n <= 2m: grad = G x - A^T b with the Gram G = A^T A costs one
+        # (B, n) x (n, n) GEMM instead of two (B, m, n) ones.
+        self._gram = A.mT @ A if (A.ndim == 2 and A.shape[1] <= 2 * A.shape[0]) else None
+        self._Atb = rmatvec(A, b) if self._gram is not None else None
+        self._L: Tensor | None = None
+
+    # ----- layout -----------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.b.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.A.shape[-1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.b.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.b.device
+
+    @property
+    def shared_matrix(self) -> bool:
+        return self.A.ndim == 2
+
+    def index(self, idx: Tensor) -> "LeastSquaresInstances":
+        A = self.A if self.shared_matrix else index_data(self.A, idx)
+        out = type(self)(A, self.b[idx], self.lam[idx], self.x0_shift)
+        if self._L is not None:
+            out._L = self._L[idx]
+        return out
+
+    def to(self, dtype=None, device=None) -> "LeastSquaresInstances":
+        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
+        return type(self)(conv(self.A), conv(self.b), conv(self.lam), self.x0_shift)
+
+    # ----- smooth part -------------------------------------------------------------------
+    def residual(self, x: Tensor) -> Tensor:
+        """A x - b: ``(B, n) -> (B, m)``."""
+        return matvec(self.A, x) - self.b
+
+    def smooth_objective(self, x: Tensor) -> Tensor:
+        return 0.5 * self.residual(x).square().sum(-1)
+
+    def grad(self, x: Tensor) -> Tensor:
+        if self._gram is not None:
+            return x @ self._gram - self._Atb
+        return rmatvec(self.A, self.residual(x))
+
+    def value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r = self.residual(x)
+        return 0.5 * r.square().sum(-1), rmatvec(self.A, r)
+
+    def smoothness(self) -> Tensor:
+        if self._L is None:
+            L = spectral_norm_squared(self.A)
+            self._L = as_batch_vector(L, self.batch_size, self.b)
+        return self._L
+
+    def strong_convexity(self) -> Tensor:
+        m, n = self.A.shape[-2:]
+        if m < n:
+            return torch.zeros(self.batch_size, dtype=self.dtype, device=self.device)
+        mu = torch.linalg.svdvals(self.A)[..., -1] ** 2
+        return as_batch_vector(mu, self.batch_size, self.b)
+
+    def hessian(self, x: Tensor) -> Tensor:
+        H = self.A.mT @ self.A
+        return H.expand(self.batch_size, -1, -1) if H.ndim == 2 else H
+
+    # ----- nonsmooth part ---------------------------------------------------------------
+    def nonsmooth_objective(self, x: Tensor) -> Tensor:
+        return self._penalty.value(x)
+
+    def prox(self, v: Tensor, step) -> Tensor:
+        return self._penalty.prox(v, step) if self.has_nonsmooth else v
+
+    def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._penalty.subdifferential_bounds(x)
+
+    # ----- certificate --------------------------------------------------------------------
+    def dual_objective(self, x: Tensor) -> Tensor:
+        """D(theta) at the dual point built from x (a lower bound on F*): ``(B,)``.
+
+        theta = (b - A x) / max(1, ||A^T (b - A x)||_inf / lam) is dual feasible
+        (||A^T theta||_inf <= lam) and D(theta) = 1/2||b||^2 - 1/2||b - theta||^2.
+        """
+        r = self.b - matvec(self.A, x)
+        corr = rmatvec(self.A, r).abs().amax(-1)
+        scale = torch.clamp(corr / self.lam, min=1.0)
+        theta = r / scale.unsqueeze(-1)
+        return 0.5 * self.b.square().sum(-1) - 0.5 * (self.b - theta).square().sum(-1)
+
+    def certificate(self, x: Tensor) -> Tensor:
+        """Relative duality gap (F(x) - D) / max(|D|, GAP_FLOOR (F(0) - D)) for LASSO;
+        the relative normal-equation residual ||A^T(Ax - b)|| / ||A^T b|| when lam = 0."""
+        if not bool((self.lam > 0).all()):
+            return super().certificate(x)
+        primal = self.objective(x)
+        dual = self.dual_objective(x)
+        f_origin = 0.5 * self.b.square().sum(-1)
+        denom = torch.maximum(dual.abs(), GAP_FLOOR * (f_origin - dual).abs()).clamp(min=torch.finfo(x.dtype).tiny)
+        return (primal - dual).clamp(min=0) / denom
+
+    def certificate_name(self) -> str:
+        return "relative duality gap" if bool((self.lam > 0).all()) else "relative gradient norm"
+
+    # ----- reference ------------------------------------------------------------------------
+    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
+        if not self.has_nonsmooth:
+            # Minimum-norm least-squares solution (the limit of GD from 0).
+            x = (torch.linalg.pinv(self.A) @ self.b.unsqueeze(-1)).squeeze(-1) if not self.shared_matrix else (
+                self.b @ torch.linalg.pinv(self.A).mT
+            )
+            return x, "closed form (pseudo-inverse)"
+        from l2o.optimizers.fista import FISTA
+
+        solver = FISTA(restart=True)
+        x0 = torch.zeros(self.batch_size, self.dim, dtype=self.dtype, device=self.device)
+        x = run_to_certificate(self, solver.step, solver.init(self, x0), lambda s: s.x, tol, max_iter)
+        return x, f"FISTA with adaptive restart to relative duality gap <= {tol:g}"
+
+
+LassoInstances = LeastSquaresInstances
+
+
+def _unit_columns(W: Tensor) -> Tensor:
+    return W / torch.linalg.vector_norm(W, dim=-2, keepdim=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class LassoFamily(ProblemFamily):
+    """Random LASSO instances, preset of Liu et al. (ICML 2023) / Song et al. (CVPR 2024).
+
+    A in R^{m x n} with N(0,1) entries and unit-norm columns (drawn once from
+    ``dictionary_seed`` when shared, so that train and test share it); x_true with
+    ``nnz`` nonzeros N(0, data_scale^2); b = A x_true + noise_std * N(0, I).
+
+    OOD knobs: ``x0_shift`` (x0 = s * 1), ``objective_shift`` (F(x + t), t = shift * 1),
+    ``data_scale``, ``noise_std``, ``nnz`` (sparsity), ``lam``, and the sizes.
+    """
+
+    m: int = 250
+    n: int = 500
+    nnz: int = 50
+    lam: float = 0.1
+    shared_matrix: bool = True
+    dictionary_seed: int = 0
+    noise_std: float = 0.0
+    data_scale: float = 1.0
+    x0_shift: float = 0.0
+    objective_shift: float = 0.0
+
+    name = "lasso"
+
+    def validate(self) -> None:
+        self._check_positive_int("m", "n")
+        if not 0 <= self.nnz <= self.n:
+            raise ValueError(f"lasso: nnz must be in [0, n={self.n}], got {self.nnz}")
+        if self.lam < 0:
+            raise ValueError(f"lasso: lam must be >= 0, got {self.lam}")
+
+    def dictionary(self) -> Tensor:
+        """The shared ``(m, n)`` matrix, in float64 (deterministic in ``dictionary_seed``)."""
+        g = make_generator(self.dictionary_seed)
+        return _unit_columns(torch.randn(self.m, self.n, generator=g, dtype=torch.float64))
+
+    def sample_instances(self, batch_size: int, g: torch.Generator) -> LeastSquaresInstances:
+        if self.shared_matrix:
+            A = self.dictionary()
+        else:
+            A = _unit_columns(torch.randn(batch_size, self.m, self.n, generator=g, dtype=torch.float64))
+        x_true = sparse_vectors(batch_size, self.n, self.nnz, g) * self.data_scale
+        b = matvec(A, x_true) + self.noise_std * torch.randn(batch_size, self.m, generator=g, dtype=torch.float64)
+        return LeastSquaresInstances(A, b, self.lam, x0_shift=self.x0_shift)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeastSquaresFamily(ProblemFamily):
+    """Least-squares QPs f(x) = 1/2 ||W x - y||^2 of Song, Lin, Xu (NeurIPS 2025).
+
+    W in R^{m x d} with N(0,1) entries and unit-norm columns (one per instance),
+    x_gt ~ N(0, data_scale^2 I), y = W x_gt + noise_std N(0, I). With m < d and no
+    noise, F* = 0 and the relative gap falls back to GAP_FLOOR (see ``l2o.problems.base``).
+    """
+
+    d: int = 32
+    m: int = 25
+    shared_matrix: bool = False
+    dictionary_seed: int = 0
+    noise_std: float = 0.0
+    data_scale: float = 1.0
+    x0_shift: float = 0.0
+    objective_shift: float = 0.0
+
+    name = "least_squares"
+
+    def validate(self) -> None:
+        self._check_positive_int("d", "m")
+
+    def sample_instances(self, batch_size: int, g: torch.Generator) -> LeastSquaresInstances:
+        if self.shared_matrix:
+            W = _unit_columns(torch.randn(self.m, self.d, generator=make_generator(self.dictionary_seed), dtype=torch.float64))
+        else:
+            W = _unit_columns(torch.randn(batch_size, self.m, self.d, generator=g, dtype=torch.float64))
+        x_gt = torch.randn(batch_size, self.d, generator=g, dtype=torch.float64) * self.data_scale
+        y = matvec(W, x_gt) + self.noise_std * torch.randn(batch_size, self.m, generator=g, dtype=torch.float64)
+        return LeastSquaresInstances(W, y, 0.0, x0_shift=self.x0_shift)
+
+
+def sparse_vectors(batch_size: int, n: int, nnz: int, g: torch.Generator) -> Tensor:
+    """``(B, n)`` vectors with ``nnz`` N(0,1) entries at uniformly random positions."""
+    x = torch.zeros(batch_size, n, dtype=torch.float64)
+    if nnz == 0:
+        return x
+    support = torch.rand(batch_size, n, generator=g, dtype=torch.float64).argsort(dim=-1)[:, :nnz]
+    x.scatter_(1, support, torch.randn(batch_size, nnz, generator=g, dtype=torch.float64))
+    return x

@@ -1,0 +1,241 @@
+"""Regularized logistic regression (no intercept):
+
+    F(w) = (1/N) sum_i log(1 + exp(-y_i a_i^T w)) + lam ||w||_1          (penalty "l1")
+    F(w) = (1/N) sum_i log(1 + exp(-y_i a_i^T w)) + (lam/2) ||w||^2      (penalty "l2")
+
+labels y_i in {-1, +1}. With "l2" the penalty is part of the smooth f (so Newton and
+L-BFGS apply); with "l1" it is the nonsmooth r. The same problem in scikit-learn is
+``LogisticRegression(C=1/(N lam), fit_intercept=False)``.
+
+Duality (certificate): with z_i = y_i a_i^T w and u_i in [0, 1],
+    D(u) = (1/N) sum_i H(u_i)  s.t. ||s||_inf <= lam         (l1),
+    D(u) = (1/N) sum_i H(u_i) - ||s||^2 / (2 lam)            (l2),
+where s = A^T (y * u) / N and H(u) = -u log u - (1-u) log(1-u); the dual point
+u = sigma(-z) (scaled into the constraint for l1) gives a gap that is 0 exactly at
+the optimum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_certificate
+from l2o.problems.family import ProblemFamily
+from l2o.problems.lasso import sparse_vectors
+from l2o.problems.parts import L1, index_data, matvec, rmatvec, spectral_norm_squared
+
+PENALTIES = ("l1", "l2")
+
+
+def binary_entropy(u: Tensor) -> Tensor:
+    """H(u) = -u log u - (1 - u) log(1 - u), with 0 log 0 = 0."""
+    return -(torch.xlogy(u, u) + torch.xlogy(1 - u, 1 - u))
+
+
+class LogisticInstances(Instances):
+    """A batch of regularized logistic regressions.
+
+    Args:
+        X: features, ``(N, d)`` shared or ``(B, N, d)``.
+        y: labels in {-1, +1}, ``(N,)`` shared or ``(B, N)``.
+        lam: scalar or ``(B,)``, >= 0.
+        penalty: "l1" or "l2".
+    """
+
+    def __init__(self, X: Tensor, y: Tensor, lam: Tensor | float, penalty: str = "l1", x0_shift: float = 0.0):
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+        self.X = X
+        B = X.shape[0] if X.ndim == 3 else (y.shape[0] if y.ndim == 2 else None)
+        if B is None:
+            raise ValueError("logistic: a batch needs X (B, N, d) or y (B, N); for one instance add a leading 1")
+        self.y = y if y.ndim == 2 else y.expand(B, -1)
+        self.lam = as_batch_vector(lam, B, self.y)
+        self.penalty = penalty
+        self.x0_shift = x0_shift
+        self.has_nonsmooth = penalty == "l1" and bool((self.lam > 0).any())
+        self._l1 = L1(self.lam)
+        self._L: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        return self.y.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.X.shape[-1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.y.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    @property
+    def shared_matrix(self) -> bool:
+        return self.X.ndim == 2
+
+    def index(self, idx: Tensor) -> "LogisticInstances":
+        X = self.X if self.shared_matrix else index_data(self.X, idx)
+        out = type(self)(X, self.y[idx], self.lam[idx], self.penalty, self.x0_shift)
+        if self._L is not None:
+            out._L = self._L[idx]
+        return out
+
+    def to(self, dtype=None, device=None) -> "LogisticInstances":
+        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
+        return type(self)(conv(self.X), conv(self.y), conv(self.lam), self.penalty, self.x0_shift)
+
+    # ----- smooth part ---------------------------------------------------------------------
+    def margins(self, w: Tensor) -> Tensor:
+        """z_i = y_i a_i^T w: ``(B, d) -> (B, N)``."""
+        return self.y * matvec(self.X, w)
+
+    def _l2(self) -> bool:
+        return self.penalty == "l2"
+
+    def smooth_objective(self, w: Tensor) -> Tensor:
+        f = F.softplus(-self.margins(w)).mean(-1)
+        if self._l2():
+            f = f + 0.5 * self.lam * w.square().sum(-1)
+        return f
+
+    def value_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.margins(w)
+        f = F.softplus(-z).mean(-1)
+        # d/dz log(1 + e^{-z}) = -sigma(-z)
+        g = rmatvec(self.X, -self.y * torch.sigmoid(-z)) / self.n_samples
+        if self._l2():
+            f = f + 0.5 * self.lam * w.square().sum(-1)
+            g = g + self.lam.unsqueeze(-1) * w
+        return f, g
+
+    def grad(self, w: Tensor) -> Tensor:
+        return self.value_and_grad(w)[1]
+
+    def smoothness(self) -> Tensor:
+        """lambda_max(A^T A) / (4N) (+ lam for l2): the exact bound for the mean logistic loss."""
+        if self._L is None:
+            L = as_batch_vector(spectral_norm_squared(self.X) / (4 * self.n_samples), self.batch_size, self.y)
+            self._L = L + self.lam if self._l2() else L
+        return self._L
+
+    def strong_convexity(self) -> Tensor:
+        if self._l2():
+            return self.lam.clone()
+        return super().strong_convexity()
+
+    def hessian(self, w: Tensor) -> Tensor:
+        z = self.margins(w)
+        s = torch.sigmoid(z) * torch.sigmoid(-z) / self.n_samples  # (B, N)
+        if self.shared_matrix:
+            H = torch.einsum("ni,bn,nj->bij", self.X, s, self.X)
+        else:
+            H = torch.einsum("bni,bn,bnj->bij", self.X, s, self.X)
+        if self._l2():
+            H = H + self.lam[:, None, None] * torch.eye(self.dim, dtype=H.dtype, device=H.device)
+        return H
+
+    # ----- nonsmooth part ------------------------------------------------------------------
+    def nonsmooth_objective(self, w: Tensor) -> Tensor:
+        return self._l1.value(w) if self.penalty == "l1" else super().nonsmooth_objective(w)
+
+    def prox(self, v: Tensor, step) -> Tensor:
+        return self._l1.prox(v, step) if self.penalty == "l1" else v
+
+    def subdifferential_bounds(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        return self._l1.subdifferential_bounds(w) if self.penalty == "l1" else super().subdifferential_bounds(w)
+
+    # ----- certificate ----------------------------------------------------------------------
+    def dual_objective(self, w: Tensor) -> Tensor:
+        """D(u) at the dual point built from w (a lower bound on F*): ``(B,)``."""
+        u = torch.sigmoid(-self.margins(w))
+        s = rmatvec(self.X, self.y * u) / self.n_samples
+        if self._l2():
+            return binary_entropy(u).mean(-1) - s.square().sum(-1) / (2 * self.lam)
+        scale = torch.clamp(s.abs().amax(-1) / self.lam, min=1.0)
+        return binary_entropy(u / scale.unsqueeze(-1)).mean(-1)
+
+    def certificate(self, w: Tensor) -> Tensor:
+        """Relative duality gap (F(w) - D) / max(|D|, GAP_FLOOR (F(0) - D))."""
+        if not bool((self.lam > 0).all()):
+            return super().certificate(w)
+        primal = self.objective(w)
+        dual = self.dual_objective(w)
+        f_origin = torch.log(torch.tensor(2.0, dtype=w.dtype, device=w.device))
+        denom = torch.maximum(dual.abs(), GAP_FLOOR * (f_origin - dual).abs()).clamp(min=torch.finfo(w.dtype).tiny)
+        return (primal - dual).clamp(min=0) / denom
+
+    def certificate_name(self) -> str:
+        return "relative duality gap" if bool((self.lam > 0).all()) else "relative gradient norm"
+
+    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
+        from l2o.optimizers.fista import FISTA
+        from l2o.optimizers.quasi_newton import Newton
+
+        x0 = torch.zeros(self.batch_size, self.dim, dtype=self.dtype, device=self.device)
+        if self.penalty == "l2" and bool((self.lam > 0).all()):
+            solver, what = Newton(), "Newton with line search"
+            check = 1
+        else:
+            solver, what = FISTA(restart=True), "FISTA with adaptive restart"
+            check = 10
+        state = solver.init(self, x0)
+        x = run_to_certificate(self, solver.step, state, lambda s: s.x, tol, max_iter, check_every=check)
+        return x, f"{what} to relative duality gap <= {tol:g}"
+
+
+def labels_pm1(y: Tensor) -> Tensor:
+    """Map labels in {0, 1} or {-1, +1} to {-1, +1} (float)."""
+    return torch.where(y > 0, torch.ones_like(y), -torch.ones_like(y))
+
+
+@dataclasses.dataclass(frozen=True)
+class LogisticFamily(ProblemFamily):
+    """Synthetic sparse logistic regression of Liu et al. (ICML 2023) / Song et al. (CVPR 2024).
+
+    Per instance: features A in R^{N x d} with N(0, data_scale^2) entries, planted w*
+    with ``nnz`` N(0,1) nonzeros, labels y = sign(A w* + noise_std N(0,1)) (so
+    y = 1[A w* >= 0] in {0,1} mapped to {-1,+1} when noise_std = 0).
+
+    OOD knobs: data_scale, noise_std (label noise through the margin), nnz, lam, sizes,
+    x0_shift, objective_shift.
+    """
+
+    n_samples: int = 1000
+    d: int = 50
+    nnz: int = 20
+    lam: float = 0.1
+    penalty: str = "l1"
+    data_scale: float = 1.0
+    noise_std: float = 0.0
+    x0_shift: float = 0.0
+    objective_shift: float = 0.0
+
+    name = "logistic"
+
+    def validate(self) -> None:
+        self._check_positive_int("n_samples", "d")
+        if self.penalty not in PENALTIES:
+            raise ValueError(f"logistic: penalty must be one of {PENALTIES}, got {self.penalty!r}")
+        if self.lam < 0:
+            raise ValueError(f"logistic: lam must be >= 0, got {self.lam}")
+        if not 0 <= self.nnz <= self.d:
+            raise ValueError(f"logistic: nnz must be in [0, d={self.d}], got {self.nnz}")
+
+    def sample_instances(self, batch_size: int, g: torch.Generator) -> LogisticInstances:
+        X = torch.randn(batch_size, self.n_samples, self.d, generator=g, dtype=torch.float64) * self.data_scale
+        w = sparse_vectors(batch_size, self.d, self.nnz, g)
+        margin = matvec(X, w) + self.noise_std * torch.randn(batch_size, self.n_samples, generator=g, dtype=torch.float64)
+        y = torch.where(margin >= 0, 1.0, -1.0).to(torch.float64)
+        return LogisticInstances(X, y, self.lam, self.penalty, x0_shift=self.x0_shift)

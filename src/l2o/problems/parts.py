@@ -1,0 +1,90 @@
+"""Building blocks shared by the families: batched linear maps and penalties.
+
+Data matrices are either shared by the batch, shape ``(m, n)``, or one per
+instance, shape ``(B, m, n)``. The helpers below hide that difference and use
+one GEMM for a shared matrix (the fast path) and one batched GEMM otherwise.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from l2o.problems.base import column
+
+
+def matvec(A: Tensor, x: Tensor) -> Tensor:
+    """A x for a batch: A ``(m, n)`` or ``(B, m, n)``, x ``(B, n)`` -> ``(B, m)``."""
+    if A.ndim == 2:
+        return x @ A.mT
+    return torch.bmm(A, x.unsqueeze(-1)).squeeze(-1)
+
+
+def rmatvec(A: Tensor, r: Tensor) -> Tensor:
+    """A^T r for a batch: A ``(m, n)`` or ``(B, m, n)``, r ``(B, m)`` -> ``(B, n)``."""
+    if A.ndim == 2:
+        return r @ A
+    return torch.bmm(r.unsqueeze(-2), A).squeeze(-2)
+
+
+def spectral_norm_squared(A: Tensor) -> Tensor:
+    """||A||_2^2 = lambda_max(A^T A): ``(m, n) -> ()`` or ``(B, m, n) -> (B,)``, exact."""
+    return torch.linalg.matrix_norm(A, ord=2) ** 2
+
+
+def index_data(data: Tensor, idx: Tensor) -> Tensor:
+    """Select instances of a per-instance tensor; shared data (no batch dim) passes through."""
+    return data[idx]
+
+
+def soft_threshold(v: Tensor, threshold: Tensor | float) -> Tensor:
+    """eta_theta(v) = sign(v) max(|v| - theta, 0), elementwise (theta broadcasts)."""
+    return v - torch.clamp(v, -threshold, threshold)
+
+
+class L1:
+    """r(x) = lam ||x||_1 with a per-instance weight ``lam`` of shape ``(B,)``."""
+
+    def __init__(self, lam: Tensor):
+        self.lam = lam
+
+    def value(self, x: Tensor) -> Tensor:
+        return self.lam * x.abs().sum(-1)
+
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
+        return soft_threshold(v, column(self.lam) * column(step))
+
+    def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        lam = column(self.lam)
+        sign = torch.sign(x)
+        # x_i != 0: both ends lam sign(x_i); x_i = 0: the interval [-lam, lam].
+        lower = torch.where(sign == 0, -lam.expand_as(x), lam * sign)
+        upper = torch.where(sign == 0, lam.expand_as(x), lam * sign)
+        return lower, upper
+
+
+class Box:
+    """r(x) = indicator of {lower <= x <= upper}; bounds ``(n,)`` or ``(B, n)``, may be +-inf."""
+
+    def __init__(self, lower: Tensor, upper: Tensor):
+        self.lower = lower
+        self.upper = upper
+
+    def value(self, x: Tensor) -> Tensor:
+        # Iterates of projected methods are feasible; an infeasible point is +inf
+        # beyond a rounding tolerance so that a bug never looks like progress.
+        scale = 1e-9 * (1.0 + x.abs())
+        violation = (self.lower - x - scale).clamp(min=0) + (x - self.upper - scale).clamp(min=0)
+        bad = (violation > 0).any(-1)
+        return torch.where(bad, torch.full_like(x[:, 0], float("inf")), torch.zeros_like(x[:, 0]))
+
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
+        return torch.clamp(v, self.lower, self.upper)
+
+    def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        # Normal cone of the box: (-inf, 0] at a lower bound, [0, inf) at an upper one.
+        inf = torch.full_like(x, float("inf"))
+        zero = torch.zeros_like(x)
+        at_lower = x <= self.lower
+        at_upper = x >= self.upper
+        return torch.where(at_lower, -inf, zero), torch.where(at_upper, inf, zero)
