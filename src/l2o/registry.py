@@ -59,6 +59,7 @@ SOLVERS: dict[str, Entry] = {
     "pgd": Entry(opt.ProjectedGradient, "projected gradient (ISTA with a box projection)"),
     "fista": Entry(opt.FISTA, "FISTA (accelerated proximal gradient)"),
     "fista_restart": Entry(opt.FISTARestart, "FISTA with adaptive gradient restart (O'Donoghue-Candes)"),
+    "fista_polish": Entry(opt.FISTAPolish, "FISTA with restart and active-set polishing (exact on LASSO / box QP)"),
     "apgd": Entry(opt.AcceleratedProjectedGradient, "accelerated projected gradient with restart (boxes)"),
     "lbfgs": Entry(opt.LBFGS, "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
     "newton": Entry(opt.Newton, "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),

@@ -2,11 +2,11 @@
 
 from l2o.optimizers.adam import Adam
 from l2o.optimizers.base import Optimizer, select_state
-from l2o.optimizers.fista import FISTA, ISTA, AcceleratedProjectedGradient, FISTARestart, Nesterov, ProjectedGradient
+from l2o.optimizers.fista import FISTA, ISTA, AcceleratedProjectedGradient, FISTAPolish, FISTARestart, Nesterov, ProjectedGradient
 from l2o.optimizers.gradient import GradientDescent, HeavyBall, NesterovStronglyConvex
 from l2o.optimizers.quasi_newton import LBFGS, Newton
 
 __all__ = [
     "Optimizer", "select_state", "GradientDescent", "Nesterov", "NesterovStronglyConvex", "HeavyBall", "Adam",
-    "ISTA", "ProjectedGradient", "FISTA", "FISTARestart", "AcceleratedProjectedGradient", "LBFGS", "Newton",
+    "ISTA", "ProjectedGradient", "FISTA", "FISTARestart", "FISTAPolish", "AcceleratedProjectedGradient", "LBFGS", "Newton",
 ]

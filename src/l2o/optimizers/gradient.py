@@ -77,9 +77,12 @@ class NesterovStronglyConvex(Optimizer):
     def __init__(self, mu: float | None = None):
         self.mu = mu
 
+    def check_problem(self, problem) -> None:
+        super().check_problem(problem)
+        _strong_convexity(problem, self.mu, self.name)
+
     def init(self, problem, x0: Tensor) -> MomentumState:
         self.check_problem(problem)
-        _strong_convexity(problem, self.mu, self.name)
         return MomentumState(x=x0.clone(), x_prev=x0.clone())
 
     def step(self, problem, state: MomentumState) -> MomentumState:
@@ -112,11 +115,16 @@ class HeavyBall(Optimizer):
     def _coefficients(self, problem) -> tuple[Tensor, Tensor]:
         L = problem.smoothness()
         mu = problem.strong_convexity() if self.mu is None else torch.full_like(L, float(self.mu))
-        if getattr(problem, "is_quadratic", False) and bool((mu > 0).all()):
-            sl, sm = L.sqrt(), mu.sqrt()
-            return 4.0 / (sl + sm) ** 2, ((sl - sm) / (sl + sm)) ** 2
         beta = torch.full_like(L, self.momentum)
-        return (1.0 - beta) / L, beta
+        alpha = (1.0 - beta) / L
+        if getattr(problem, "is_quadratic", False):
+            # Polyak's parameters per instance where mu > 0 (never a batch-wide decision:
+            # an instance's iterates must not depend on the other instances of the batch)
+            polyak = mu > 0
+            sl, sm = L.sqrt(), mu.clamp(min=0).sqrt()
+            alpha = torch.where(polyak, 4.0 / (sl + sm) ** 2, alpha)
+            beta = torch.where(polyak, ((sl - sm) / (sl + sm)) ** 2, beta)
+        return alpha, beta
 
     def init(self, problem, x0: Tensor) -> MomentumState:
         self.check_problem(problem)

@@ -110,19 +110,35 @@ class Newton(Optimizer):
     handles_nonsmooth = False
     needs_hessian = True
 
+    def check_problem(self, problem) -> None:
+        super().check_problem(problem)
+        try:
+            problem.hessian(problem.initial_point())
+        except NotImplementedError as e:
+            raise ValueError(f"solver 'newton' needs problem.hessian: {e}") from None
+
     def init(self, problem, x0: Tensor) -> NewtonState:
         self.check_problem(problem)
-        problem.hessian(x0[:1].expand(problem.batch_size, -1))  # fail early if there is none
         f, g = problem.value_and_grad(x0)
         return NewtonState(x=x0.clone(), g=g, f=f)
 
     def step(self, problem, state: NewtonState) -> NewtonState:
         H = problem.hessian(state.x)
         chol, info = torch.linalg.cholesky_ex(H)
-        if bool((info != 0).any()):
+        bad = info != 0
+        if bool(bad.any()):
+            # Levenberg shift only for the instances whose factorization failed, large
+            # enough to register in the dtype (sqrt(eps) * scale), grown until it works.
             scale = H.diagonal(dim1=-2, dim2=-1).abs().amax(-1).clamp(min=1.0)
             eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
-            chol, _ = torch.linalg.cholesky_ex(H + (1e-8 * scale)[:, None, None] * eye)
+            delta = torch.where(bad, torch.finfo(H.dtype).eps ** 0.5 * scale, torch.zeros_like(scale))
+            for _ in range(10):
+                reg, info_reg = torch.linalg.cholesky_ex(H + delta[:, None, None] * eye)
+                chol = torch.where(bad[:, None, None], reg, chol)
+                bad = bad & (info_reg != 0)
+                if not bool(bad.any()):
+                    break
+                delta = torch.where(bad, 10.0 * delta, delta)
         d = -torch.cholesky_solve(state.g.unsqueeze(-1), chol).squeeze(-1)
         x, f, g = armijo(problem, state.x, state.f, state.g, d)
         return NewtonState(x=x, g=g, f=f)

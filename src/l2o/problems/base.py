@@ -166,6 +166,26 @@ class Instances(ABC):
         """The default starting point ``x0_shift * 1`` of shape ``(B, n)``."""
         return torch.full((self.batch_size, self.dim), float(self.x0_shift), dtype=self.dtype, device=self.device)
 
+    def prox_grad(self, y: Tensor, step_scale: float = 1.0) -> Tensor:
+        """One proximal-gradient step prox_{t r}(y - t grad f(y)) with t = step_scale / L.
+
+        ``(B, n) -> (B, n)``. Families override it with a fused form where one exists
+        (LASSO with a shared Gram matrix: one ``addmm``).
+        """
+        t = column(step_scale / self.smoothness())
+        return self.prox(y - t * self.grad(y), t)
+
+    def polish(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Active-set refinement of ``x`` (``(B, n)``); returns ``(x', accepted (B,))``.
+
+        Families whose optimality conditions become a linear system once the active
+        set is known (LASSO support and signs, box-QP active bounds) solve that system
+        and accept the result only where it satisfies every optimality condition, so
+        an accepted point is optimal and a rejected one is left unchanged. The
+        default does nothing.
+        """
+        return x, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
     def gradient_mapping(self, x: Tensor, step: Tensor | None = None) -> Tensor:
         """G(x) = (x - prox_{t r}(x - t grad f(x))) / t with t = 1/L: ``(B, n)``.
 

@@ -15,9 +15,9 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_certificate
+from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, column, run_to_certificate
 from l2o.problems.family import ProblemFamily, make_generator
-from l2o.problems.parts import L1, index_data, matvec, rmatvec, spectral_norm_squared
+from l2o.problems.parts import L1, index_data, matvec, rmatvec, solve_on_index_sets, spectral_norm_squared
 
 
 class LeastSquaresInstances(Instances):
@@ -42,6 +42,7 @@ class LeastSquaresInstances(Instances):
         self._gram = A.mT @ A if (A.ndim == 2 and A.shape[1] <= 2 * A.shape[0]) else None
         self._Atb = rmatvec(A, b) if self._gram is not None else None
         self._L: Tensor | None = None
+        self._affine: tuple[float, Tensor, Tensor] | None = None
 
     # ----- layout -----------------------------------------------------------------------
     @property
@@ -109,6 +110,50 @@ class LeastSquaresInstances(Instances):
         H = self.A.mT @ self.A
         return H.expand(self.batch_size, -1, -1) if H.ndim == 2 else H
 
+    def prox_grad(self, y: Tensor, step_scale: float = 1.0) -> Tensor:
+        """prox_{t r}(y - t grad f(y)), t = step_scale / L, fused for a shared Gram matrix:
+
+            y - t (G y - A^T b) = y (I - t G) + t A^T b   -> one addmm with M = I - t G,
+
+        then soft-thresholding (M and t A^T b are cached per step_scale).
+        """
+        if self._gram is None:
+            return super().prox_grad(y, step_scale)
+        if self._affine is None or self._affine[0] != step_scale:
+            t = step_scale / self.smoothness()[0]  # shared A: one L for the batch
+            M = torch.eye(self.dim, dtype=self.dtype, device=self.device) - t * self._gram
+            self._affine = (step_scale, M, t * self._Atb)
+        _, M, c = self._affine
+        v = torch.addmm(c, y, M)
+        return self.prox(v, step_scale / self.smoothness()[0]) if self.has_nonsmooth else v
+
+    def polish(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Support refinement for LASSO with a shared Gram matrix.
+
+        With S = supp(x) and s = sign(x_S), solve A_S^T A_S z_S = A_S^T b - lam s
+        (stationarity on S) and accept z where sign(z_S) = s and
+        |A_j^T (b - A z)| <= lam (1 + tol) off S: then z satisfies the LASSO optimality
+        conditions, i.e. it is a minimizer (up to the rounding tolerance ``tol``).
+        """
+        none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        if self._gram is None or not self.has_nonsmooth:
+            return x, none
+        support = x != 0
+        # A_S^T A_S is singular when S has more nonzeros than A has rows: skip those
+        # instances only (a batch-wide early return would couple the instances)
+        too_big = support.sum(-1) > self.A.shape[0]
+        if bool(too_big.all()):
+            return x, none
+        support = support & ~too_big.unsqueeze(-1)
+        sign = torch.sign(x)
+        z, ok = solve_on_index_sets(self._gram, self._Atb - column(self.lam) * sign, support)
+        tol = 1e-9 if self.dtype == torch.float64 else 1e-5
+        sign_ok = ((torch.sign(z) == sign) | ~support).all(-1)
+        corr = (z @ self._gram - self._Atb).abs()
+        kkt_ok = ((corr <= column(self.lam) * (1 + tol)) | support).all(-1)
+        accepted = ok & sign_ok & kkt_ok & ~too_big
+        return torch.where(accepted.unsqueeze(-1), z, x), accepted
+
     # ----- nonsmooth part ---------------------------------------------------------------
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self._penalty.value(x)
@@ -120,28 +165,44 @@ class LeastSquaresInstances(Instances):
         return self._penalty.subdifferential_bounds(x)
 
     # ----- certificate --------------------------------------------------------------------
-    def dual_objective(self, x: Tensor) -> Tensor:
-        """D(theta) at the dual point built from x (a lower bound on F*): ``(B,)``.
-
-        theta = (b - A x) / max(1, ||A^T (b - A x)||_inf / lam) is dual feasible
-        (||A^T theta||_inf <= lam) and D(theta) = 1/2||b||^2 - 1/2||b - theta||^2.
-        """
+    def _correlation_and_residual(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(A^T r, ||r||^2) with r = b - A x: ``(B, n)``, ``(B,)``; one GEMM on the Gram path."""
+        if self._gram is not None:
+            Gx = x @ self._gram
+            corr = self._Atb - Gx
+            r_sq = self.b.square().sum(-1) - 2 * (x * self._Atb).sum(-1) + (x * Gx).sum(-1)
+            return corr, r_sq.clamp(min=0)
         r = self.b - matvec(self.A, x)
-        corr = rmatvec(self.A, r).abs().amax(-1)
-        scale = torch.clamp(corr / self.lam, min=1.0)
-        theta = r / scale.unsqueeze(-1)
-        return 0.5 * self.b.square().sum(-1) - 0.5 * (self.b - theta).square().sum(-1)
+        return rmatvec(self.A, r), r.square().sum(-1)
+
+    def duality_gap(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(F(x) - D(theta), D(theta)) at the dual point built from x: ``(B,)`` each.
+
+        theta = r / s with r = b - A x and s = max(1, ||A^T r||_inf / lam) is dual
+        feasible (||A^T theta||_inf <= lam), D(theta) = 1/2||b||^2 - 1/2||b - theta||^2,
+        and the gap is evaluated in the cancellation-free form
+            F(x) - D(theta) = 1/2 ||r||^2 (1 - 1/s)^2 + lam ||x||_1 - x^T A^T r / s,
+        which stays accurate in float32 near the optimum.
+        """
+        corr, r_sq = self._correlation_and_residual(x)
+        s = torch.clamp(corr.abs().amax(-1) / self.lam, min=1.0)
+        gap = 0.5 * r_sq * (1 - 1 / s) ** 2 + self.lam * x.abs().sum(-1) - (x * corr).sum(-1) / s
+        primal = 0.5 * r_sq + self.lam * x.abs().sum(-1)
+        return gap.clamp(min=0), primal - gap
+
+    def dual_objective(self, x: Tensor) -> Tensor:
+        """D(theta) at the dual point built from x (a lower bound on F*): ``(B,)``."""
+        return self.duality_gap(x)[1]
 
     def certificate(self, x: Tensor) -> Tensor:
         """Relative duality gap (F(x) - D) / max(|D|, GAP_FLOOR (F(0) - D)) for LASSO;
         the relative normal-equation residual ||A^T(Ax - b)|| / ||A^T b|| when lam = 0."""
         if not bool((self.lam > 0).all()):
             return super().certificate(x)
-        primal = self.objective(x)
-        dual = self.dual_objective(x)
+        gap, dual = self.duality_gap(x)
         f_origin = 0.5 * self.b.square().sum(-1)
         denom = torch.maximum(dual.abs(), GAP_FLOOR * (f_origin - dual).abs()).clamp(min=torch.finfo(x.dtype).tiny)
-        return (primal - dual).clamp(min=0) / denom
+        return gap / denom
 
     def certificate_name(self) -> str:
         return "relative duality gap" if bool((self.lam > 0).all()) else "relative gradient norm"

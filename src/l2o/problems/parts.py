@@ -72,8 +72,11 @@ class Box:
 
     def value(self, x: Tensor) -> Tensor:
         # Iterates of projected methods are feasible; an infeasible point is +inf
-        # beyond a rounding tolerance so that a bug never looks like progress.
-        scale = 1e-9 * (1.0 + x.abs())
+        # beyond a rounding tolerance so that a bug never looks like progress. The
+        # tolerance follows the dtype: a shifted batch evaluates the box at (x - t) + t,
+        # which float32 rounds off the bound by ~eps32 |t| (1e-9 made every float32
+        # iterate on a bound +inf).
+        scale = (1e-9 if x.dtype == torch.float64 else 1e-5) * (1.0 + x.abs())
         violation = (self.lower - x - scale).clamp(min=0) + (x - self.upper - scale).clamp(min=0)
         bad = (violation > 0).any(-1)
         return torch.where(bad, torch.full_like(x[:, 0], float("inf")), torch.zeros_like(x[:, 0]))
@@ -88,3 +91,39 @@ class Box:
         at_lower = x <= self.lower
         at_upper = x >= self.upper
         return torch.where(at_lower, -inf, zero), torch.where(at_upper, inf, zero)
+
+
+def solve_on_index_sets(H: Tensor, rhs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Solve H_II z_I = rhs_I for each instance's index set I, with H shared.
+
+    Args:
+        H: ``(n, n)`` symmetric positive definite on every I (shared by the batch).
+        rhs: ``(B, n)``; only entries in I are used.
+        mask: ``(B, n)`` bool, True on I.
+
+    Returns:
+        z: ``(B, n)``, zero outside I; ok: ``(B,)`` False where the factorization failed.
+
+    The sets have different sizes, so they are padded to the largest size k with
+    identity rows (a padded slot solves 1 * z = 0); the cost is one batched
+    Cholesky of ``(B, k, k)``, cheap when the sets are small (supports, free sets).
+    """
+    B, n = rhs.shape
+    sizes = mask.sum(-1)
+    k = int(sizes.max()) if B else 0
+    z = torch.zeros_like(rhs)
+    if k == 0:
+        return z, torch.ones(B, dtype=torch.bool, device=rhs.device)
+    # Indices of I first (stable sort keeps them in increasing order), then padding.
+    idx = torch.argsort((~mask).to(torch.int8), dim=-1, stable=True)[:, :k]
+    valid = torch.arange(k, device=rhs.device) < sizes.unsqueeze(-1)
+    H_II = H[idx.unsqueeze(-1), idx.unsqueeze(-2)]
+    pair = valid.unsqueeze(-1) & valid.unsqueeze(-2)
+    eye = torch.eye(k, dtype=H.dtype, device=H.device)
+    H_II = torch.where(pair, H_II, eye)
+    r = torch.where(valid, rhs.gather(1, idx), torch.zeros((), dtype=rhs.dtype, device=rhs.device))
+    chol, info = torch.linalg.cholesky_ex(H_II)
+    sol = torch.cholesky_solve(r.unsqueeze(-1), chol).squeeze(-1)
+    sol = torch.where(valid, sol, torch.zeros((), dtype=sol.dtype, device=sol.device))
+    z.scatter_(1, idx, sol)
+    return z, info == 0

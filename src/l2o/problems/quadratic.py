@@ -15,7 +15,7 @@ from torch import Tensor
 
 from l2o.problems.base import Instances, run_to_certificate
 from l2o.problems.family import ProblemFamily, make_generator
-from l2o.problems.parts import Box, index_data
+from l2o.problems.parts import Box, index_data, solve_on_index_sets
 
 
 class QuadraticInstances(Instances):
@@ -101,7 +101,9 @@ class QuadraticInstances(Instances):
         return L.expand(self.batch_size).clone() if L.ndim == 0 else L
 
     def strong_convexity(self) -> Tensor:
-        mu = self._extreme_eigenvalues()[0].clamp(min=0)
+        lo, hi = self._extreme_eigenvalues()
+        # eigvalsh of a singular Q returns rounding noise (~ n eps lambda_max), not 0
+        mu = torch.where(lo > self.dim * torch.finfo(lo.dtype).eps * hi.abs(), lo, torch.zeros_like(lo))
         return mu.expand(self.batch_size).clone() if mu.ndim == 0 else mu
 
     def hessian(self, x: Tensor) -> Tensor:
@@ -115,6 +117,30 @@ class QuadraticInstances(Instances):
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self._box.subdifferential_bounds(x) if self.is_constrained else super().subdifferential_bounds(x)
+
+    def polish(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Active-set refinement for a box QP with a shared Q.
+
+        With the active bounds A of x (coordinates at a bound) fixed and F the free
+        ones, solve Q_FF z_F = -(q_F + Q_FA x_A) and accept z where it is feasible and
+        the multipliers have the right signs (grad_j >= 0 at a lower bound, <= 0 at an
+        upper bound, up to a rounding tolerance): the KKT conditions of the QP.
+        """
+        none = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        if not (self.is_constrained and self.shared_matrix):
+            return x, none
+        lo, up = self._box.lower, self._box.upper
+        at_lower, at_upper = x <= lo, x >= up
+        free = ~(at_lower | at_upper)
+        x_fixed = torch.where(free, torch.zeros_like(x), x)
+        z_free, ok = solve_on_index_sets(self.Q, -(self.q + x_fixed @ self.Q), free)
+        z = torch.where(free, z_free, x_fixed)
+        g = z @ self.Q + self.q
+        tol = (1e-9 if self.dtype == torch.float64 else 1e-5) * g.abs().amax(-1, keepdim=True).clamp(min=1e-30)
+        feasible = ((z >= lo) & (z <= up)).all(-1)
+        signs = (((g >= -tol) | ~at_lower) & ((g <= tol) | ~at_upper)).all(-1)
+        accepted = ok & feasible & signs
+        return torch.where(accepted.unsqueeze(-1), z, x), accepted
 
     def certificate_name(self) -> str:
         return "relative projected-gradient (KKT) residual" if self.is_constrained else "relative gradient norm"

@@ -1,0 +1,313 @@
+"""The ``l2o`` command line: a thin layer over the Python API.
+
+    l2o list                                   families, presets and solvers
+    l2o solve --problem lasso --data d.npz     solve instances read from a file
+    l2o demo                                   classical solvers on a preset, as a table
+
+Every error caused by the input (a bad file, a bad option value, a solver that does
+not fit the problem) is one line ``error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+import l2o
+from l2o.io import KINDS, DataError, Loaded, check_output_path, load, save_npz_atomic
+from l2o.problems import Instances
+from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_solver
+from l2o.report.table import DEFAULT_TOLERANCES, by_solver, render_table, summarize
+
+#: Exit status for errors in the input or the options.
+USAGE_ERROR = 2
+DEMO_SOLVERS = ("ista", "fista", "fista_restart", "adam")
+
+# typer >= 0.22 vendors click; find its ClickException wherever it lives.
+_ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _error(message: str) -> None:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+
+
+class _OneLineErrors(TyperGroup):
+    """Report click's usage errors (missing option, value of the wrong type) as one
+    ``error: ...`` line, like the errors of the commands themselves."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+            code = rv if isinstance(rv, int) else 0
+        except _ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # plain `l2o`: the help, not an error
+                text = e.format_message()  # typer's rich help has already printed itself
+                if text.strip():
+                    print(text)
+                code = 0
+            else:
+                _error(e.format_message())
+                code = getattr(e, "exit_code", USAGE_ERROR)
+        except typer.Abort:
+            print("Aborted!", file=sys.stderr)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    name="l2o",
+    help="Learning to optimize: solve problems from files, list solvers, compare solvers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn errors caused by the input into one line on stderr and exit status 2."""
+    try:
+        yield
+    except (ValueError, OSError, NotImplementedError) as e:  # DataError is a ValueError
+        if isinstance(e, OSError) and e.filename is not None and e.strerror:
+            _error(f"{e.strerror}: '{e.filename}'")
+        else:
+            _error(str(e) or type(e).__name__)
+        raise typer.Exit(USAGE_ERROR) from None
+
+
+# ----- list -----------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_() -> None:
+    """Show the problem families, presets and solvers, with a one-line description each."""
+    console = Console()
+    sections = (
+        ("families", {k: e.description for k, e in FAMILIES.items()}),
+        ("presets", {k: d for k, (_, d) in PRESETS.items()}),
+        ("solvers", {k: e.description for k, e in SOLVERS.items()}),
+    )
+    for title, items in sections:
+        table = Table(title=title, title_justify="left")
+        table.add_column("name", no_wrap=True)
+        table.add_column("description")
+        for name, description in items.items():
+            table.add_row(Text(name), Text(description))  # Text: no rich markup in descriptions
+        console.print(table)
+
+
+# ----- solve ----------------------------------------------------------------------------------
+
+
+def default_solver(kind: str, instances: Instances) -> str:
+    """qp: 'apgd' with a box, else 'newton'; lasso: 'fista_restart'; logistic:
+    'newton' for l2, 'fista_restart' for l1."""
+    if kind == "qp":
+        return "apgd" if instances.is_constrained else "newton"
+    if kind == "logistic" and getattr(instances, "penalty", "l1") == "l2":
+        return "newton"
+    return "fista_restart"
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and arrays -> JSON values (lists; nan/inf -> null)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value] if value.ndim else _plain(value.item())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# typer keeps the line breaks of a help text: one paragraph per line, blank lines between.
+SOLVE_HELP = "\n\n".join([
+    "Solve one instance or a batch read from FILE and write the solution.",
+    "Files: .npz (numpy.savez) or .mat (MATLAB v5/v7), keys below; logistic also reads .csv (one sample per row, "
+    "features then the label in the last column, with or without a header line). A leading batch axis B is optional "
+    "on every array (arrays without it are shared by the batch); input without one is a single instance. "
+    "Unknown keys are errors.",
+    "qp: Q (n, n) or (B, n, n) symmetric positive semidefinite; q (n,) or (B, n); optional lower, upper (n,) or "
+    "(B, n), may hold -inf/+inf. Objective 1/2 x'Qx + q'x.",
+    "lasso: A (m, n) or (B, m, n); b (m,) or (B, m); lam scalar or (B,) >= 0, required (in the file or --lam). "
+    "Objective 1/2 ||Ax - b||^2 + lam ||x||_1.",
+    "logistic: X (N, d) or (B, N, d); y (N,) or (B, N) in {-1, +1} or {0, 1}; lam (default 1/N, like "
+    "scikit-learn's C=1); penalty 'l1' or 'l2' (default 'l2'). Objective mean log(1 + exp(-y Xw)) + lam ||w||_1 "
+    "or (lam/2) ||w||^2, no intercept.",
+    "Default solver: qp 'apgd' with a box, else 'newton'; lasso 'fista_restart'; logistic 'newton' for l2, "
+    "'fista_restart' for l1. Each instance stops when its certificate (relative duality gap or KKT residual) "
+    "is <= --tol.",
+    "--out FILE.npz (written atomically) holds x ((n,) for one instance, (B, n) for a batch), objective, "
+    "iterations, converged, certificate, certificate_name, solver and seconds. Bad input: one line "
+    f"'error: ...' on stderr, exit status {USAGE_ERROR}.",
+])
+
+
+@app.command(help=SOLVE_HELP)
+def solve(
+    problem: Annotated[str, typer.Option("--problem", "-p", help=f"problem kind: {', '.join(KINDS)}")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="input file: .npz, .mat (or .csv for logistic)")],
+    solver: Annotated[
+        Optional[str], typer.Option("--solver", "-s", help="solver name (see `l2o list`); default: above")
+    ] = None,
+    tol: Annotated[float, typer.Option(help="relative certificate at which an instance stops, > 0")] = 1e-8,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="iteration limit, >= 0")] = 10_000,
+    lam: Annotated[
+        Optional[float], typer.Option(help="lasso/logistic: regularization, overrides the file's 'lam'")
+    ] = None,
+    penalty: Annotated[
+        Optional[str], typer.Option(help="logistic: 'l1' or 'l2', overrides the file's 'penalty'")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write the solution to this .npz file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
+) -> None:
+    with _user_errors():
+        if problem not in KINDS:
+            raise DataError(f"unknown problem {problem!r}; expected one of {', '.join(KINDS)}")
+        if not (tol > 0 and math.isfinite(tol)):
+            raise ValueError(f"--tol is {tol}; expected a number > 0")
+        if max_iter < 0:
+            raise ValueError(f"--max-iter is {max_iter}; expected an integer >= 0")
+        if solver is not None and solver not in SOLVERS:
+            make_solver(solver)  # raises: unknown solver, with the valid names
+        out_path = check_output_path(out) if out is not None else None
+        loaded = load(problem, data, lam=lam, penalty=penalty)
+        name = solver or default_solver(problem, loaded.instances)
+        method = make_solver(name)
+        method.check_problem(loaded.instances)
+        check_every = 1 if getattr(method, "needs_hessian", False) else 10
+        result = l2o.solve(method, loaded.instances, tol=tol, max_iter=max_iter, check_every=check_every)
+        arrays = _solution_arrays(result, loaded, name)
+        if out_path is not None:
+            save_npz_atomic(out_path, arrays)
+    inst = loaded.instances
+    n_bad = int((~result.converged).sum())
+    if n_bad:
+        worst = float(result.certificate.max())
+        print(f"warning: {n_bad} of {inst.batch_size} instance(s) did not reach --tol {tol:g} in {max_iter} iterations "
+              f"(worst certificate {worst:.3g}); try a larger --max-iter or another --solver", file=sys.stderr)
+    if as_json:
+        summary = {"problem": problem, "solver": name, "batch_size": inst.batch_size, "dim": inst.dim,
+                   "batched": loaded.batched, "tol": tol, "max_iter": max_iter, "data": str(data),
+                   "out": None if out_path is None else str(out_path)}
+        summary.update({k: _plain(v) for k, v in arrays.items() if k != "solver"})
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    _print_solve_summary(problem, name, loaded, result, tol, out_path)
+
+
+def _solution_arrays(result: l2o.SolveResult, loaded: Loaded, solver: str) -> dict[str, np.ndarray]:
+    """The documented output keys; per-instance arrays lose the batch axis for one instance."""
+    pick = (lambda a: a) if loaded.batched else (lambda a: a[0])  # noqa: E731
+    return {
+        "x": pick(result.x.cpu().numpy()),
+        "objective": pick(result.objective.cpu().numpy()),
+        "iterations": pick(result.iterations.cpu().numpy()),
+        "converged": pick(result.converged.cpu().numpy()),
+        "certificate": pick(result.certificate.cpu().numpy()),
+        "certificate_name": np.array(result.certificate_name),
+        "solver": np.array(solver),
+        "seconds": np.array(result.seconds),
+    }
+
+
+def _print_solve_summary(
+    problem: str, solver: str, loaded: Loaded, result: l2o.SolveResult, tol: float, out: Path | None
+) -> None:
+    """A few lines for a person: what was solved, whether it converged, how far."""
+    inst = loaded.instances
+    console = Console(highlight=False, markup=False)  # file names may contain [brackets]
+    B = inst.batch_size
+    conv = int(result.converged.sum())
+    its = result.iterations.double()
+    console.print(f"{problem}: {B} instance{'s' if B > 1 else ''}, n = {inst.dim}, solver {solver}")
+    console.print(f"converged {conv}/{B} to {result.certificate_name} <= {tol:g} in {result.seconds:.3g} s")
+    if B == 1:
+        console.print(f"iterations {int(its[0])}, objective {float(result.objective[0]):.12g}, "
+                      f"certificate {float(result.certificate[0]):.3g}")
+    else:
+        console.print(f"iterations median {float(its.median()):g} (max {float(its.max()):g}), "
+                      f"worst certificate {float(result.certificate.max()):.3g}")
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
+# ----- demo -----------------------------------------------------------------------------------
+
+
+DEMO_HELP = "\n\n".join([
+    "Compare the classical solvers ista, fista, fista_restart and adam on a preset.",
+    "Samples a batch of the preset, computes a certified reference F*, runs each solver and shows per solver the "
+    "median and 90th percentile (over instances) of the iterations and seconds to reach 1e-2, 1e-4 and 1e-6 "
+    "relative suboptimality ('-' where not reached), and the final gap. --json prints the same as JSON (null where "
+    "not reached).",
+])
+
+
+@app.command(help=DEMO_HELP)
+def demo(
+    problem: Annotated[str, typer.Option(help="a preset (see `l2o list`)")] = "lasso_250x500",
+    batch: Annotated[int, typer.Option(help="number of instances, >= 1")] = 64,
+    iterations: Annotated[int, typer.Option(help="iterations per solver, >= 1")] = 1000,
+    seed: Annotated[int, typer.Option(help="seed of the sampled instances")] = 0,
+    record_every: Annotated[int, typer.Option(help="record the gap every this many iterations")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
+) -> None:
+
+    with _user_errors():
+        if problem not in PRESETS:
+            raise ValueError(f"unknown preset {problem!r}; expected one of {', '.join(PRESETS)}")
+        for option, value in (("--batch", batch), ("--iterations", iterations), ("--record-every", record_every)):
+            if value < 1:
+                raise ValueError(f"{option} is {value}; expected an integer >= 1")
+        instances = PRESETS[problem][0].sample(batch, seed)
+        reference = instances.reference()
+        trajectories = {
+            name: l2o.run(make_solver(name), instances, max_iter=iterations, reference=reference,
+                          record_every=record_every)
+            for name in DEMO_SOLVERS
+        }
+    rows = summarize(trajectories, DEFAULT_TOLERANCES)
+    if as_json:
+        summary = {"problem": problem, "batch": batch, "iterations": iterations, "seed": seed,
+                   "reference": reference.method, "tolerances": list(DEFAULT_TOLERANCES), "solvers": by_solver(rows)}
+        sys.stdout.write(json.dumps(_plain_tree(summary)) + "\n")
+        return
+    title = f"{problem}: {batch} instances, {iterations} iterations, seed {seed}"
+    console = Console(highlight=False, markup=False)
+    console.print(render_table(rows, title=title))
+    console.print(f"relative suboptimality (F - F*) / |F*|; F* by {reference.method}")
+
+
+def _plain_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_tree(v) for v in value]
+    return _plain(value)
+
+
+def main() -> None:
+    """Console-script entry point (``l2o = "l2o.cli:main"``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Summary tables: how many iterations and seconds each solver needs to reach a tolerance.
+
+``summarize`` turns trajectories into tidy rows (one per solver x tolerance), which
+``by_solver`` nests for JSON and ``render_table`` draws as a rich table (one line
+per solver). Quantiles are over the instances of the batch; an instance that never
+reaches a tolerance counts as +inf, so a quantile that lands on one is None ('-').
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Collection, Mapping, Sequence
+
+import numpy as np
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from l2o.evaluation import Trajectory
+
+DEFAULT_TOLERANCES: tuple[float, ...] = (1e-2, 1e-4, 1e-6)
+
+
+def quantile(values: np.ndarray, p: float) -> float | None:
+    """Linear-interpolation quantile of ``values`` (``(B,)``, +inf or nan = never reached);
+    None when the quantile depends on an unreached instance."""
+    v = np.sort(np.where(np.isnan(values), np.inf, np.asarray(values, dtype=np.float64)))
+    if v.size == 0:
+        return None
+    pos = round(p * (v.size - 1), 9)  # 0.9 * 10 must be 9, not 9.000000000000002
+    lo, hi = math.floor(pos), math.ceil(pos)
+    t = pos - lo
+    out = v[lo] if t == 0 else (v[lo] + t * (v[hi] - v[lo]) if np.isfinite(v[hi]) else math.inf)
+    return float(out) if math.isfinite(out) else None
+
+
+def _measure(traj: Trajectory) -> tuple[str, np.ndarray]:
+    if traj.gap is not None:
+        return "gap", traj.gap.numpy()
+    if traj.certificate is not None:
+        return "certificate", traj.certificate.numpy()
+    raise ValueError(f"trajectory of {traj.solver!r} has neither a reference gap nor a certificate")
+
+
+def summarize(
+    trajectories: Mapping[str, Trajectory],
+    tolerances: Sequence[float] = DEFAULT_TOLERANCES,
+    learned: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """Tidy summary rows, one per solver x tolerance.
+
+    Args:
+        trajectories: solver name -> ``Trajectory`` (``T`` records of ``B`` instances),
+            all on the same instances.
+        tolerances: relative suboptimality levels (the certificate where a trajectory
+            has no reference gap).
+        learned: names of the learned solvers (the ``learned`` column).
+
+    Returns:
+        Rows with keys ``solver``, ``learned``, ``tol``, ``measure`` ("gap" or
+        "certificate"), ``reached`` (fraction of instances), ``iterations_median``,
+        ``iterations_p90``, ``seconds_median``, ``seconds_p90`` (None where not
+        reached), ``final_median`` and ``final_p90`` (the measure at the last record).
+    """
+    rows = []
+    for name, traj in trajectories.items():
+        measure, values = _measure(traj)
+        final = values[-1]
+        for tol in tolerances:
+            its = traj.iterations_to(tol).numpy().astype(np.float64)
+            its[its < 0] = np.inf
+            secs = traj.time_to(tol).numpy()
+            rows.append({
+                "solver": name, "learned": name in learned, "tol": float(tol), "measure": measure,
+                "reached": float(np.isfinite(its).mean()),
+                "iterations_median": _int(quantile(its, 0.5)), "iterations_p90": _int(quantile(its, 0.9)),
+                "seconds_median": quantile(secs, 0.5), "seconds_p90": quantile(secs, 0.9),
+                "final_median": quantile(final, 0.5), "final_p90": quantile(final, 0.9),
+            })
+    return rows
+
+
+def _int(v: float | None) -> float | int | None:
+    return int(v) if v is not None and float(v).is_integer() else v
+
+
+def by_solver(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Nest tidy rows per solver (for JSON): ``{name, learned, measure, final_median,
+    final_p90, tolerances: [{tol, reached, iterations_median, ...}]}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = out.setdefault(r["solver"], {
+            "name": r["solver"], "learned": r["learned"], "measure": r["measure"],
+            "final_median": r["final_median"], "final_p90": r["final_p90"], "tolerances": [],
+        })
+        entry["tolerances"].append({k: r[k] for k in (
+            "tol", "reached", "iterations_median", "iterations_p90", "seconds_median", "seconds_p90")})
+    return list(out.values())
+
+
+def format_tol(tol: float) -> str:
+    """1e-06 -> '1e-6'."""
+    mantissa, exp = f"{tol:.0e}".split("e")
+    return f"{mantissa}e{int(exp)}"
+
+
+def _fmt(v: float | None, kind: str) -> str:
+    if v is None:
+        return "-"
+    if kind == "it":
+        return f"{v:.0f}"
+    if kind == "s":
+        return f"{v:.3g}"
+    return f"{v:.1e}"
+
+
+def render_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> Table:
+    """A rich table with one line per solver x tolerance: the median and 90th percentile
+    of the iterations and seconds to reach it ('-' where not reached), the fraction
+    of instances that reached it, and per solver the median final gap."""
+    table = Table(title=title, caption="median and 90th percentile over instances; '-': not reached", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)
+    measure = rows[0]["measure"] if rows else "gap"
+    table.add_column("solver", no_wrap=True)
+    table.add_column("to", justify="right", no_wrap=True)
+    for head in ("iters\nmedian", "iters\np90", "seconds\nmedian", "seconds\np90", "reached", f"final\n{measure}"):
+        table.add_column(head, justify="right", no_wrap=True)
+    for s in by_solver(rows):
+        name = s["name"] + (" (learned)" if s["learned"] else "")
+        for i, t in enumerate(s["tolerances"]):
+            last = i == len(s["tolerances"]) - 1
+            table.add_row(
+                Text(name if i == 0 else ""), format_tol(t["tol"]),
+                _fmt(t["iterations_median"], "it"), _fmt(t["iterations_p90"], "it"),
+                _fmt(t["seconds_median"], "s"), _fmt(t["seconds_p90"], "s"), f"{t['reached']:.0%}",
+                _fmt(s["final_median"], "gap") if i == 0 else "", end_section=last,
+            )
+    return table
