@@ -2,6 +2,7 @@
 
 from l2o.evaluation import SolveResult, Trajectory, run, solve
 from l2o.problems import (
+    AutogradInstances,
     DatasetLogisticFamily,
     Instances,
     LassoFamily,
@@ -18,7 +19,7 @@ from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_family, make_solver
 __version__ = "0.1.0"
 
 __all__ = [
-    "run", "solve", "Trajectory", "SolveResult", "Instances",
+    "run", "solve", "Trajectory", "SolveResult", "Instances", "AutogradInstances",
     "QuadraticFamily", "QuadraticInstances", "LeastSquaresFamily", "LeastSquaresInstances",
     "LassoFamily", "LassoInstances", "LogisticFamily", "LogisticInstances", "DatasetLogisticFamily",
     "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver",

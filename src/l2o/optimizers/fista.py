@@ -58,13 +58,15 @@ class ProjectedGradient(ISTA):
 class FISTAState:
     """x: ``(B, n)`` last prox-gradient point; y: ``(B, n)`` extrapolated point;
     t: ``(B,)`` momentum sequence; restarts: ``(B,)`` number of restarts so far;
-    k: iterations done (shared by the batch)."""
+    k: iterations done (shared by the batch); signs: ``(B, n)`` int8 sign pattern at
+    the last polish check (``(B, 0)`` when polishing is off)."""
 
     x: Tensor
     y: Tensor
     t: Tensor
     restarts: Tensor
     k: int = 0
+    signs: Tensor | None = None
 
 
 class FISTA(Optimizer):
@@ -97,7 +99,8 @@ class FISTA(Optimizer):
     def init(self, problem, x0: Tensor) -> FISTAState:
         self.check_problem(problem)
         ones = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
-        return FISTAState(x=x0.clone(), y=x0.clone(), t=ones, restarts=torch.zeros_like(ones), k=0)
+        signs = torch.zeros(x0.shape[0], x0.shape[1] if self.polish_every else 0, dtype=torch.int8, device=x0.device)
+        return FISTAState(x=x0.clone(), y=x0.clone(), t=ones, restarts=torch.zeros_like(ones), k=0, signs=signs)
 
     def step(self, problem, state: FISTAState) -> FISTAState:
         x_new = problem.prox_grad(state.y, self.step_scale)
@@ -112,12 +115,31 @@ class FISTA(Optimizer):
             restarts = restarts + reset.to(restarts.dtype)
         y_new = torch.addcmul(x_new, beta, dx)
         k = state.k + 1
+        signs = state.signs
         if self.polish_every and k % self.polish_every == 0:
-            x_pol, accepted = problem.polish(x_new)
-            x_new = x_pol
-            y_new = torch.where(accepted.unsqueeze(-1), x_pol, y_new)
-            t_new = torch.where(accepted, torch.ones_like(t_new), t_new)
-        return FISTAState(x=x_new, y=y_new, t=t_new, restarts=restarts, k=k)
+            x_new, y_new, t_new, signs = self._polish(problem, x_new, y_new, t_new, signs)
+        return FISTAState(x=x_new, y=y_new, t=t_new, restarts=restarts, k=k, signs=signs)
+
+    @staticmethod
+    def _polish(problem, x: Tensor, y: Tensor, t: Tensor, prev_signs: Tensor):
+        """Polish the instances whose sign pattern (support and signs, or active bounds)
+        did not change since the last check: an identified active set is what makes a
+        polish succeed, and the others would only pay for a failed factorization."""
+        signs = torch.sign(x).to(torch.int8)
+        if problem.is_constrained:  # for a box, the pattern is which bound is active
+            signs = signs + 2 * (problem.prox(x + 1, 1.0) == x).to(torch.int8) - 4 * (problem.prox(x - 1, 1.0) == x).to(torch.int8)
+        stable = torch.nonzero((signs == prev_signs).all(-1)).squeeze(-1) if prev_signs.shape[-1] else signs.new_empty(0, dtype=torch.long)
+        if stable.numel():
+            z, accepted = problem.index(stable).polish(x[stable])
+            if bool(accepted.any()):
+                done = stable[accepted]
+                x = x.clone()
+                x[done] = z[accepted]
+                y = y.clone()
+                y[done] = z[accepted]
+                t = t.clone()
+                t[done] = 1.0
+        return x, y, t, signs
 
 
 class FISTARestart(FISTA):

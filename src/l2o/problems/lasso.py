@@ -30,7 +30,9 @@ class LeastSquaresInstances(Instances):
         x0_shift: default starting point ``x0_shift * 1``.
     """
 
-    def __init__(self, A: Tensor, b: Tensor, lam: Tensor | float = 0.0, x0_shift: float = 0.0):
+    def __init__(
+        self, A: Tensor, b: Tensor, lam: Tensor | float = 0.0, x0_shift: float = 0.0, _gram: Tensor | None = None
+    ):
         self.A = A
         self.b = b
         self.lam = as_batch_vector(lam, b.shape[0], b)
@@ -39,7 +41,8 @@ class LeastSquaresInstances(Instances):
         self._penalty = L1(self.lam)
         # Shared A with n <= 2m: grad = G x - A^T b with the Gram G = A^T A costs one
         # (B, n) x (n, n) GEMM instead of two (B, m, n) ones.
-        self._gram = A.mT @ A if (A.ndim == 2 and A.shape[1] <= 2 * A.shape[0]) else None
+        use_gram = A.ndim == 2 and A.shape[1] <= 2 * A.shape[0]
+        self._gram = (_gram if _gram is not None else A.mT @ A) if use_gram else None
         self._Atb = rmatvec(A, b) if self._gram is not None else None
         self._L: Tensor | None = None
         self._affine: tuple[float, Tensor, Tensor] | None = None
@@ -67,9 +70,11 @@ class LeastSquaresInstances(Instances):
 
     def index(self, idx: Tensor) -> "LeastSquaresInstances":
         A = self.A if self.shared_matrix else index_data(self.A, idx)
-        out = type(self)(A, self.b[idx], self.lam[idx], self.x0_shift)
+        out = type(self)(A, self.b[idx], self.lam[idx], self.x0_shift, _gram=self._gram)
         if self._L is not None:
             out._L = self._L[idx]
+        if self._affine is not None:  # the fused step's M is shared, its offset per instance
+            out._affine = (self._affine[0], self._affine[1], self._affine[2][idx])
         return out
 
     def to(self, dtype=None, device=None) -> "LeastSquaresInstances":
@@ -230,6 +235,21 @@ def _unit_columns(W: Tensor) -> Tensor:
     return W / torch.linalg.vector_norm(W, dim=-2, keepdim=True)
 
 
+def correlated_gaussian(shape: tuple[int, ...], correlation: float, g: torch.Generator) -> Tensor:
+    """N(0,1) matrices ``(..., m, n)`` whose columns have Toeplitz correlation rho^|i-j|.
+
+    ``correlation`` = 0 gives i.i.d. entries; close to 1 makes the columns nearly
+    collinear and the problem ill-conditioned (a conditioning knob for OOD tests).
+    """
+    Z = torch.randn(*shape, generator=g, dtype=torch.float64)
+    if correlation == 0.0:
+        return Z
+    n = shape[-1]
+    i = torch.arange(n, dtype=torch.float64)
+    sigma = correlation ** (i[:, None] - i[None, :]).abs()
+    return Z @ torch.linalg.cholesky(sigma).mT
+
+
 @dataclasses.dataclass(frozen=True)
 class LassoFamily(ProblemFamily):
     """Random LASSO instances, preset of Liu et al. (ICML 2023) / Song et al. (CVPR 2024).
@@ -239,7 +259,8 @@ class LassoFamily(ProblemFamily):
     ``nnz`` nonzeros N(0, data_scale^2); b = A x_true + noise_std * N(0, I).
 
     OOD knobs: ``x0_shift`` (x0 = s * 1), ``objective_shift`` (F(x + t), t = shift * 1),
-    ``data_scale``, ``noise_std``, ``nnz`` (sparsity), ``lam``, and the sizes.
+    ``data_scale``, ``noise_std``, ``nnz`` (sparsity), ``lam``, ``correlation`` of the
+    columns of A (conditioning), and the sizes.
     """
 
     m: int = 250
@@ -250,6 +271,7 @@ class LassoFamily(ProblemFamily):
     dictionary_seed: int = 0
     noise_std: float = 0.0
     data_scale: float = 1.0
+    correlation: float = 0.0
     x0_shift: float = 0.0
     objective_shift: float = 0.0
 
@@ -261,17 +283,19 @@ class LassoFamily(ProblemFamily):
             raise ValueError(f"lasso: nnz must be in [0, n={self.n}], got {self.nnz}")
         if self.lam < 0:
             raise ValueError(f"lasso: lam must be >= 0, got {self.lam}")
+        if not 0 <= self.correlation < 1:
+            raise ValueError(f"lasso: correlation must be in [0, 1), got {self.correlation}")
 
     def dictionary(self) -> Tensor:
         """The shared ``(m, n)`` matrix, in float64 (deterministic in ``dictionary_seed``)."""
         g = make_generator(self.dictionary_seed)
-        return _unit_columns(torch.randn(self.m, self.n, generator=g, dtype=torch.float64))
+        return _unit_columns(correlated_gaussian((self.m, self.n), self.correlation, g))
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LeastSquaresInstances:
         if self.shared_matrix:
             A = self.dictionary()
         else:
-            A = _unit_columns(torch.randn(batch_size, self.m, self.n, generator=g, dtype=torch.float64))
+            A = _unit_columns(correlated_gaussian((batch_size, self.m, self.n), self.correlation, g))
         x_true = sparse_vectors(batch_size, self.n, self.nnz, g) * self.data_scale
         b = matvec(A, x_true) + self.noise_std * torch.randn(batch_size, self.m, generator=g, dtype=torch.float64)
         return LeastSquaresInstances(A, b, self.lam, x0_shift=self.x0_shift)

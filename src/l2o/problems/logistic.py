@@ -25,7 +25,7 @@ from torch import Tensor
 
 from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_certificate
 from l2o.problems.family import ProblemFamily
-from l2o.problems.lasso import sparse_vectors
+from l2o.problems.lasso import correlated_gaussian, sparse_vectors
 from l2o.problems.parts import L1, index_data, matvec, rmatvec, spectral_norm_squared
 
 PENALTIES = ("l1", "l2")
@@ -214,8 +214,8 @@ class LogisticFamily(ProblemFamily):
     with ``nnz`` N(0,1) nonzeros, labels y = sign(A w* + noise_std N(0,1)) (so
     y = 1[A w* >= 0] in {0,1} mapped to {-1,+1} when noise_std = 0).
 
-    OOD knobs: data_scale, noise_std (label noise through the margin), nnz, lam, sizes,
-    x0_shift, objective_shift.
+    OOD knobs: data_scale, noise_std (label noise through the margin), nnz, lam,
+    correlation of the features (conditioning), sizes, x0_shift, objective_shift.
     """
 
     n_samples: int = 1000
@@ -225,6 +225,7 @@ class LogisticFamily(ProblemFamily):
     penalty: str = "l1"
     data_scale: float = 1.0
     noise_std: float = 0.0
+    correlation: float = 0.0
     x0_shift: float = 0.0
     objective_shift: float = 0.0
 
@@ -238,9 +239,11 @@ class LogisticFamily(ProblemFamily):
             raise ValueError(f"logistic: lam must be >= 0, got {self.lam}")
         if not 0 <= self.nnz <= self.d:
             raise ValueError(f"logistic: nnz must be in [0, d={self.d}], got {self.nnz}")
+        if not 0 <= self.correlation < 1:
+            raise ValueError(f"logistic: correlation must be in [0, 1), got {self.correlation}")
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LogisticInstances:
-        X = torch.randn(batch_size, self.n_samples, self.d, generator=g, dtype=torch.float64) * self.data_scale
+        X = correlated_gaussian((batch_size, self.n_samples, self.d), self.correlation, g) * self.data_scale
         w = sparse_vectors(batch_size, self.d, self.nnz, g)
         margin = matvec(X, w) + self.noise_std * torch.randn(batch_size, self.n_samples, generator=g, dtype=torch.float64)
         y = torch.where(margin >= 0, 1.0, -1.0).to(torch.float64)
