@@ -28,14 +28,6 @@ from l2o.registry import SOLVERS, make_solver
 B = 4
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    """These problems are tiny: intra-op threads only add contention (10-100x slower on a
-    loaded two-core machine). Set for each test and restored after it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def psd_qp() -> l2o.QuadraticInstances:

@@ -21,14 +21,6 @@ from l2o.problems import GAP_FLOOR, LassoFamily, LeastSquaresFamily, LeastSquare
 PROPERTY = settings(max_examples=30, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: one intra-op thread is faster, and much faster (10-100x
-    for the iterative references) when other processes share the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @st.composite

@@ -38,13 +38,6 @@ FAMILIES = {
 families = pytest.mark.parametrize("family", list(FAMILIES.values()), ids=list(FAMILIES))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: one intra-op thread is faster, much faster on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def data(inst) -> list[torch.Tensor]:

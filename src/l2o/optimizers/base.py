@@ -17,7 +17,6 @@ import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from l2o.problems.base import Instances
