@@ -1,0 +1,350 @@
+"""The common test suite every learned solver must pass (DESIGN.md, "one common test suite").
+
+Every case below (a registered learned solver, some in several configurations) is
+paired with every small problem it accepts (``check_problem`` raising ``ValueError``
+leaves the pair out). Each pair is checked for: dtype at the boundary (network in the
+parameters' dtype, iterates in the problem's), batch invariance, determinism, stable
+batch-first state shapes, ``select_state`` commuting with ``step``, a pure ``step``,
+gradients reaching every parameter, no NaN from a zero or a large start, and (for the
+unrolled LISTA / ALISTA) reuse of the last layer past the horizon. Loading through
+``hparams`` + ``load_state_dict`` and the registry are checked at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import pytest
+import torch
+
+import l2o
+from l2o.learned import (
+    ALISTA,
+    L2ODM,
+    LEARNED,
+    LGD,
+    LISTA,
+    GOMathL2O,
+    MathL2O,
+    RNNprop,
+    make_learned,
+)
+from l2o.optimizers import select_state
+
+B = 4
+LASSO = l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1)
+
+
+@pytest.fixture(autouse=True)
+def _one_intra_op_thread():
+    """Tiny problems on a shared two-core machine: one intra-op thread, restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+PROBLEMS = {
+    # LASSO with a shared dictionary (the only one LISTA / ALISTA accept)
+    "lasso": lambda: LASSO.sample(B, 0),
+    # noisy overdetermined least squares, one matrix per instance (smooth)
+    "least_squares": lambda: l2o.LeastSquaresFamily(d=10, m=16, noise_std=0.1).sample(B, 0),
+    # sparse logistic regression (nonsmooth, not least squares)
+    "logistic_l1": lambda: l2o.LogisticFamily(n_samples=40, d=8, nnz=3, lam=0.1, penalty="l1").sample(B, 0),
+    # box-constrained QP: r is an indicator, its subdifferential has infinite ends
+    "box_qp": lambda: l2o.QuadraticFamily(n=12, condition_number=20.0, box=0.1).sample(B, 0),
+}
+
+#: case id -> factory of a fresh float32 model. LISTA / ALISTA have a short horizon so
+#: that 10-50 steps run past it.
+CASES = {
+    "lgd": lambda: LGD(hidden=32),
+    "math_l2o_P": lambda: MathL2O(variant="P"),
+    "math_l2o_PA": lambda: MathL2O(variant="PA"),
+    "math_l2o_full": lambda: MathL2O(variant="full"),
+    "math_l2o_logistic_heads": lambda: MathL2O(variant="full", heads="logistic"),
+    "go_math_l2o": lambda: GOMathL2O(),
+    "lista": lambda: LISTA(LASSO, horizon=8),
+    "lista_ss": lambda: LISTA(LASSO, horizon=8, support_selection=True),
+    "alista": lambda: ALISTA(LASSO, horizon=8),
+    "alista_ss": lambda: ALISTA(LASSO, horizon=8, support_selection=True),
+    "l2o_dm": lambda: L2ODM(),
+    "rnnprop": lambda: RNNprop(),
+}
+UNROLLED = ["lista", "lista_ss", "alista", "alista_ss"]
+
+
+@functools.cache
+def problem(name: str, dtype: torch.dtype = torch.float64):
+    p = PROBLEMS[name]()
+    return p if dtype == torch.float64 else p.to(dtype=dtype)
+
+
+def model(case: str, dtype: torch.dtype = torch.float32):
+    return CASES[case]().to(dtype)
+
+
+def accepts(case: str, problem_name: str) -> bool:
+    try:
+        model(case).check_problem(problem(problem_name))
+    except ValueError:
+        return False
+    return True
+
+
+PAIRS = [(c, p) for c in CASES for p in PROBLEMS if accepts(c, p)]
+pairs = pytest.mark.parametrize("case,problem_name", PAIRS, ids=[f"{c}-{p}" for c, p in PAIRS])
+dtypes = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+
+
+def start(p, kind: str = "random") -> torch.Tensor:
+    if kind == "zero":
+        return torch.zeros(p.batch_size, p.dim, dtype=p.dtype)
+    if kind == "large":
+        return torch.full((p.batch_size, p.dim), 1e3, dtype=p.dtype)
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(p.batch_size, p.dim, generator=g, dtype=torch.float64).to(p.dtype)
+
+
+def run(solver, p, x0, steps):
+    states = [solver.init(p, x0)]
+    for _ in range(steps):
+        states.append(solver.step(p, states[-1]))
+    return states
+
+
+def tensor_fields(state) -> dict[str, torch.Tensor]:
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if isinstance(getattr(state, f.name), torch.Tensor)}
+
+
+# --------------------------------------------------------------------------------------
+def test_every_learned_solver_is_in_the_suite():
+    covered = {type(CASES[c]()).name for c, _ in PAIRS}
+    assert covered == set(LEARNED)
+    for c in CASES:
+        assert sum(1 for cc, _ in PAIRS if cc == c) >= 1
+
+
+@pairs
+@dtypes
+def test_dtype_follows_problem_and_parameters(case, problem_name, dtype):
+    p = problem(problem_name, dtype)
+    solver = model(case, dtype)
+    with torch.no_grad():
+        states = run(solver, p, start(p), 5)
+    for s in states:
+        assert s.x.dtype == dtype and s.x.shape == (B, p.dim)
+        assert torch.isfinite(s.x).all()
+        for name in ("h", "c"):  # recurrent network state: network dtype
+            if hasattr(s, name):
+                assert getattr(s, name).dtype == dtype
+
+
+@pairs
+def test_float32_model_keeps_float64_iterates(case, problem_name):
+    p = problem(problem_name)
+    solver = model(case, torch.float32)
+    with torch.no_grad():
+        s = run(solver, p, start(p), 3)[-1]
+    assert s.x.dtype == torch.float64 and torch.isfinite(s.x).all()
+
+
+@pairs
+def test_batch_invariance(case, problem_name):
+    """A batch gives the iterates of its instances solved one by one (float64)."""
+    p = problem(problem_name)
+    solver = model(case, torch.float64)
+    x0 = start(p)
+    with torch.no_grad():
+        batch = run(solver, p, x0, 10)[-1]
+        for i in range(B):
+            idx = torch.tensor([i])
+            single = run(solver, p.index(idx), x0[idx], 10)[-1]
+            for name, t in tensor_fields(single).items():
+                diff = (t - tensor_fields(batch)[name][idx]).abs().max()
+                assert diff <= 1e-10, f"{name}: instance {i} differs by {float(diff):.3g}"
+
+
+@pairs
+def test_same_weights_same_iterates(case, problem_name):
+    p = problem(problem_name, torch.float32)
+    a, b = model(case), model(case)
+    with torch.no_grad():
+        sa, sb = run(a, p, start(p), 6)[-1], run(b, p, start(p), 6)[-1]
+    for name, t in tensor_fields(sa).items():
+        assert torch.equal(t, tensor_fields(sb)[name]), name
+
+
+@pairs
+def test_state_shapes_stable_and_batch_first(case, problem_name):
+    p = problem(problem_name)
+    with torch.no_grad():
+        states = run(model(case), p, start(p), 4)
+    shapes = {k: v.shape for k, v in tensor_fields(states[0]).items()}
+    for s in states:
+        fields = tensor_fields(s)
+        assert {k: v.shape for k, v in fields.items()} == shapes
+        for name, t in fields.items():
+            assert t.ndim >= 1 and t.shape[0] == B, f"{name} is not batch-first: {tuple(t.shape)}"
+    assert [s.k for s in states] == list(range(len(states)))
+
+
+@pairs
+def test_select_state_commutes_with_step(case, problem_name):
+    p = problem(problem_name)
+    solver = model(case, torch.float64)
+    idx = torch.tensor([2, 0])
+    with torch.no_grad():
+        s = run(solver, p, start(p), 3)[-1]
+        a = select_state(solver.step(p, s), idx)
+        b = solver.step(p.index(idx), select_state(s, idx))
+    for name, t in tensor_fields(a).items():
+        assert torch.allclose(t, tensor_fields(b)[name], rtol=0, atol=1e-12), name
+    assert a.k == b.k
+
+
+@pairs
+def test_step_does_not_mutate_its_input(case, problem_name):
+    p = problem(problem_name)
+    solver = model(case, torch.float64)
+    with torch.no_grad():
+        s = run(solver, p, start(p), 2)[-1]
+        before = {k: v.clone() for k, v in tensor_fields(s).items()}
+        solver.step(p, s)
+    for name, t in tensor_fields(s).items():
+        assert torch.equal(t, before[name]), name
+
+
+@pairs
+def test_gradients_reach_every_parameter(case, problem_name):
+    """A loss on the iterate after 5 steps has finite, non-zero gradients for every parameter."""
+    p = problem(problem_name)
+    solver = model(case, torch.float64)
+    if isinstance(solver, LGD):  # at its NTK initialization the last layer is 0: only it gets a gradient
+        with torch.no_grad():
+            solver.net[4].weight.normal_(0.0, 0.01, generator=torch.Generator().manual_seed(0))
+    states = run(solver, p, start(p), 5)
+    loss = p.objective(states[-1].x).sum()
+    names, params = zip(*solver.named_parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for name, g in zip(names, grads):
+        assert g is not None, f"{name} gets no gradient"
+        assert torch.isfinite(g).all(), f"{name} has a non-finite gradient"
+        assert (g != 0).any(), f"{name} has an all-zero gradient"
+
+
+@pairs
+@dtypes
+@pytest.mark.parametrize("kind", ["zero", "large"])
+def test_no_nan_from_extreme_starts(case, problem_name, dtype, kind):
+    p = problem(problem_name, dtype)
+    solver = model(case, dtype)
+    with torch.no_grad():
+        s = solver.init(p, start(p, kind))
+        for _ in range(50):
+            s = solver.step(p, s)
+            for name, t in tensor_fields(s).items():
+                assert torch.isfinite(t).all(), f"{name} not finite at step {s.k}"
+
+
+# --------------------------------------------------------------------------------------
+# Unrolled solvers: horizon, dictionary
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", UNROLLED)
+def test_unrolled_reuse_last_layer_past_horizon(case):
+    p = problem("lasso")
+    solver = model(case, torch.float64)
+    T = solver.horizon
+    assert solver.num_layers == T
+    with torch.no_grad():
+        s = run(solver, p, start(p), 3 * T)[-1]  # well past the last layer, still finite
+        assert torch.isfinite(s.x).all()
+        late = solver.step(p, s)
+        last = solver.step(p, dataclasses.replace(s, k=T - 1))
+    assert torch.equal(late.x, last.x)
+
+
+@pytest.mark.parametrize("cls", [LISTA, ALISTA])
+def test_unrolled_refuse_other_dictionaries(cls):
+    solver = cls(LASSO, horizon=4)
+    with pytest.raises(ValueError, match="one matrix per instance"):
+        solver.init(problem("least_squares"), start(problem("least_squares")))
+    with pytest.raises(ValueError, match="least-squares"):
+        solver.check_problem(problem("logistic_l1"))
+    other = l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1, dictionary_seed=1).sample(2, 0)
+    with pytest.raises(ValueError, match="differs"):
+        solver.check_problem(other)
+    per_instance = l2o.LassoFamily(m=20, n=40, nnz=4, shared_matrix=False).sample(2, 0)
+    with pytest.raises(ValueError, match="one matrix per instance"):
+        solver.check_problem(per_instance)
+    with pytest.raises(ValueError, match="shape"):
+        solver.check_problem(l2o.LassoFamily(m=20, n=30, nnz=4).sample(2, 0))
+    with pytest.raises(ValueError):  # shifted instances are no longer F(x) = 1/2||Ax - b||^2 + lam||x||_1
+        solver.check_problem(LASSO.replace(objective_shift=1.0).sample(2, 0))
+    solver.check_problem(problem("lasso", torch.float32))  # the same A rounded to float32 is accepted
+    with pytest.raises(ValueError, match="sizes m and n"):
+        cls()
+
+
+# --------------------------------------------------------------------------------------
+# Registry and loading
+# --------------------------------------------------------------------------------------
+def test_registry_names_and_unknown_name():
+    for name, cls in LEARNED.items():
+        assert cls.name == name
+    m = make_learned("math_l2o", variant="P")
+    assert isinstance(m, MathL2O) and m.hparams["variant"] == "P"
+    with pytest.raises(ValueError, match="alista.*lgd.*math_l2o"):
+        make_learned("nope")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rebuild_from_hparams_and_state_dict(case):
+    """``type(m)(**m.hparams)`` + ``load_state_dict`` reproduces the model (for LISTA /
+    ALISTA without passing A: the dictionary is a buffer in the state dict)."""
+    p = problem("lasso") if accepts(case, "lasso") else problem("least_squares")
+    original = model(case, torch.float64)
+    with torch.no_grad():
+        for t in original.parameters():  # weights that differ from any initialization
+            t.add_(0.01 * torch.randn(t.shape, generator=torch.Generator().manual_seed(3), dtype=t.dtype))
+    hp = dict(original.hparams)
+    assert all(isinstance(v, (int, float, str, bool, type(None))) for v in hp.values()), hp
+    rebuilt = type(original)(**hp).double()
+    rebuilt.load_state_dict(original.state_dict())
+    with torch.no_grad():
+        a, b = run(original, p, start(p), 5)[-1], run(rebuilt, p, start(p), 5)[-1]
+    assert torch.equal(a.x, b.x)
+
+
+# --------------------------------------------------------------------------------------
+# End to end: meta-training can start from the initialization
+# --------------------------------------------------------------------------------------
+META_CASES = ["lgd", "math_l2o_PA", "go_math_l2o", "lista", "alista", "l2o_dm", "rnnprop"]
+
+
+@pytest.mark.parametrize("case", META_CASES)
+def test_a_few_meta_steps_reduce_the_unrolled_loss(case):
+    """Adam on the mean objective over a 10-step unroll, on one fixed batch: the loss
+    goes down, so the unroll is differentiable and the initialization is not a dead zone."""
+    p = problem("lasso", torch.float32) if accepts(case, "lasso") else problem("least_squares", torch.float32)
+    solver = model(case)
+    # LGD's expanded (x100) hidden layers make its output very sensitive to the last layer
+    lr = {"lgd": 1e-6, "lista": 1e-4}.get(case, 1e-3)
+    opt = torch.optim.Adam(solver.parameters(), lr=lr)
+
+    def unrolled_loss():
+        s, loss = solver.init(p, start(p, "zero")), 0.0
+        for _ in range(10):
+            s = solver.step(p, s)
+            loss = loss + p.objective(s.x).mean() / 10
+        return loss
+
+    with torch.no_grad():
+        first = float(unrolled_loss())
+    for _ in range(10):
+        opt.zero_grad()
+        unrolled_loss().backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(unrolled_loss()) < first
