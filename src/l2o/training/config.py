@@ -1,0 +1,412 @@
+"""Run configs: what to train, on what, and how, read from TOML.
+
+A config has three tables::
+
+    [problem]                 # a family or preset name, plus any family field as an override
+    family = "ls_32x25"
+    noise_std = 0.0
+
+    [solver]                  # a learned solver name, plus its constructor arguments
+    name = "lgd"
+    hidden = 1024
+
+    [training]                # the meta-training settings (all optional; see TrainingConfig)
+    steps = 500
+    loss = "mean"
+
+Unknown keys anywhere (top level, tables, family fields, solver arguments) and values
+of the wrong type are ``ValueError``s that name the key and list the valid ones: a
+misspelt ``lr`` must not silently become the default. ``RunConfig.to_toml()`` writes
+the resolved config (every default filled in), which ``from_dict`` reads back to an
+equal config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from l2o.problems.family import ProblemFamily
+
+LOSSES = ("last", "mean", "weighted", "log_gap")
+REDUCTIONS = ("mean", "sum")
+META_OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "step", "cosine")
+DTYPES = ("float32", "float64")
+TABLES = ("problem", "solver", "training")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The ``[training]`` table.
+
+    Attributes:
+        steps: meta-steps (one batch each).
+        batch_size: instances per meta-step.
+        unroll: horizon K, the number of solver iterations unrolled per batch.
+        segment: truncation length; the unroll is cut into segments of this length and
+            the solver state is detached between them (truncated backpropagation).
+            ``segment = unroll`` (the default; 0 in a file means the same) is full
+            backpropagation through all K iterations.
+        update_per_segment: with truncation, take one meta-optimizer step per segment
+            (Math-L2O's loop) instead of one per batch with the segment gradients summed.
+        loss: meta-loss per segment, averaged over instances:
+            "last" F at the segment's last iterate (with full backprop: F(x_K));
+            "mean" the mean of F over the segment's iterates;
+            "weighted" the mean of F weighted by the iteration number k (later counts more);
+            "log_gap" the mean of log(relative gap + log_eps), which needs the
+            reference optimum of every training batch.
+        log_eps: the eps of "log_gap".
+        reduction: "mean" or "sum" of the per-instance losses over the batch ("sum" is
+            LGD's code: with SGD it scales the step by the batch size).
+        meta_optimizer: "adam" or "sgd".
+        lr: learning rate (the initial one under a schedule).
+        momentum: SGD momentum (must be 0 with Adam).
+        schedule: "constant"; "step" (lr times ``decay`` every ``decay_every`` steps);
+            "cosine" (from lr to ``min_lr`` over ``steps``).
+        decay, decay_every: the step schedule.
+        min_lr: the cosine schedule's final value.
+        grad_clip: clip the meta-gradient's global norm to this (0 = off).
+        train_set_size: 0 samples a fresh batch every step; > 0 draws one fixed training
+            set of that size once (LGD's NeurIPS setting) and batches from it.
+        random_unroll: draw the unroll length of each step uniformly from
+            [ceil(K/2), floor(3K/2)] (the estimator is still chosen from the nominal K).
+        val_batch: size of the fixed held-out validation batch (0 = no validation; the
+            last weights are then also the best).
+        val_every: validate every this many steps (and after the last one).
+        seed: of the training data, the validation batch, the random unroll lengths
+            and the solver's random initialization.
+        dtype: "float32" or "float64" (problems and the network's parameters).
+        device: torch device of the training ("cpu", "cuda", ...).
+        checkpoint_every: write a resumable checkpoint every this many steps
+            (0 = only at the end).
+        gradient_checkpointing: recompute each solver step in the backward pass instead
+            of storing its activations (``torch.utils.checkpoint``), so the memory of a
+            long unroll is K states instead of K sets of network activations.
+    """
+
+    steps: int = 500
+    batch_size: int = 64
+    unroll: int = 100
+    segment: int = 0
+    update_per_segment: bool = False
+    loss: str = "mean"
+    log_eps: float = 1e-8
+    reduction: str = "mean"
+    meta_optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    schedule: str = "constant"
+    decay: float = 0.1
+    decay_every: int = 0
+    min_lr: float = 0.0
+    grad_clip: float = 0.0
+    train_set_size: int = 0
+    random_unroll: bool = False
+    val_batch: int = 64
+    val_every: int = 50
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    checkpoint_every: int = 100
+    gradient_checkpointing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.segment == 0:
+            object.__setattr__(self, "segment", self.unroll)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check ranges and combinations; ``ValueError`` naming ``[training] key``."""
+
+        def bad(key: str, expected: str) -> ValueError:
+            return ValueError(f"[training] {key} = {getattr(self, key)!r}; expected {expected}")
+
+        for key in ("steps", "batch_size", "unroll", "val_every"):
+            if getattr(self, key) < 1:
+                raise bad(key, "an integer >= 1")
+        for key in ("train_set_size", "val_batch", "checkpoint_every", "seed", "decay_every"):
+            if getattr(self, key) < 0:
+                raise bad(key, "an integer >= 0")
+        if not 1 <= self.segment <= self.unroll:
+            raise bad("segment", f"an integer in [1, unroll = {self.unroll}] (0 or unroll: full backpropagation)")
+        for key, choices in (("loss", LOSSES), ("reduction", REDUCTIONS), ("meta_optimizer", META_OPTIMIZERS), ("schedule", SCHEDULES),
+                             ("dtype", DTYPES)):
+            if getattr(self, key) not in choices:
+                raise bad(key, f"one of {', '.join(map(repr, choices))}")
+        for key in ("lr", "log_eps"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise bad(key, "a number > 0")
+        for key in ("grad_clip", "min_lr"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v >= 0):
+                raise bad(key, "a number >= 0")
+        if not 0 <= self.momentum < 1:
+            raise bad("momentum", "a number in [0, 1)")
+        if self.momentum != 0 and self.meta_optimizer != "sgd":
+            raise bad("momentum", "0 with meta_optimizer = 'adam' (momentum is the SGD meta-optimizer's)")
+        if not 0 < self.decay <= 1:
+            raise bad("decay", "a number in (0, 1]")
+        if self.schedule == "step" and self.decay_every < 1:
+            raise bad("decay_every", "an integer >= 1 with schedule = 'step'")
+        if self.train_set_size and self.batch_size > self.train_set_size:
+            raise bad("batch_size", f"<= train_set_size = {self.train_set_size}")
+        try:
+            import torch
+
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise bad("device", "a torch device such as 'cpu' or 'cuda'") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """A resolved run config: problem family (name + every field), learned solver (name +
+    every constructor argument) and training settings."""
+
+    family: str
+    family_params: dict[str, Any]
+    solver: str
+    solver_params: dict[str, Any]
+    training: TrainingConfig
+
+    # ----- construction --------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        """Validate and resolve a config given as nested dicts (as ``tomllib`` returns)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a run config is a table with {', '.join(TABLES)}; got {type(data).__name__}")
+        _check_keys("top level", data, TABLES)
+        for table in ("problem", "solver"):
+            if table not in data:
+                raise ValueError(f"missing table [{table}]; a run config has tables {', '.join(f'[{t}]' for t in TABLES)}")
+        for table in TABLES:
+            if table in data and not isinstance(data[table], Mapping):
+                raise ValueError(f"[{table}] must be a table, got {_type_name(data[table])}")
+        training = _training_from(data.get("training", {}))
+        family, family_params = _resolve_family(data["problem"])
+        solver, solver_params = _resolve_solver(data["solver"], training)
+        return cls(family=family, family_params=family_params, solver=solver, solver_params=solver_params,
+                   training=training)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested-dict form that ``from_dict`` reads (None values are left out: TOML has no null)."""
+        strip = lambda d: {k: v for k, v in d.items() if v is not None}  # noqa: E731
+        return {
+            "problem": {"family": self.family, **strip(self.family_params)},
+            "solver": {"name": self.solver, **strip(self.solver_params)},
+            "training": dataclasses.asdict(self.training),
+        }
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML text."""
+        return tomli_w.dumps(_toml_safe(self.to_dict()))
+
+    # ----- what it describes ------------------------------------------------------------------
+    def make_family(self) -> ProblemFamily:
+        """The problem family (a preset with its fields, or a family)."""
+        from l2o.registry import make_family
+
+        return make_family(self.family, **self.family_params)
+
+    def make_solver(self, family: ProblemFamily | None = None, dtype=None):
+        """A fresh (untrained) learned solver.
+
+        Solvers tied to the problem data receive it here, not from the config: a
+        constructor argument ``A`` (LISTA, ALISTA: the shared dictionary) gets the family
+        (``family``, default ``self.make_family()``), and a ``dtype`` argument gets
+        ``dtype`` (so float64 models are built exactly rather than cast).
+        """
+        factory = learned_factory(self.solver)
+        accepted = _constructor_params(factory, context=True)
+        kwargs = dict(self.solver_params)
+        if "A" in accepted:
+            kwargs["A"] = family if family is not None else self.make_family()
+        if "dtype" in accepted and dtype is not None:
+            kwargs["dtype"] = dtype
+        return factory(**kwargs)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config from a TOML file.
+
+    Raises ``ValueError`` naming the file for a missing, empty or unparsable file, and
+    naming the key for an invalid config.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"config file '{p}' does not exist")
+    if not p.is_file():
+        raise ValueError(f"config file '{p}' is not a regular file")
+    text = p.read_bytes()
+    if not text.strip():
+        raise ValueError(f"config file '{p}' is empty")
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"config file '{p}' is not valid TOML: {e}") from None
+    try:
+        return RunConfig.from_dict(data)
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
+
+
+# ----- learned solvers (the registry is l2o.learned.LEARNED) ---------------------------------------
+
+
+def learned_registry() -> dict[str, Any]:
+    """Name -> class of the learned solvers (``l2o.learned.LEARNED``)."""
+    from l2o.learned import LEARNED
+
+    return dict(LEARNED)
+
+
+def learned_factory(name: str):
+    """The class of the learned solver ``name`` (a ``LearnedOptimizer`` subclass)."""
+    registry = learned_registry()
+    if name not in registry:
+        raise ValueError(f"[solver] name = {name!r} is not a learned solver; valid: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+# ----- validation helpers ----------------------------------------------------------------------------
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _check_keys(where: str, data: Mapping[str, Any], valid) -> None:
+    bad = [k for k in data if k not in valid]
+    if bad:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in {where}; valid keys: {', '.join(sorted(valid))}")
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _coerce(where: str, key: str, value: Any, kind: type | None) -> Any:
+    """Check ``value`` against the Python type ``kind`` (an int is accepted as a float)."""
+    if isinstance(value, list):
+        value = tuple(value)  # array arguments are tuples in Python (hashable, like their defaults)
+    if kind is None or value is None:
+        return value
+    ok = (
+        isinstance(value, bool) if kind is bool
+        else isinstance(value, int) and not isinstance(value, bool) if kind is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+        else isinstance(value, kind)
+    )
+    if not ok:
+        expected = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}.get(
+            kind, kind.__name__)
+        raise ValueError(f"{where} {key} = {value!r} is {_type_name(value)}; expected {expected}")
+    return float(value) if kind is float else value
+
+
+def _kind_of(annotation: Any, default: Any) -> type | None:
+    """The simple type of a field or argument, from its annotation or its default."""
+    if isinstance(annotation, str):
+        simple = annotation.removesuffix(" | None").removeprefix("Optional[").removesuffix("]")
+        if simple in _TYPES:
+            return _TYPES[simple]
+    elif annotation in (int, float, bool, str):
+        return annotation
+    if default is not None and default is not inspect.Parameter.empty and not isinstance(default, type):
+        for t in (bool, int, float, str):
+            if type(default) is t:
+                return t
+    return None
+
+
+def _training_from(table: Mapping[str, Any]) -> TrainingConfig:
+    fields = {f.name: f for f in dataclasses.fields(TrainingConfig)}
+    _check_keys("[training]", table, fields)
+    values = {k: _coerce("[training]", k, v, _kind_of(fields[k].type, fields[k].default)) for k, v in table.items()}
+    return TrainingConfig(**values)
+
+
+def _resolve_family(table: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    from l2o.registry import FAMILIES, PRESETS
+
+    if "family" not in table:
+        raise ValueError("[problem] needs family = a family or preset name (see `l2o list`)")
+    name = table["family"]
+    if not isinstance(name, str):
+        raise ValueError(f"[problem] family = {name!r} is {_type_name(name)}; expected a family or preset name")
+    if name in PRESETS:
+        base = PRESETS[name][0]
+        cls = type(base)
+    elif name in FAMILIES:
+        cls, base = FAMILIES[name].factory, None
+    else:
+        raise ValueError(f"[problem] family = {name!r} is not a family or preset; valid: "
+                         f"{', '.join(sorted(list(FAMILIES) + list(PRESETS)))}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    overrides = {k: v for k, v in table.items() if k != "family"}
+    bad = [k for k in overrides if k not in fields]
+    if bad:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in [problem] for family {name!r}; "
+                         f"valid keys: family, {', '.join(sorted(fields))}")
+    values = {k: _coerce("[problem]", k, v, _kind_of(fields[k].type, fields[k].default)) for k, v in overrides.items()}
+    try:
+        family = base.replace(**values) if base is not None else cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"[problem] {e}") from None
+    return name, {k: getattr(family, k) for k in fields}
+
+
+def _resolve_solver(table: Mapping[str, Any], training: TrainingConfig) -> tuple[str, dict[str, Any]]:
+    if "name" not in table:
+        raise ValueError("[solver] needs name = a learned solver name")
+    name = table["name"]
+    if not isinstance(name, str):
+        raise ValueError(f"[solver] name = {name!r} is {_type_name(name)}; expected a learned solver name")
+    factory = learned_factory(name)
+    params = _constructor_params(factory)
+    given = {k: v for k, v in table.items() if k != "name"}
+    bad = [k for k in given if k not in params]
+    if bad:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in [solver] for {name!r}; "
+                         f"valid keys: name, {', '.join(sorted(params))}")
+    resolved: dict[str, Any] = {}
+    for k, p in params.items():
+        if k in given:
+            resolved[k] = _coerce("[solver]", k, given[k], _kind_of(p.annotation, p.default))
+        elif k == "horizon":
+            resolved[k] = training.unroll  # the horizon a solver is trained for is the unroll
+        elif p.default is inspect.Parameter.empty:
+            raise ValueError(f"[solver] {name!r} needs {k}")
+        else:
+            resolved[k] = p.default
+    return name, resolved
+
+
+#: Constructor arguments that come from the run, not the config: the problem data
+#: (``A``, given the family) and the parameter dtype (given ``[training] dtype``).
+CONTEXT_ARGS = ("A", "dtype")
+
+
+def _constructor_params(factory, context: bool = False) -> dict[str, inspect.Parameter]:
+    """Named constructor arguments (with ``context``: including ``CONTEXT_ARGS``)."""
+    params = inspect.signature(factory).parameters.values()
+    return {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and (context or p.name not in CONTEXT_ARGS)}
+
+
+def _toml_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _toml_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, tuple):
+        return [_toml_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return value  # tomli_w writes inf / nan
+    return value

@@ -1,0 +1,436 @@
+"""The meta-training loop of a learned solver.
+
+``train(config, out_dir)`` samples batches from the config's family, asks a gradient
+estimator (``l2o.training.estimators``) for meta-gradients of the unrolled loss, applies
+them with the learner (``l2o.training.learner``: meta-optimizer, schedule, clipping,
+NaN/Inf guard), validates on a fixed held-out batch, keeps the best weights, and
+checkpoints the run directory (``l2o.training.checkpoint``) so that ``train(..., resume=True)`` continues a killed run
+to the same result as an uninterrupted one (bitwise on the CPU).
+
+Randomness: four independent streams derived from ``[training] seed`` (numpy
+``SeedSequence``): the fixed training set, the training batches (fresh samples or
+minibatch indices), the validation batch, and the random unroll lengths; the global
+torch RNG (the solver's random initialization, anything a solver draws without a
+generator) is seeded from a fifth and saved in checkpoints, inside ``fork_rng`` so the
+caller's global state is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from l2o.problems.base import Instances, Reference
+from l2o.training.checkpoint import (
+    RunDirectory,
+    TrainingState,
+    assign_weights,
+    read_config,
+    restore_optimizer,
+    weights_of,
+)
+from l2o.training.config import RunConfig
+from l2o.training.estimators import GradientEstimator, make_estimator, trainable
+from l2o.training.learner import Learner, lr_at, make_meta_optimizer
+from l2o.training.unroll import MetaLoss
+
+# ----- validation --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def validation_gap(solver, problem: Instances, reference: Reference, horizon: int, exact: Instances | None = None) -> float:
+    """Mean over the batch of the relative gap (F(x_K) - F*) / max(|F*|, floor) after
+    ``horizon`` iterations from the default start, F in float64; +inf if not finite."""
+    was_training = getattr(solver, "training", False)
+    if isinstance(solver, nn.Module):
+        solver.eval()
+    try:
+        state = solver.init(problem, problem.initial_point())
+        for _ in range(horizon):
+            state = solver.step(problem, state)
+    finally:
+        if isinstance(solver, nn.Module):
+            solver.train(was_training)
+    exact = exact if exact is not None else (problem if problem.dtype == torch.float64 else problem.to(dtype=torch.float64))
+    gap = float(reference.relative_gap(exact.objective(state.x.to(device=exact.device, dtype=torch.float64))).mean())
+    return gap if math.isfinite(gap) else math.inf
+
+
+# ----- results ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class StepInfo:
+    """Passed to ``train``'s callback after every meta-step (after validation and any checkpoint)."""
+
+    step: int
+    row: dict[str, Any]
+    trainer: "Trainer"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of ``train``.
+
+    Attributes:
+        directory: the run directory.
+        solver: the learned solver with its best-validation weights, eval mode.
+        steps: meta-steps done; best_step: the step whose weights are the best (0 = untrained).
+        initial_val_gap, best_val_gap, final_val_gap: mean relative validation gap at the
+            horizon (None without validation).
+        final_loss: loss of the last step; rejected: steps rejected by the NaN/Inf guard.
+        seconds: wall time of the training (all sessions of a resumed run).
+        log: the rows of log.csv.
+    """
+
+    directory: Path
+    solver: nn.Module
+    steps: int
+    best_step: int
+    initial_val_gap: float | None
+    best_val_gap: float | None
+    final_val_gap: float | None
+    final_loss: float | None
+    rejected: int
+    seconds: float
+    log: list[dict[str, Any]]
+
+
+# ----- the trainer -------------------------------------------------------------------------------------------
+
+
+def _derive_seeds(seed: int, n: int) -> list[int]:
+    return [int(s) & (2**63 - 1) for s in np.random.SeedSequence(seed).generate_state(n, dtype=np.uint64)]
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _subset_reference(ref: Reference, idx: Tensor) -> Reference:
+    return dataclasses.replace(ref, x=ref.x[idx], objective=ref.objective[idx], certificate=ref.certificate[idx],
+                               gap_denominator=ref.gap_denominator[idx])
+
+
+class Trainer:
+    """Meta-trains the config's learned solver on its family (see ``train``).
+
+    The solver (``.solver``), family (``.family``), estimator (``.estimator``), loss
+    (``.loss``) and learner (``.learner``) are built on construction and may be
+    replaced or hooked before ``fit``.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | Path,
+        *,
+        progress: bool = False,
+        callback: Callable[[StepInfo], None] | None = None,
+        echo: Callable[[str], None] | None = None,
+    ):
+        self.config = config
+        self.cfg = cfg = config.training
+        self.dir = RunDirectory(out_dir)
+        self.progress = progress
+        self.callback = callback
+        self.echo = echo
+        self._bar = None
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        self.device = torch.device(cfg.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"[training] device = {cfg.device!r} but CUDA is not available")
+        (self.seed_train_set, self.seed_data, self.seed_val, self.seed_unroll,
+         self.seed_torch) = _derive_seeds(cfg.seed, 5)
+        self.family = config.make_family()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_torch)
+            self.solver = config.make_solver(self.family, self.dtype)
+        self.solver.to(device=self.device, dtype=self.dtype)
+        self.solver.train()
+        self.loss = MetaLoss(cfg.loss, cfg.log_eps, cfg.reduction)
+        self.estimator: GradientEstimator = make_estimator(cfg.unroll, cfg.segment, cfg.update_per_segment,
+                                                           cfg.gradient_checkpointing)
+        self.learner = Learner(self.solver, make_meta_optimizer(cfg, trainable(self.solver)), cfg.grad_clip)
+
+    # ----- data ----------------------------------------------------------------------------------------
+    def _sample(self, n: int, seed_or_gen) -> Instances:
+        return self.family.sample(n, seed_or_gen, dtype=self.dtype, device=self.device)
+
+    def _setup_data(self) -> None:
+        cfg = self.cfg
+        self.g_data = _generator(self.seed_data)
+        self.g_unroll = _generator(self.seed_unroll)
+        self.train_set = self._sample(cfg.train_set_size, self.seed_train_set) if cfg.train_set_size else None
+        self.train_ref = self.train_set.reference() if self.train_set is not None and self.loss.needs_reference else None
+        if cfg.val_batch:
+            self.val_set = self._sample(cfg.val_batch, self.seed_val)
+            self.val_exact = self.val_set if self.dtype == torch.float64 else self.val_set.to(dtype=torch.float64)
+            self.val_ref = self.val_set.reference()
+        else:
+            self.val_set = self.val_exact = self.val_ref = None
+
+    def _batch(self) -> tuple[Instances, Reference | None]:
+        cfg = self.cfg
+        if self.train_set is None:
+            problem = self._sample(cfg.batch_size, self.g_data)
+            return problem, (problem.reference() if self.loss.needs_reference else None)
+        if cfg.batch_size == cfg.train_set_size:
+            return self.train_set, self.train_ref
+        idx = torch.randperm(cfg.train_set_size, generator=self.g_data)[: cfg.batch_size]
+        ref = _subset_reference(self.train_ref, idx) if self.train_ref is not None else None
+        return self.train_set.index(idx.to(self.device)), ref
+
+    def _horizon(self) -> int:
+        K = self.cfg.unroll
+        if not self.cfg.random_unroll:
+            return K
+        lo, hi = (K + 1) // 2, max((K + 1) // 2, (3 * K) // 2)
+        return int(torch.randint(lo, hi + 1, (1,), generator=self.g_unroll))
+
+    def validate(self) -> float | None:
+        if self.val_set is None:
+            return None
+        return validation_gap(self.solver, self.val_set, self.val_ref, self.cfg.unroll, self.val_exact)
+
+    # ----- checkpoints ---------------------------------------------------------------------------------
+    def _generators(self) -> dict[str, torch.Generator]:
+        torch_gen = torch.Generator()
+        torch_gen.set_state(torch.get_rng_state())
+        return {"data": self.g_data, "unroll": self.g_unroll, "torch": torch_gen}
+
+    def _metrics(self, finished: bool) -> dict[str, Any]:
+        s, cfg = self.state, self.cfg
+        return {
+            "solver": self.config.solver, "family": self.config.family, "finished": finished,
+            "steps": cfg.steps, "steps_done": s.step, "best_step": s.best_step,
+            "initial_val_gap": s.initial_val, "best_val_gap": s.best_val, "final_val_gap": s.last_val,
+            "final_loss": self.rows[-1]["loss"] if self.rows else None,
+            "rejected_steps": s.rejected, "seconds": s.seconds,
+            "seconds_per_step": s.seconds / s.step if s.step else None,
+            "val_metric": f"mean relative gap (F(x_K) - F*) / max(|F*|, floor) at K = {cfg.unroll} "
+                          f"on {cfg.val_batch} held-out instances",
+            "parameters": sum(p.numel() for p in trainable(self.solver)),
+        }
+
+    def _checkpoint(self, finished: bool = False) -> None:
+        self.dir.write_checkpoint(self.solver, self.best, self.learner.optimizer, self._generators(), self.state,
+                                  self.rows, self._metrics(finished))
+
+    def _saved_config(self) -> RunConfig:
+        """The run's config.toml, which must equal ours except for ``steps``."""
+        saved = read_config(self.dir.root)
+        ours, theirs = self.config.to_dict(), saved.to_dict()
+        ours["training"].pop("steps"), theirs["training"].pop("steps")
+        if ours != theirs:
+            diff = [f"[{t}] {k}" for t in ours for k in sorted(set(ours[t]) | set(theirs[t]))
+                    if ours[t].get(k) != theirs[t].get(k)]
+            raise ValueError(f"cannot resume: the config differs from the run's config.toml in {', '.join(diff)}")
+        return saved
+
+    def _resume(self) -> None:
+        saved = self._saved_config()
+        tensors, scalars = self.dir.read_checkpoint()
+        source = str(self.dir.path("state.safetensors"))
+        fields = {f.name for f in dataclasses.fields(TrainingState)}
+        self.state = TrainingState(**{k: v for k, v in scalars.items() if k in fields})
+        if self.state.step > self.cfg.steps:
+            raise ValueError(f"cannot resume: the run has done {self.state.step} steps, more than steps = {self.cfg.steps}")
+        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        assign_weights(self.solver, model, source)
+        own = weights_of(self.solver)
+        if set(best) != set(own):
+            raise ValueError(f"'{source}' holds best weights that do not fit the model")
+        self.best = {k: v.to(device=own[k].device, dtype=own[k].dtype).clone() for k, v in best.items()}
+        restore_optimizer(self.learner.optimizer, tensors, scalars.get("optimizer_scalars", {}), source)
+        for name, g in (("data", self.g_data), ("unroll", self.g_unroll)):
+            if f"rng.{name}" not in tensors:
+                raise ValueError(f"'{source}' lacks the generator state rng.{name}")
+            g.set_state(tensors[f"rng.{name}"])
+        if "rng.torch" in tensors:
+            torch.set_rng_state(tensors["rng.torch"])
+        self.rows = self.dir.read_log(self.state.step)
+        if saved.training.steps != self.cfg.steps:
+            self.dir.write_config(self.config.to_toml())
+
+    # ----- the loop ------------------------------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        """Report an event (a rejected step): above the progress bar when one is shown, else
+        through ``echo``, else as a ``RuntimeWarning``."""
+        if self._bar is not None:
+            self._bar.progress.console.print(f"warning: {message}", markup=False, highlight=False)
+        elif self.echo is not None:
+            self.echo(message)
+        else:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train (or continue a checkpointed run with ``resume=True``) to ``steps``."""
+        cfg = self.cfg
+        self.dir.root.mkdir(parents=True, exist_ok=True)
+        if not resume and self.dir.has_run():
+            raise ValueError(f"'{self.dir.root}' already holds a run; pass --resume (resume=True) to continue it, "
+                             f"or choose another output directory")
+        if resume and not self.dir.path("state.safetensors").exists():
+            if not self.dir.path("config.toml").exists():
+                raise ValueError(f"cannot resume: '{self.dir.root}' has no checkpoint (state.safetensors); "
+                                 f"start the run without --resume")
+            self._saved_config()  # killed before its first checkpoint: start it again, same config
+            resume = False
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_torch)
+            self._setup_data()
+            if resume:
+                self._resume()
+            else:
+                self.dir.write_config(self.config.to_toml())
+                self.rows: list[dict[str, Any]] = []
+                self.state = TrainingState()
+                val = self.validate()
+                self.state.initial_val = self.state.last_val = self.state.best_val = val
+                self.best = {k: v.clone() for k, v in weights_of(self.solver).items()}
+                self._checkpoint()
+            with _tensorboard(self.dir.root, self.state.step) as tb, _progress(self.progress, cfg.steps) as bar:
+                self._bar = bar
+                try:
+                    if bar is not None:
+                        bar.start(self.state, self.rows)
+                    self._loop(tb, bar)
+                finally:
+                    self._bar = None
+            self._checkpoint(finished=True)
+        self.solver.eval()
+        assign_weights(self.solver, self.best, "best weights")
+        s = self.state
+        return TrainResult(
+            directory=self.dir.root, solver=self.solver, steps=s.step, best_step=s.best_step,
+            initial_val_gap=s.initial_val, best_val_gap=s.best_val, final_val_gap=s.last_val,
+            final_loss=self.rows[-1]["loss"] if self.rows else None, rejected=s.rejected, seconds=s.seconds,
+            log=self.rows,
+        )
+
+    def _loop(self, tb, bar) -> None:
+        cfg, s = self.cfg, self.state
+        while s.step < cfg.steps:
+            t0 = time.perf_counter()
+            lr = lr_at(cfg, s.step)
+            self.learner.set_lr(lr)
+            horizon = self._horizon()
+            problem, reference = self._batch()
+            outcome = self.learner.step(self.estimator.estimates(self.solver, problem, horizon, self.loss, reference))
+            s.step += 1
+            if outcome.rejected:
+                s.rejected += 1
+                self._say(f"step {s.step} rejected ({outcome.reason}, loss {outcome.loss:.4g}); "
+                          f"restored the last good weights and meta-optimizer state")
+            val = None
+            if cfg.val_batch and (s.step % cfg.val_every == 0 or s.step == cfg.steps):
+                val = self.validate()
+                s.last_val = val
+                if s.best_val is None or val < s.best_val:
+                    s.best_val, s.best_step = val, s.step
+                    self.best = {k: v.clone() for k, v in weights_of(self.solver).items()}
+            elif not cfg.val_batch:
+                s.best_step = s.step
+                self.best = {k: v.clone() for k, v in weights_of(self.solver).items()}
+            s.seconds += time.perf_counter() - t0
+            row = {"step": s.step, "loss": outcome.loss, "val_gap": val, "lr": lr, "seconds": s.seconds,
+                   "rejected": int(outcome.rejected), "unroll": horizon, "grad_norm": outcome.grad_norm}
+            self.rows.append(row)
+            if tb is not None:
+                tb.add_scalar("loss", outcome.loss, s.step)
+                tb.add_scalar("lr", lr, s.step)
+                if val is not None:
+                    tb.add_scalar("val_gap", val, s.step)
+            if cfg.checkpoint_every and s.step % cfg.checkpoint_every == 0 and s.step < cfg.steps:
+                self._checkpoint()
+            if bar is not None:
+                bar.update(s, row)
+            if self.callback is not None:
+                self.callback(StepInfo(step=s.step, row=row, trainer=self))
+
+
+def train(
+    config: RunConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = False,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> TrainResult:
+    """Meta-train the learned solver of ``config`` and write the run directory ``out_dir``.
+
+    Args:
+        config: a ``RunConfig`` (``load_config(path)`` or ``RunConfig.from_dict``).
+        out_dir: the run directory (created; must not hold a run unless ``resume``).
+        resume: continue the run checkpointed in ``out_dir`` (the config must match the
+            run's config.toml, except ``steps``, which may grow).
+        progress: show a rich progress bar (step, loss, validation gap, ETA) on stderr;
+            rejected steps are then reported there, otherwise as ``RuntimeWarning``s.
+        callback: called with a ``StepInfo`` after every meta-step.
+
+    Returns a ``TrainResult`` whose ``solver`` holds the best validation weights.
+    """
+    return Trainer(config, out_dir, progress=progress, callback=callback).fit(resume=resume)
+
+
+# ----- optional outputs -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _tensorboard(root: Path, step: int):
+    """A TensorBoard ``SummaryWriter`` on the run directory if tensorboard is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # not installed (or broken): skip silently
+        yield None
+        return
+    writer = SummaryWriter(log_dir=str(root), purge_step=step or None)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+class _Bar:
+    def __init__(self, progress, total: int):
+        self.progress = progress
+        self.task = progress.add_task("training", total=total, loss="-", val="-")
+
+    def start(self, state: TrainingState, rows) -> None:
+        self.progress.update(self.task, completed=state.step, loss=_fmt(rows[-1]["loss"] if rows else None),
+                             val=_fmt(state.last_val))
+
+    def update(self, state: TrainingState, row) -> None:
+        self.progress.update(self.task, completed=state.step, loss=_fmt(row["loss"]), val=_fmt(state.last_val))
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("val gap {task.fields[val]}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    )
+    with progress:
+        yield _Bar(progress, total)

@@ -1,0 +1,149 @@
+"""The inner problem: unroll a solver on a batch and score its trajectory.
+
+``unroll`` runs ``k`` iterations of any solver (classical or learned) from a state and
+records F at the requested iterations; ``MetaLoss`` turns those values into the scalar
+meta-loss of a segment. Neither knows about truncation or meta-optimizers: the gradient
+estimators (``l2o.training.estimators``) decide where the graph is cut and the learner
+(``l2o.training.trainer``) what to do with the gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from l2o.problems.base import Instances, Reference
+
+LOSSES = ("last", "mean", "weighted", "log_gap")
+
+
+@dataclasses.dataclass
+class Unrolled:
+    """What ``unroll`` returns.
+
+    Attributes:
+        state: the solver state after the last iteration.
+        iterations: the (global) iteration numbers at which F was recorded, length J.
+        objectives: ``(J, B)`` F at those iterates, in the problem's dtype, differentiable.
+    """
+
+    state: Any
+    iterations: list[int]
+    objectives: Tensor
+
+
+def detach_state(state: Any) -> Any:
+    """A copy of a solver state with every tensor detached (dataclasses, tuples, lists and
+    dicts are walked), which cuts the graph at a truncation boundary."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return dataclasses.replace(state, **{f.name: detach_state(getattr(state, f.name))
+                                             for f in dataclasses.fields(state) if f.init})
+    if isinstance(state, tuple):
+        items = [detach_state(v) for v in state]
+        return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
+    if isinstance(state, list):
+        return [detach_state(v) for v in state]
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    return state
+
+
+def unroll(
+    solver,
+    problem: Instances,
+    state: Any,
+    steps: int,
+    *,
+    start: int = 0,
+    record: Iterable[int] | None = None,
+    checkpoint: bool = False,
+) -> Unrolled:
+    """Run ``steps`` iterations of ``solver`` on the batch ``problem`` from ``state``.
+
+    Args:
+        state: a state from ``solver.init`` that has done ``start`` iterations.
+        steps: iterations to run (>= 0).
+        start: iterations already done (only numbers the records).
+        record: global iteration numbers in ``(start, start + steps]`` at which to
+            evaluate F (default: all of them).
+        checkpoint: wrap every step in ``torch.utils.checkpoint`` (non-reentrant): the
+            backward pass recomputes a step's activations instead of keeping them, so
+            the memory of a differentiable unroll is one state per step plus one step's
+            activations. Ignored where autograd is off.
+    """
+    wanted = None if record is None else set(record)
+    remat = checkpoint and torch.is_grad_enabled()
+    if remat:
+        problem.smoothness()  # fill lazy caches once, so a recomputed step does the same work
+    its: list[int] = []
+    objs: list[Tensor] = []
+    for j in range(start + 1, start + steps + 1):
+        if remat:
+            state = _checkpoint(solver.step, problem, state, use_reentrant=False)
+        else:
+            state = solver.step(problem, state)
+        if wanted is None or j in wanted:
+            its.append(j)
+            objs.append(problem.objective(state.x))
+    objectives = torch.stack(objs) if objs else torch.empty(0, problem.batch_size, dtype=problem.dtype,
+                                                            device=problem.device)
+    return Unrolled(state=state, iterations=its, objectives=objectives)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaLoss:
+    """The meta-loss of one segment of iterations (start, stop], averaged (``reduction =
+    "mean"``) or summed (``"sum"``) over the instances of the batch.
+
+    With per-iteration values v_k (F(x_k), or log(relative gap + eps) for "log_gap") and
+    weights w_k normalized over the segment:
+
+    * "last":     w = 1 at the segment's last iteration (full backprop: F(x_K));
+    * "mean":     w_k = 1 (Math-L2O: the mean of F over the segment);
+    * "weighted": w_k proportional to k (later iterates count more);
+    * "log_gap":  w_k = 1 on log((F(x_k) - F*) / d + eps), d the reference's gap
+      denominator; its gradient is that of log(F - F*) up to eps, on a scale-free axis.
+    """
+
+    kind: str = "mean"
+    eps: float = 1e-8
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.kind not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.kind!r}")
+        if self.reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {self.reduction!r}")
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.kind == "log_gap"
+
+    def iterations(self, start: int, stop: int) -> list[int]:
+        """Iterations of the segment (start, stop] whose F the loss reads."""
+        return [stop] if self.kind == "last" else list(range(start + 1, stop + 1))
+
+    def __call__(self, unrolled: Unrolled, reference: Reference | None = None) -> Tensor:
+        """Scalar loss of a segment from ``unroll(..., record=self.iterations(start, stop))``."""
+        F = unrolled.objectives
+        if self.kind == "log_gap":
+            if reference is None:
+                raise ValueError("loss 'log_gap' needs the reference optimum of the batch")
+            f_star = reference.objective.to(dtype=F.dtype, device=F.device)
+            denom = reference.gap_denominator.to(dtype=F.dtype, device=F.device)
+            values = torch.log(((F - f_star) / denom).clamp(min=0) + self.eps)
+        else:
+            values = F
+        if self.kind == "weighted":
+            w = torch.tensor(unrolled.iterations, dtype=F.dtype, device=F.device)
+        else:
+            w = torch.ones(len(unrolled.iterations), dtype=F.dtype, device=F.device)
+        w = w / w.sum()
+        per_instance = (w.unsqueeze(-1) * values).sum(0)
+        return per_instance.sum() if self.reduction == "sum" else per_instance.mean()
