@@ -2,7 +2,8 @@
 
     l2o list                                   families, presets and solvers
     l2o solve --problem lasso --data d.npz     solve instances read from a file
-    l2o demo                                   classical solvers on a preset, as a table
+    l2o eval runs/x                            a trained run against classical baselines
+    l2o demo                                   train ALISTA on LASSO, compare with classical solvers
 
 Every error caused by the input (a bad file, a bad option value, a solver that does
 not fit the problem) is one line ``error: ...`` on stderr and exit status 2.
@@ -28,11 +29,10 @@ import l2o
 from l2o.io import KINDS, DataError, Loaded, check_output_path, load, save_npz_atomic
 from l2o.problems import Instances
 from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_solver
-from l2o.report.table import DEFAULT_TOLERANCES, by_solver, render_table, summarize
+from l2o.report.table import render_table
 
 #: Exit status for errors in the input or the options.
 USAGE_ERROR = 2
-DEMO_SOLVERS = ("ista", "fista", "fista_restart", "adam")
 
 # typer >= 0.22 vendors click; find its ClickException wherever it lives.
 _ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -154,6 +154,9 @@ SOLVE_HELP = "\n\n".join([
     "Default solver: qp 'apgd' with a box, else 'newton'; lasso 'fista_restart'; logistic 'newton' for l2, "
     "'fista_restart' for l1. Each instance stops when its certificate (relative duality gap or KKT residual) "
     "is <= --tol.",
+    "--checkpoint DIR solves with the trained solver of a run directory (l2o train) instead: the problem kind "
+    "follows the family it was trained on (lasso -> lasso; least_squares -> the lasso format with lam = 0 unless "
+    "given; quadratic -> qp; logistic -> logistic), and --problem, if given, must agree.",
     "--out FILE.npz (written atomically) holds x ((n,) for one instance, (B, n) for a batch), objective, "
     "iterations, converged, certificate, certificate_name, solver and seconds. Bad input: one line "
     f"'error: ...' on stderr, exit status {USAGE_ERROR}.",
@@ -162,8 +165,14 @@ SOLVE_HELP = "\n\n".join([
 
 @app.command(help=SOLVE_HELP)
 def solve(
-    problem: Annotated[str, typer.Option("--problem", "-p", help=f"problem kind: {', '.join(KINDS)}")],
-    data: Annotated[Path, typer.Option("--data", "-d", help="input file: .npz, .mat (or .csv for logistic)")],
+    problem: Annotated[
+        Optional[str],
+        typer.Option("--problem", "-p", help=f"problem kind: {', '.join(KINDS)} (required without --checkpoint)"),
+    ] = None,
+    data: Annotated[Path, typer.Option("--data", "-d", help="input file: .npz, .mat (or .csv for logistic)")] = ...,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", "-c", help="solve with the trained solver of this run directory")
+    ] = None,
     solver: Annotated[
         Optional[str], typer.Option("--solver", "-s", help="solver name (see `l2o list`); default: above")
     ] = None,
@@ -179,8 +188,12 @@ def solve(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
 ) -> None:
     with _user_errors():
-        if problem not in KINDS:
+        if problem is None and checkpoint is None:
+            raise ValueError("Missing option '--problem' / '-p' (or --checkpoint DIR to solve with a trained solver).")
+        if problem is not None and problem not in KINDS:
             raise DataError(f"unknown problem {problem!r}; expected one of {', '.join(KINDS)}")
+        if checkpoint is not None and solver is not None:
+            raise ValueError("--solver and --checkpoint exclude each other: the checkpoint's trained solver solves")
         if not (tol > 0 and math.isfinite(tol)):
             raise ValueError(f"--tol is {tol}; expected a number > 0")
         if max_iter < 0:
@@ -188,10 +201,16 @@ def solve(
         if solver is not None and solver not in SOLVERS:
             make_solver(solver)  # raises: unknown solver, with the valid names
         out_path = check_output_path(out) if out is not None else None
-        loaded = load(problem, data, lam=lam, penalty=penalty)
-        name = solver or default_solver(problem, loaded.instances)
-        method = make_solver(name)
-        method.check_problem(loaded.instances)
+        if checkpoint is not None:  # the kind of problem comes from the run's family (l2o.commands)
+            from l2o.commands import load_for_checkpoint
+
+            trained = load_for_checkpoint(checkpoint, data, problem, lam=lam, penalty=penalty)
+            loaded, problem, name, method = trained.loaded, trained.kind, trained.name, trained.solver
+        else:
+            loaded = load(problem, data, lam=lam, penalty=penalty)
+            name = solver or default_solver(problem, loaded.instances)
+            method = make_solver(name)
+            method.check_problem(loaded.instances)
         check_every = 1 if getattr(method, "needs_hessian", False) else 10
         result = l2o.solve(method, loaded.instances, tol=tol, max_iter=max_iter, check_every=check_every)
         arrays = _solution_arrays(result, loaded, name)
@@ -207,6 +226,8 @@ def solve(
         summary = {"problem": problem, "solver": name, "batch_size": inst.batch_size, "dim": inst.dim,
                    "batched": loaded.batched, "tol": tol, "max_iter": max_iter, "data": str(data),
                    "out": None if out_path is None else str(out_path)}
+        if checkpoint is not None:
+            summary["checkpoint"] = str(checkpoint)
         summary.update({k: _plain(v) for k, v in arrays.items() if k != "solver"})
         sys.stdout.write(json.dumps(summary) + "\n")
         return
@@ -287,59 +308,113 @@ def train(
     console.print(f"wrote {out_dir}")
 
 
+# ----- eval -----------------------------------------------------------------------------------
+
+
+EVAL_HELP = "\n\n".join([
+    "Evaluate a trained run (a directory written by l2o train) against classical baselines.",
+    "Samples fresh instances of the run's family (a seed distinct from training's unless --seed), computes a "
+    "certified reference F*, runs the trained solver and the baselines on the same instances (by default 10 x the "
+    "training horizon for all of them) and prints per solver the median and 90th percentile of the iterations and "
+    "seconds to reach 1e-2, 1e-4 and 1e-6 relative suboptimality ('-' where not reached) and the final gap.",
+    "Writes eval_convergence.png (gap against iterations and time: median and 10-90% band; learned solid, "
+    "classical dashed) and eval_records.csv (tidy rows: solver, learned, iteration, instance, time, objective, gap, "
+    "thinned to about 100 iterations per solver) into the run directory or --out-dir. --json prints the summary as "
+    "JSON (null where not reached).",
+    "Default baselines: ista, fista, fista_restart, adam for nonsmooth problems (LASSO, l1 logistic); gd, nesterov, "
+    "fista_restart, adam, lbfgs for smooth ones.",
+])
+
+
+@app.command("eval", help=EVAL_HELP)
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="run directory (l2o train)")],
+    baselines: Annotated[
+        Optional[str], typer.Option(help="comma-separated classical solvers (see `l2o list`); 'none' for none")
+    ] = None,
+    iterations: Annotated[
+        Optional[int], typer.Option(help="iterations of every solver, >= 1 (default 10 x the training horizon)")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="number of fresh instances, >= 1")] = 256,
+    seed: Annotated[Optional[int], typer.Option(help="seed of the instances (default: derived, not training's)")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default: the run's training dtype)")] = None,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda")] = "cpu",
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out-dir", help="where the plot and records go (default: the run directory)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
+) -> None:
+    from l2o.commands import evaluate_run, parse_names
+
+    with _user_errors():
+        outcome = evaluate_run(run_dir, baselines=parse_names(baselines), iterations=iterations, batch=batch,
+                               seed=seed, dtype=dtype, device=device, out_dir=out_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.summary) + "\n")
+        return
+    console = Console(highlight=False, markup=False)
+    console.print(render_table(outcome.rows, title=outcome.title))
+    console.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
+    console.print(f"wrote {outcome.plot}")
+    console.print(f"wrote {outcome.records}")
+
+
 # ----- demo -----------------------------------------------------------------------------------
 
 
 DEMO_HELP = "\n\n".join([
-    "Compare the classical solvers ista, fista, fista_restart and adam on a preset.",
-    "Samples a batch of the preset, computes a certified reference F*, runs each solver and shows per solver the "
-    "median and 90th percentile (over instances) of the iterations and seconds to reach 1e-2, 1e-4 and 1e-6 "
-    "relative suboptimality ('-' where not reached), and the final gap. --json prints the same as JSON (null where "
+    "Train a learned solver and compare it with classical ones: the quickstart's main job.",
+    "On the LASSO preset (default lasso_250x500, one 250 x 500 dictionary shared by all instances) it meta-trains "
+    "ALISTA with 16 layers (a step and a threshold per layer; built-in config, 300 meta-steps, a few minutes at "
+    "most on two CPU cores) into OUT/run, then samples fresh instances, computes a certified reference F* and runs "
+    "ALISTA (10 x its 16 layers) and ista, fista, fista_restart and adam (--iterations each). A finished run "
+    "already in OUT/run with the same config is reused; an interrupted one is resumed.",
+    "Shows per solver the median and 90th percentile (over instances) of the iterations and seconds to reach 1e-2, "
+    "1e-4 and 1e-6 relative suboptimality ('-' where not reached) and the final gap, and writes OUT/convergence.png "
+    "and OUT/records.csv. --json prints per solver its name, whether it is learned, and those numbers (null where "
     "not reached).",
+    "--no-train compares the classical solvers only (files are then written only with --out); presets without a "
+    "shared dictionary have no built-in learned solver and are compared classically.",
 ])
 
 
 @app.command(help=DEMO_HELP)
 def demo(
     problem: Annotated[str, typer.Option(help="a preset (see `l2o list`)")] = "lasso_250x500",
-    batch: Annotated[int, typer.Option(help="number of instances, >= 1")] = 64,
-    iterations: Annotated[int, typer.Option(help="iterations per solver, >= 1")] = 1000,
-    seed: Annotated[int, typer.Option(help="seed of the sampled instances")] = 0,
+    batch: Annotated[int, typer.Option(help="number of evaluation instances, >= 1")] = 256,
+    iterations: Annotated[int, typer.Option(help="iterations per classical solver, >= 1")] = 1000,
+    seed: Annotated[int, typer.Option(help="seed of the evaluation instances")] = 0,
     record_every: Annotated[int, typer.Option(help="record the gap every this many iterations")] = 1,
+    train_: Annotated[
+        bool, typer.Option("--train/--no-train", help="train the learned solver (--no-train: classical solvers only)")
+    ] = True,
+    steps: Annotated[Optional[int], typer.Option(help="meta-steps of the training (default 300)")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="output directory (default l2o-demo when training)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
 ) -> None:
+    from l2o.commands import run_demo, stderr_say
 
     with _user_errors():
-        if problem not in PRESETS:
-            raise ValueError(f"unknown preset {problem!r}; expected one of {', '.join(PRESETS)}")
-        for option, value in (("--batch", batch), ("--iterations", iterations), ("--record-every", record_every)):
-            if value < 1:
-                raise ValueError(f"{option} is {value}; expected an integer >= 1")
-        instances = PRESETS[problem][0].sample(batch, seed)
-        reference = instances.reference()
-        trajectories = {
-            name: l2o.run(make_solver(name), instances, max_iter=iterations, reference=reference,
-                          record_every=record_every)
-            for name in DEMO_SOLVERS
-        }
-    rows = summarize(trajectories, DEFAULT_TOLERANCES)
+        try:
+            outcome = run_demo(problem=problem, batch=batch, iterations=iterations, seed=seed,
+                               record_every=record_every, train=train_, out=out, steps=steps,
+                               progress=not as_json and sys.stderr.isatty(), say=stderr_say)
+        except KeyboardInterrupt:
+            _error("interrupted; run the same `l2o demo` again to resume the training from its last checkpoint")
+            raise typer.Exit(130) from None
+    for note in outcome.notes:
+        stderr_say(f"note: {note}")
     if as_json:
-        summary = {"problem": problem, "batch": batch, "iterations": iterations, "seed": seed,
-                   "reference": reference.method, "tolerances": list(DEFAULT_TOLERANCES), "solvers": by_solver(rows)}
-        sys.stdout.write(json.dumps(_plain_tree(summary)) + "\n")
+        sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return
-    title = f"{problem}: {batch} instances, {iterations} iterations, seed {seed}"
     console = Console(highlight=False, markup=False)
-    console.print(render_table(rows, title=title))
-    console.print(f"relative suboptimality (F - F*) / |F*|; F* by {reference.method}")
-
-
-def _plain_tree(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain_tree(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_tree(v) for v in value]
-    return _plain(value)
+    console.print(render_table(outcome.rows, title=outcome.title))
+    console.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
+    for path in (outcome.plot, outcome.records):
+        if path is not None:
+            console.print(f"wrote {path}")
 
 
 def main() -> None:

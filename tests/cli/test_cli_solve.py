@@ -413,7 +413,7 @@ def test_existing_out_untouched_when_solve_fails(tmp_path):
 
 
 def test_demo_json():
-    res = invoke("demo", "--json", "--batch", "8", "--iterations", "200")
+    res = invoke("demo", "--json", "--no-train", "--batch", "8", "--iterations", "200")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["problem"] == "lasso_250x500" and out["batch"] == 8

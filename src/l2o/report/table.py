@@ -80,6 +80,21 @@ def summarize(
     return rows
 
 
+def summarize_comparison(comparison: Any, tolerances: Sequence[float] = DEFAULT_TOLERANCES) -> list[dict[str, Any]]:
+    """``summarize`` of an ``l2o.evaluation.compare.Comparison`` (its learned solvers flagged)."""
+    return summarize(comparison.trajectories, tolerances, learned=comparison.learned)
+
+
+def summarize_records(rows: Sequence[Mapping[str, Any]], tolerances: Sequence[float] = DEFAULT_TOLERANCES,
+                      ) -> list[dict[str, Any]]:
+    """``summarize`` of tidy records (``Comparison.records()`` or a records CSV read back
+    with ``read_records_csv``); iterations and seconds are as fine as the records."""
+    from l2o.evaluation.compare import trajectories_from_records
+
+    trajectories, learned = trajectories_from_records(rows)
+    return summarize(trajectories, tolerances, learned=learned)
+
+
 def _int(v: float | None) -> float | int | None:
     return int(v) if v is not None and float(v).is_integer() else v
 

@@ -1,0 +1,309 @@
+"""Comparing solvers on the same instances: trajectories and tidy records.
+
+``compare`` runs every solver of a dict on the same batch, from the same starting
+point, against the same reference optimum, and keeps the ``Trajectory`` of each. As
+in benchopt, the result is data: ``Comparison.records()`` is a tidy table with one
+row per solver x recorded iteration x instance, ``to_csv`` writes it (atomically),
+and tables and plots (``l2o.report``) are drawn from trajectories or records without
+running any solver again.
+
+Learned solvers (``torch.nn.Module``s) run in eval mode under ``torch.no_grad()``
+(``run`` is a no-grad function); their training mode is restored afterwards. By
+default a learned solver runs ten times the horizon it was trained for, since a
+learned solver that only looks good up to its training horizon is the most common
+disappointment of learned optimizers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+from l2o.atomic import atomic_write
+from l2o.evaluation.run import Trajectory, run
+from l2o.optimizers.base import Optimizer
+from l2o.problems.base import Instances, Reference
+
+#: Iterations of classical solvers when no learned solver sets the horizon.
+DEFAULT_MAX_ITER = 1000
+#: A learned solver is evaluated at this multiple of its training horizon by default.
+HORIZON_FACTOR = 10
+#: Significant digits of the numbers in the records CSV (relative error 5e-10).
+FLOAT_DIGITS = 10
+#: Columns of ``Comparison.records()`` and of the CSV, in order.
+COLUMNS = ("solver", "learned", "iteration", "instance", "time", "objective", "gap", "certificate")
+
+
+def is_learned(solver: Any) -> bool:
+    """A learned solver is an ``nn.Module`` (``l2o.learned.LearnedOptimizer``)."""
+    return isinstance(solver, torch.nn.Module)
+
+
+def default_iterations(solvers: Mapping[str, Optimizer], factor: int = HORIZON_FACTOR,
+                       default: int = DEFAULT_MAX_ITER) -> dict[str, int]:
+    """Iterations per solver when none are given: ``factor * horizon`` for each learned
+    solver; the classical ones run as long as the longest learned one (``default``
+    without learned solvers), so that every curve covers the learned solvers' range."""
+    learned = {name: factor * int(getattr(s, "horizon", default // factor))
+               for name, s in solvers.items() if is_learned(s)}
+    classical = max(learned.values(), default=default)
+    return {name: learned.get(name, classical) for name in solvers}
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The trajectories of several solvers on the same batch of ``B`` instances.
+
+    Attributes:
+        trajectories: solver name -> ``Trajectory`` (``gap`` ``(T, B)``, ``time`` ``(T,)``),
+            in the order the solvers were given.
+        learned: names of the learned solvers.
+        reference: the reference optimum the gaps are relative to (None: no gaps,
+            the trajectories hold the family's certificate instead).
+        max_iter: solver name -> iterations it ran.
+    """
+
+    trajectories: dict[str, Trajectory]
+    learned: frozenset[str]
+    reference: Reference | None
+    max_iter: dict[str, int]
+
+    @property
+    def solvers(self) -> list[str]:
+        return list(self.trajectories)
+
+    @property
+    def batch_size(self) -> int:
+        return next(iter(self.trajectories.values())).objective.shape[1] if self.trajectories else 0
+
+    def records(self, every: int = 1) -> list[dict[str, Any]]:
+        """Tidy rows, one per solver x recorded iteration x instance, with the keys
+        ``COLUMNS``: solver, learned (bool), iteration, instance, time (cumulative solver
+        seconds of the batch), objective, gap (relative suboptimality, None without a
+        reference), certificate (None unless recorded).
+
+        ``every`` thins the rows to every ``every``-th recorded point (the first and
+        the last recorded iterations are always kept), for files of a practical size.
+        """
+        rows: list[dict[str, Any]] = []
+        for name, traj in self.trajectories.items():
+            rows.extend(trajectory_records(_select(traj, thin(traj.iterations.shape[0], every)),
+                                           name=name, learned=name in self.learned))
+        return rows
+
+    def to_csv(self, path: str | os.PathLike[str], every: int = 1) -> Path:
+        """Write ``records(every)`` as CSV with a header line, atomically (a temporary
+        file in the same folder, then renamed). Empty cells are missing values."""
+        return write_records_csv(path, self.records(every))
+
+
+def trajectory_records(traj: Trajectory, name: str | None = None, learned: bool = False) -> list[dict[str, Any]]:
+    """The rows of one trajectory with the keys ``COLUMNS`` (the same content as
+    ``Trajectory.records``, built from whole arrays at once: fast for large batches)."""
+    T, B = traj.objective.shape
+    its = traj.iterations.tolist()
+    times = traj.time.tolist()
+    obj = traj.objective.tolist()
+    gap = traj.gap.tolist() if traj.gap is not None else None
+    cert = traj.certificate.tolist() if traj.certificate is not None else None
+    solver = traj.solver if name is None else name
+    return [
+        {"solver": solver, "learned": learned, "iteration": its[t], "instance": b, "time": times[t],
+         "objective": obj[t][b], "gap": None if gap is None else gap[t][b],
+         "certificate": None if cert is None else cert[t][b]}
+        for t in range(T) for b in range(B)
+    ]
+
+
+def thin(T: int, every: int) -> list[int]:
+    """Indices ``0, every, 2 every, ...`` of ``T`` records, always with the last one."""
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    keep = list(range(0, T, every))
+    if T and keep[-1] != T - 1:
+        keep.append(T - 1)
+    return keep
+
+
+def _select(traj: Trajectory, keep: list[int]) -> Trajectory:
+    if len(keep) == traj.iterations.shape[0]:
+        return traj
+    idx = torch.tensor(keep, dtype=torch.long)
+    pick = lambda t: None if t is None else t[idx]  # noqa: E731
+    return dataclasses.replace(traj, iterations=traj.iterations[idx], objective=traj.objective[idx],
+                               gap=pick(traj.gap), certificate=pick(traj.certificate), time=traj.time[idx])
+
+
+def compare(
+    solvers: Mapping[str, Optimizer],
+    problem: Instances,
+    reference: Reference | bool | None = None,
+    max_iter: int | Mapping[str, int] | None = None,
+    x0: Tensor | None = None,
+    record_every: int = 1,
+    stop_at: float | None = None,
+) -> Comparison:
+    """Run every solver on the same instances and collect their trajectories.
+
+    Args:
+        solvers: name -> solver (classical ``Optimizer`` or learned ``nn.Module``).
+        problem: the batch of ``B`` instances, shared by all solvers.
+        reference: a ``Reference``; None or True computes ``problem.reference()`` once
+            (shared by all solvers); False records the certificate instead of a gap.
+        max_iter: iterations for every solver (an int), per solver (a mapping; missing
+            names get the default), or None for the default: ``10 * horizon`` for a
+            learned solver, and for classical solvers the longest learned run
+            (``DEFAULT_MAX_ITER`` = 1000 when there is no learned solver).
+        x0: ``(B, n)`` common starting point (default ``problem.initial_point()``).
+        record_every: record every this many iterations (and the last one).
+        stop_at: stop a solver early once every instance's gap (certificate without a
+            reference) is <= this, checked at recorded iterations (None: run them all).
+
+    Raises:
+        ValueError: an empty ``solvers``, a solver that does not fit the problem
+            (message from its ``check_problem``, naming the solver), bad iterations.
+    """
+    if not solvers:
+        raise ValueError("compare needs at least one solver")
+    iters = default_iterations(solvers)
+    if isinstance(max_iter, Mapping):
+        unknown = sorted(set(max_iter) - set(solvers))
+        if unknown:
+            raise ValueError(f"max_iter names unknown solver(s) {unknown}; solvers: {', '.join(solvers)}")
+        iters.update({k: int(v) for k, v in max_iter.items()})
+    elif max_iter is not None:
+        iters = {name: int(max_iter) for name in solvers}
+    for name, k in iters.items():
+        if k < 0:
+            raise ValueError(f"max_iter of {name!r} is {k}; expected an integer >= 0")
+    for name, solver in solvers.items():
+        check = getattr(solver, "check_problem", None)
+        if check is not None:
+            try:
+                check(problem)
+            except ValueError as e:
+                text = str(e)
+                raise ValueError(text if f"'{name}'" in text else f"solver '{name}' does not fit this problem: {text}") from None
+    if reference is None or reference is True:
+        ref: Reference | None = problem.reference()
+    elif reference is False:
+        ref = None
+    else:
+        ref = reference
+    start = problem.initial_point() if x0 is None else x0
+    trajectories = {}
+    for name, solver in solvers.items():
+        with _eval_mode(solver):
+            traj = run(solver, problem, x0=start, max_iter=iters[name], reference=ref, record_every=record_every,
+                       tol=stop_at, record_certificate=ref is None)
+        trajectories[name] = dataclasses.replace(traj, solver=name)
+    learned = frozenset(name for name, s in solvers.items() if is_learned(s))
+    return Comparison(trajectories=trajectories, learned=learned, reference=ref, max_iter=iters)
+
+
+class _eval_mode:
+    """Put a module in eval mode for the block and restore its training flags after."""
+
+    def __init__(self, solver: Any):
+        self.module = solver if isinstance(solver, torch.nn.Module) else None
+        self.flags: list[tuple[torch.nn.Module, bool]] = []
+
+    def __enter__(self) -> None:
+        if self.module is not None:
+            self.flags = [(m, m.training) for m in self.module.modules()]
+            self.module.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, flag in self.flags:
+            m.training = flag
+
+
+# ----- records on disk ------------------------------------------------------------------------------
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.{FLOAT_DIGITS}g}" if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    return str(v)
+
+
+def write_records_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]],
+                      columns: tuple[str, ...] = COLUMNS) -> Path:
+    """Write tidy rows as CSV (header line, then one line per row) atomically: the text
+    goes to a temporary file in the target folder, which then replaces ``path``."""
+
+    def write(fh: Any) -> None:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([_cell(r.get(c)) for c in columns])
+
+    return atomic_write(path, write, binary=False)
+
+
+def trajectories_from_records(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Trajectory], frozenset[str]]:
+    """Rebuild trajectories from tidy rows (``records()`` or ``read_records_csv``), in the
+    order solvers first appear, and the names of the learned ones. Missing values are
+    nan; the last iterates are not in the records, so ``x`` is ``(B, 0)``."""
+    by: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["solver"], []).append(r)
+    trajectories, learned = {}, set()
+    for name, rs in by.items():
+        its = sorted({int(r["iteration"]) for r in rs})
+        insts = sorted({int(r["instance"]) for r in rs})
+        ti = {k: i for i, k in enumerate(its)}
+        bi = {k: i for i, k in enumerate(insts)}
+        T, B = len(its), len(insts)
+        arrays = {k: torch.full((T, B), math.nan, dtype=torch.float64) for k in ("objective", "gap", "certificate")}
+        seen = {k: False for k in arrays}
+        time = torch.full((T,), math.nan, dtype=torch.float64)
+        for r in rs:
+            t, b = ti[int(r["iteration"])], bi[int(r["instance"])]
+            for k in arrays:
+                v = r.get(k)
+                if v is not None:
+                    arrays[k][t, b] = float(v)
+                    seen[k] = True
+            if r.get("time") is not None:
+                time[t] = float(r["time"])
+        if rs[0].get("learned"):
+            learned.add(name)
+        trajectories[name] = Trajectory(
+            solver=name, iterations=torch.tensor(its, dtype=torch.long), objective=arrays["objective"],
+            gap=arrays["gap"] if seen["gap"] else None,
+            certificate=arrays["certificate"] if seen["certificate"] else None,
+            time=time, x=torch.zeros(B, 0, dtype=torch.float64),
+        )
+    return trajectories, frozenset(learned)
+
+
+def read_records_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read rows written by ``write_records_csv`` back, with the types of ``records()``:
+    iteration and instance int, learned bool, numbers float, empty cells None."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            row: dict[str, Any] = {}
+            for k, v in r.items():
+                if k in ("solver",):
+                    row[k] = v
+                elif k == "learned":
+                    row[k] = v.strip().lower() in ("true", "1")
+                elif k in ("iteration", "instance"):
+                    row[k] = int(v)
+                else:
+                    row[k] = None if v == "" else float(v)
+            out.append(row)
+    return out
