@@ -22,9 +22,17 @@ def new_file_mode(p: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = True) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, flush it to disk and
-    rename it to ``path``. Raises ``OSError`` for a missing folder or a directory path."""
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[Any]], None] | bytes | str, binary: bool = True
+) -> Path:
+    """Write to a temporary file next to ``path``, flush it to disk and rename it to ``path``.
+
+    ``write`` is a function called with the open file, or the content itself (bytes,
+    or text written as UTF-8). Raises ``OSError`` for a missing folder or a directory path.
+    """
+    if not callable(write):
+        content = write.encode("utf-8") if isinstance(write, str) else bytes(write)
+        write, binary = (lambda fh: fh.write(content)), True
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if p.is_dir():

@@ -31,14 +31,19 @@ import csv
 import dataclasses
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from l2o.problems import Instances, LassoInstances, LogisticInstances, QuadraticInstances
+from l2o.atomic import atomic_write
+from l2o.problems import (
+    Instances,
+    LassoInstances,
+    LogisticInstances,
+    QuadraticInstances,
+)
 
 KINDS = ("qp", "lasso", "logistic")
 KEYS: dict[str, tuple[str, ...]] = {
@@ -488,31 +493,7 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 def save_npz_atomic(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> None:
-    """Write ``arrays`` to ``path`` as .npz atomically: a temporary file in the same
-    directory, flushed to disk, then ``os.replace``; an existing file is never left
-    half-written and no temporary file is left behind on failure."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:  # a file handle: np.savez must not append ".npz"
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _new_file_mode(p))  # mkstemp makes 0600; keep the usual permissions
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _new_file_mode(p: Path) -> int:
-    """The mode of the file being replaced, else 0666 less the umask."""
-    try:
-        return p.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    """Write ``arrays`` to ``path`` as .npz atomically (``l2o.atomic.atomic_write``): an
+    existing file is never left half-written and no temporary file is left behind."""
+    # A file handle, so that np.savez does not append ".npz" to the name.
+    atomic_write(path, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}))

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping
@@ -39,6 +38,8 @@ from typing import Any, BinaryIO, Callable, Mapping
 import safetensors.torch
 import torch
 from torch import Tensor, nn
+
+from l2o.atomic import atomic_write as _atomic_write
 
 CONFIG = "config.toml"
 WEIGHTS = "weights.safetensors"
@@ -56,35 +57,8 @@ LOG_COLUMNS = ("step", "loss", "val_gap", "lr", "seconds", "rejected", "unroll",
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[BinaryIO], None]) -> None:
     """Write ``data`` (bytes, text as UTF-8, or a function writing to a binary file) to
-    ``path`` atomically: temporary file in the same directory, fsync, ``os.replace``."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if callable(data):
-                data(fh)
-            else:
-                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _new_file_mode(p))
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _new_file_mode(p: Path) -> int:
-    """The mode of the file being replaced, else 0666 less the umask."""
-    try:
-        return p.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    ``path`` atomically (``l2o.atomic.atomic_write``)."""
+    _atomic_write(path, data)
 
 
 def save_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, Tensor],
