@@ -26,6 +26,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 import l2o
+from l2o.commands import load_for_checkpoint, plain
 from l2o.io import KINDS, DataError, Loaded, check_output_path, load, save_npz_atomic
 from l2o.problems import Instances
 from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_solver
@@ -124,19 +125,6 @@ def default_solver(kind: str, instances: Instances) -> str:
     return "fista_restart"
 
 
-def _plain(value: Any) -> Any:
-    """Tensors and arrays -> JSON values (lists; nan/inf -> null)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value] if value.ndim else _plain(value.item())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 # typer keeps the line breaks of a help text: one paragraph per line, blank lines between.
 SOLVE_HELP = "\n\n".join([
     "Solve one instance or a batch read from FILE and write the solution.",
@@ -202,7 +190,6 @@ def solve(
             make_solver(solver)  # raises: unknown solver, with the valid names
         out_path = check_output_path(out) if out is not None else None
         if checkpoint is not None:  # the kind of problem comes from the run's family (l2o.commands)
-            from l2o.commands import load_for_checkpoint
 
             trained = load_for_checkpoint(checkpoint, data, problem, lam=lam, penalty=penalty)
             loaded, problem, name, method = trained.loaded, trained.kind, trained.name, trained.solver
@@ -228,7 +215,7 @@ def solve(
                    "out": None if out_path is None else str(out_path)}
         if checkpoint is not None:
             summary["checkpoint"] = str(checkpoint)
-        summary.update({k: _plain(v) for k, v in arrays.items() if k != "solver"})
+        summary.update({k: plain(v) for k, v in arrays.items() if k != "solver"})
         sys.stdout.write(json.dumps(summary) + "\n")
         return
     _print_solve_summary(problem, name, loaded, result, tol, out_path)

@@ -58,15 +58,15 @@ class ProjectedGradient(ISTA):
 class FISTAState:
     """x: ``(B, n)`` last prox-gradient point; y: ``(B, n)`` extrapolated point;
     t: ``(B,)`` momentum sequence; restarts: ``(B,)`` number of restarts so far;
-    k: iterations done (shared by the batch); signs: ``(B, n)`` int8 sign pattern at
-    the last polish check (``(B, 0)`` when polishing is off)."""
+    k: iterations done (shared by the batch); pattern: ``(B, n)`` int8 active pattern
+    (``problem.active_pattern``) at the last polish check (``(B, 0)`` when polishing is off)."""
 
     x: Tensor
     y: Tensor
     t: Tensor
     restarts: Tensor
     k: int = 0
-    signs: Tensor | None = None
+    pattern: Tensor | None = None
 
 
 class FISTA(Optimizer):
@@ -99,8 +99,8 @@ class FISTA(Optimizer):
     def init(self, problem, x0: Tensor) -> FISTAState:
         self.check_problem(problem)
         ones = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
-        signs = torch.zeros(x0.shape[0], x0.shape[1] if self.polish_every else 0, dtype=torch.int8, device=x0.device)
-        return FISTAState(x=x0.clone(), y=x0.clone(), t=ones, restarts=torch.zeros_like(ones), k=0, signs=signs)
+        pattern = torch.zeros(x0.shape[0], x0.shape[1] if self.polish_every else 0, dtype=torch.int8, device=x0.device)
+        return FISTAState(x=x0.clone(), y=x0.clone(), t=ones, restarts=torch.zeros_like(ones), k=0, pattern=pattern)
 
     def step(self, problem, state: FISTAState) -> FISTAState:
         x_new = problem.prox_grad(state.y, self.step_scale)
@@ -115,31 +115,28 @@ class FISTA(Optimizer):
             restarts = restarts + reset.to(restarts.dtype)
         y_new = torch.addcmul(x_new, beta, dx)
         k = state.k + 1
-        signs = state.signs
+        pattern = state.pattern
         if self.polish_every and k % self.polish_every == 0:
-            x_new, y_new, t_new, signs = self._polish(problem, x_new, y_new, t_new, signs)
-        return FISTAState(x=x_new, y=y_new, t=t_new, restarts=restarts, k=k, signs=signs)
+            x_new, y_new, t_new, pattern = self._polish(problem, x_new, y_new, t_new, pattern)
+        return FISTAState(x=x_new, y=y_new, t=t_new, restarts=restarts, k=k, pattern=pattern)
 
     @staticmethod
-    def _polish(problem, x: Tensor, y: Tensor, t: Tensor, prev_signs: Tensor):
-        """Polish the instances whose sign pattern (support and signs, or active bounds)
-        did not change since the last check: an identified active set is what makes a
-        polish succeed, and the others would only pay for a failed factorization."""
-        signs = torch.sign(x).to(torch.int8)
-        if problem.is_constrained:  # for a box, the pattern is which bound is active
-            signs = signs + 2 * (problem.prox(x + 1, 1.0) == x).to(torch.int8) - 4 * (problem.prox(x - 1, 1.0) == x).to(torch.int8)
-        stable = torch.nonzero((signs == prev_signs).all(-1)).squeeze(-1) if prev_signs.shape[-1] else signs.new_empty(0, dtype=torch.long)
+    def _polish(problem, x: Tensor, y: Tensor, t: Tensor, prev_pattern: Tensor):
+        """Polish the instances whose active pattern (``problem.active_pattern``: LASSO
+        signs, box-QP active bounds) did not change since the last check: an identified
+        active set is what makes a polish succeed, and the others would only pay for a
+        failed factorization."""
+        pattern = problem.active_pattern(x)
+        stable = torch.nonzero((pattern == prev_pattern).all(-1)).squeeze(-1)
         if stable.numel():
             z, accepted = problem.index(stable).polish(x[stable])
             if bool(accepted.any()):
                 done = stable[accepted]
-                x = x.clone()
+                x, y, t = x.clone(), y.clone(), t.clone()
                 x[done] = z[accepted]
-                y = y.clone()
                 y[done] = z[accepted]
-                t = t.clone()
                 t[done] = 1.0
-        return x, y, t, signs
+        return x, y, t, pattern
 
 
 class FISTARestart(FISTA):

@@ -53,14 +53,9 @@ class MomentumState:
     x_prev: Tensor
 
 
-def _strong_convexity(problem, mu: float | None, name: str) -> Tensor:
-    m = problem.strong_convexity() if mu is None else torch.full_like(problem.smoothness(), float(mu))
-    if not bool((m > 0).all()):
-        raise ValueError(
-            f"{name} needs a strongly convex problem (mu > 0), but mu = 0 for some instances; "
-            f"pass mu=... explicitly or use 'nesterov' / 'fista'"
-        )
-    return m
+def _modulus(problem, mu: float | None) -> Tensor:
+    """``(B,)`` strong-convexity modulus: the given ``mu``, else the problem's."""
+    return problem.strong_convexity() if mu is None else torch.full_like(problem.smoothness(), float(mu))
 
 
 class NesterovStronglyConvex(Optimizer):
@@ -79,7 +74,11 @@ class NesterovStronglyConvex(Optimizer):
 
     def check_problem(self, problem) -> None:
         super().check_problem(problem)
-        _strong_convexity(problem, self.mu, self.name)
+        if not bool((_modulus(problem, self.mu) > 0).all()):
+            raise ValueError(
+                f"{self.name} needs a strongly convex problem (mu > 0), but mu = 0 for some instances; "
+                f"pass mu=... explicitly or use 'nesterov' / 'fista'"
+            )
 
     def init(self, problem, x0: Tensor) -> MomentumState:
         self.check_problem(problem)
@@ -87,7 +86,7 @@ class NesterovStronglyConvex(Optimizer):
 
     def step(self, problem, state: MomentumState) -> MomentumState:
         L = problem.smoothness()
-        mu = _strong_convexity(problem, self.mu, self.name)
+        mu = _modulus(problem, self.mu)  # validated once, in init
         beta = ((L.sqrt() - mu.sqrt()) / (L.sqrt() + mu.sqrt())).unsqueeze(-1)
         y = state.x + beta * (state.x - state.x_prev)
         t = step_size(problem)
@@ -114,7 +113,7 @@ class HeavyBall(Optimizer):
 
     def _coefficients(self, problem) -> tuple[Tensor, Tensor]:
         L = problem.smoothness()
-        mu = problem.strong_convexity() if self.mu is None else torch.full_like(L, float(self.mu))
+        mu = _modulus(problem, self.mu)
         beta = torch.full_like(L, self.momentum)
         alpha = (1.0 - beta) / L
         if getattr(problem, "is_quadratic", False):

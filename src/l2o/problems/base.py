@@ -114,6 +114,11 @@ class Instances(ABC):
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Instances":
         """A copy in another dtype and/or on another device."""
 
+    def as_float64(self) -> "Instances":
+        """These instances in float64 (themselves if already float64): where references,
+        gaps and certificates are evaluated."""
+        return self if self.dtype == torch.float64 else self.to(dtype=torch.float64)
+
     # ----- smooth part --------------------------------------------------------------------
     @abstractmethod
     def smooth_objective(self, x: Tensor) -> Tensor:
@@ -186,6 +191,14 @@ class Instances(ABC):
         """
         return x, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
 
+    def active_pattern(self, x: Tensor) -> Tensor:
+        """``(B, n)`` int8 pattern of the active set that ``polish`` relies on.
+
+        Default: sign(x) (support and signs, what LASSO's optimality conditions fix);
+        constrained families return which bound is active.
+        """
+        return torch.sign(x).to(torch.int8)
+
     def gradient_mapping(self, x: Tensor, step: Tensor | None = None) -> Tensor:
         """G(x) = (x - prox_{t r}(x - t grad f(x))) / t with t = 1/L: ``(B, n)``.
 
@@ -230,7 +243,7 @@ class Instances(ABC):
         cached = getattr(self, "_reference_cache", None)
         if cached is not None and cached[0] <= tol:
             return cached[1]
-        exact = self if self.dtype == torch.float64 else self.to(dtype=torch.float64)
+        exact = self.as_float64()
         x_star, method = exact._solve_reference(tol, max_iter)
         f_star = exact.objective(x_star)
         cert = exact.certificate(x_star)

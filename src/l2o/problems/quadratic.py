@@ -118,6 +118,12 @@ class QuadraticInstances(Instances):
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self._box.subdifferential_bounds(x) if self.is_constrained else super().subdifferential_bounds(x)
 
+    def active_pattern(self, x: Tensor) -> Tensor:
+        """-1 at a lower bound, +1 at an upper bound, 0 for a free coordinate (``(B, n)`` int8)."""
+        if not self.is_constrained:
+            return super().active_pattern(x)
+        return (x >= self._box.upper).to(torch.int8) - (x <= self._box.lower).to(torch.int8)
+
     def polish(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Active-set refinement for a box QP with a shared Q.
 
@@ -130,7 +136,8 @@ class QuadraticInstances(Instances):
         if not (self.is_constrained and self.shared_matrix):
             return x, none
         lo, up = self._box.lower, self._box.upper
-        at_lower, at_upper = x <= lo, x >= up
+        pattern = self.active_pattern(x)
+        at_lower, at_upper = pattern < 0, pattern > 0
         free = ~(at_lower | at_upper)
         x_fixed = torch.where(free, torch.zeros_like(x), x)
         z_free, ok = solve_on_index_sets(self.Q, -(self.q + x_fixed @ self.Q), free)

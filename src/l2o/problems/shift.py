@@ -76,6 +76,9 @@ class ShiftedInstances(Instances):
     def certificate(self, x: Tensor) -> Tensor:
         return self.inner.certificate(x + self.t)
 
+    def active_pattern(self, x: Tensor) -> Tensor:
+        return self.inner.active_pattern(x + self.t)
+
     def fixed_point_residual(self, x: Tensor) -> Tensor:
         return self.inner.fixed_point_residual(x + self.t)
 

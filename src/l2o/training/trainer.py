@@ -60,7 +60,7 @@ def validation_gap(solver, problem: Instances, reference: Reference, horizon: in
     finally:
         if isinstance(solver, nn.Module):
             solver.train(was_training)
-    exact = exact if exact is not None else (problem if problem.dtype == torch.float64 else problem.to(dtype=torch.float64))
+    exact = exact if exact is not None else problem.as_float64()
     gap = float(reference.relative_gap(exact.objective(state.x.to(device=exact.device, dtype=torch.float64))).mean())
     return gap if math.isfinite(gap) else math.inf
 
@@ -174,7 +174,7 @@ class Trainer:
         self.train_ref = self.train_set.reference() if self.train_set is not None and self.loss.needs_reference else None
         if cfg.val_batch:
             self.val_set = self._sample(cfg.val_batch, self.seed_val)
-            self.val_exact = self.val_set if self.dtype == torch.float64 else self.val_set.to(dtype=torch.float64)
+            self.val_exact = self.val_set.as_float64()
             self.val_ref = self.val_set.reference()
         else:
             self.val_set = self.val_exact = self.val_ref = None
