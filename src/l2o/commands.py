@@ -133,10 +133,12 @@ def _check_positive(option: str, value: int | None) -> None:
 def _dtype(name: str | None) -> torch.dtype | None:
     if name is None:
         return None
-    table = {"float32": torch.float32, "float64": torch.float64}
-    if name not in table:
-        raise ValueError(f"--dtype is {name!r}; expected 'float32' or 'float64'")
-    return table[name]
+    from l2o.training.config import torch_dtype
+
+    try:
+        return torch_dtype(name)
+    except ValueError:
+        raise ValueError(f"--dtype is {name!r}; expected 'float32' or 'float64'") from None
 
 
 def _out_dir(path: Path) -> Path:
@@ -230,7 +232,7 @@ def evaluate_run(
         if name in names:
             raise ValueError(f"--baselines names {name!r}, the learned solver's own name")
     if want_dtype is None:
-        want_dtype = torch.float64 if config.training.dtype == "float64" else torch.float32
+        want_dtype = config.training.torch_dtype
     seed = eval_seed(config.training.seed) if seed is None else int(seed)
     out = _out_dir(Path(run_dir) if out_dir is None else Path(out_dir))
 
@@ -473,7 +475,7 @@ def run_demo(
         run, training = train_demo(out_dir / DEMO_RUN, config, progress=progress, say=say)
         solvers[config.solver] = run.solver
         max_iter[config.solver] = 10 * _horizon(run.solver, config)
-        dtype = torch.float64 if config.training.dtype == "float64" else torch.float32
+        dtype = config.training.torch_dtype
     for name in DEMO_SOLVERS:
         solvers[name] = make_solver(name)
         max_iter[name] = iterations

@@ -404,7 +404,7 @@ def load_run(directory: str | os.PathLike[str], which: str = "best") -> Run:
         raise ValueError(f"run directory '{root}' does not exist")
     config = read_config(root)
     family = config.make_family()
-    dtype = torch.float64 if config.training.dtype == "float64" else torch.float32
+    dtype = config.training.torch_dtype
     solver = config.make_solver(family, dtype)
     solver.to(dtype=dtype)
     path = root / (BEST if which == "best" else WEIGHTS)

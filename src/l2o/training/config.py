@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import tomli_w
+import torch
 
 from l2o.problems.family import ProblemFamily
 
@@ -39,6 +40,13 @@ REDUCTIONS = ("mean", "sum")
 META_OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 DTYPES = ("float32", "float64")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """"float32" / "float64" -> the torch dtype (ValueError otherwise)."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype is {name!r}; expected one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
 TABLES = ("problem", "solver", "training")
 
 
@@ -116,6 +124,11 @@ class TrainingConfig:
     device: str = "cpu"
     checkpoint_every: int = 100
     gradient_checkpointing: bool = True
+
+    @property
+    def torch_dtype(self):
+        """The torch dtype of ``dtype``."""
+        return torch_dtype(self.dtype)
 
     def __post_init__(self) -> None:
         if self.segment == 0:

@@ -145,7 +145,7 @@ class Trainer:
         self.callback = callback
         self.echo = echo
         self._bar = None
-        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        self.dtype = cfg.torch_dtype
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"[training] device = {cfg.device!r} but CUDA is not available")
