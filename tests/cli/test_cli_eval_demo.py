@@ -12,7 +12,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from l2o.cli import app
@@ -23,12 +22,6 @@ runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def invoke(*args):
@@ -42,7 +35,6 @@ def is_png(path) -> bool:
 
 
 def _train(out, config: dict):
-    torch.set_num_threads(1)
     training.train(training.RunConfig.from_dict(config), out)
     return out
 

@@ -23,13 +23,6 @@ from l2o.report.table import quantile, render_table, summarize
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: one thread avoids oversubscribing a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def invoke(*args: str):

@@ -13,13 +13,6 @@ from l2o.io import DataError, load, load_problem, save_npz_atomic, validate
 from l2o.problems import LassoInstances, LogisticInstances, QuadraticInstances
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: one thread avoids oversubscribing a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def spd(rng: np.random.Generator, n: int) -> np.ndarray:

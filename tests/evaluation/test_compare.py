@@ -29,12 +29,6 @@ from l2o.evaluation.compare import (
 from l2o.learned.lgd import LGD
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @functools.lru_cache(maxsize=None)

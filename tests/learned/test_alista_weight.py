@@ -9,12 +9,6 @@ import l2o
 from l2o.learned import ALISTA, analytic_weight
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def off_diagonal(M: torch.Tensor) -> torch.Tensor:

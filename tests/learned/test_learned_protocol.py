@@ -36,13 +36,6 @@ B = 4
 LASSO = l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1)
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    """Tiny problems on a shared two-core machine: one intra-op thread, restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 PROBLEMS = {

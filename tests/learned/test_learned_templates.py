@@ -16,12 +16,6 @@ STEPS = 30
 LASSO = l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1)
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def lasso():

@@ -20,12 +20,6 @@ from l2o.report.plots import as_curves, band, convergence_figure, plot_convergen
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @functools.lru_cache(maxsize=None)

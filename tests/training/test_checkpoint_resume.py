@@ -18,12 +18,6 @@ from l2o.training.checkpoint import read_config
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 class Killed(Exception):
@@ -205,7 +199,6 @@ def test_a_failing_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs") / "run"
-    torch.set_num_threads(1)
     train(lgd_config(steps=2, checkpoint_every=1), root)
     return root
 

@@ -7,7 +7,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import torch
 
 from l2o.problems import LassoFamily, LeastSquaresFamily
 from l2o.training import RunConfig, TrainingConfig, load_config, lr_at
@@ -15,12 +14,6 @@ from l2o.training import RunConfig, TrainingConfig, load_config, lr_at
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def base() -> dict:

@@ -29,12 +29,6 @@ from l2o.training import (
 from l2o.training.estimators import make_estimator, trainable
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def tiny(**training) -> RunConfig:
