@@ -62,10 +62,6 @@ def per_coordinate(features: list[Tensor]) -> Tensor:
     return torch.stack(features, dim=-1).reshape(-1, len(features))
 
 
-def unflatten(t: Tensor, batch: int, n: int) -> Tensor:
-    """``(B * n, k)`` -> ``(B, n, k)`` (or ``(B * n,)`` -> ``(B, n)``)."""
-    return t.reshape(batch, n, *t.shape[1:])
-
 
 class CoordLSTM(nn.Module):
     """A coordinatewise LSTM: one ``nn.LSTM`` shared by every coordinate of every instance

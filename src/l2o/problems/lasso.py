@@ -17,7 +17,7 @@ from torch import Tensor
 
 from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, column, run_to_certificate
 from l2o.problems.family import ProblemFamily, make_generator
-from l2o.problems.parts import L1, index_data, matvec, rmatvec, solve_on_index_sets, spectral_norm_squared
+from l2o.problems.parts import L1, matvec, rmatvec, solve_on_index_sets, spectral_norm_squared
 
 
 class LeastSquaresInstances(Instances):
@@ -69,7 +69,7 @@ class LeastSquaresInstances(Instances):
         return self.A.ndim == 2
 
     def index(self, idx: Tensor) -> "LeastSquaresInstances":
-        A = self.A if self.shared_matrix else index_data(self.A, idx)
+        A = self.A if self.shared_matrix else self.A[idx]
         out = type(self)(A, self.b[idx], self.lam[idx], self.x0_shift, _gram=self._gram)
         if self._L is not None:
             out._L = self._L[idx]

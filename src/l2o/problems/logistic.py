@@ -26,7 +26,7 @@ from torch import Tensor
 from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_certificate
 from l2o.problems.family import ProblemFamily
 from l2o.problems.lasso import correlated_gaussian, sparse_vectors
-from l2o.problems.parts import L1, index_data, matvec, rmatvec, spectral_norm_squared
+from l2o.problems.parts import L1, matvec, rmatvec, spectral_norm_squared
 
 PENALTIES = ("l1", "l2")
 
@@ -92,7 +92,7 @@ class LogisticInstances(Instances):
         return self.X.ndim == 2
 
     def index(self, idx: Tensor) -> "LogisticInstances":
-        X = self.X if self.shared_matrix else index_data(self.X, idx)
+        X = self.X if self.shared_matrix else self.X[idx]
         out = type(self)(X, self.y[idx], self.lam[idx], self.penalty, self.x0_shift)
         if self._L is not None:
             out._L = self._L[idx]

@@ -32,11 +32,6 @@ def spectral_norm_squared(A: Tensor) -> Tensor:
     return torch.linalg.matrix_norm(A, ord=2) ** 2
 
 
-def index_data(data: Tensor, idx: Tensor) -> Tensor:
-    """Select instances of a per-instance tensor; shared data (no batch dim) passes through."""
-    return data[idx]
-
-
 def soft_threshold(v: Tensor, threshold: Tensor | float) -> Tensor:
     """eta_theta(v) = sign(v) max(|v| - theta, 0), elementwise (theta broadcasts)."""
     return v - torch.clamp(v, -threshold, threshold)

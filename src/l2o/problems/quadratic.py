@@ -15,7 +15,7 @@ from torch import Tensor
 
 from l2o.problems.base import Instances, run_to_certificate
 from l2o.problems.family import ProblemFamily, make_generator
-from l2o.problems.parts import Box, index_data, solve_on_index_sets
+from l2o.problems.parts import Box, solve_on_index_sets
 
 
 class QuadraticInstances(Instances):
@@ -64,7 +64,7 @@ class QuadraticInstances(Instances):
         return self.Q.ndim == 2
 
     def index(self, idx: Tensor) -> "QuadraticInstances":
-        pick = lambda t: t if t is None or t.ndim < 2 else index_data(t, idx)  # noqa: E731
+        pick = lambda t: t if t is None or t.ndim < 2 else t[idx]  # noqa: E731
         Q = self.Q if self.shared_matrix else self.Q[idx]
         out = type(self)(Q, self.q[idx], pick(self.lower), pick(self.upper), self.x0_shift)
         if self._eig is not None:
