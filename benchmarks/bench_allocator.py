@@ -10,11 +10,12 @@ one after ``tune_allocator()``, and reports the median step time of each.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from l2o.atomic import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -57,9 +58,7 @@ def main() -> None:
         lines.append(f"| {dt} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name, text in (("allocator.json", json.dumps(res, indent=1)), ("allocator.md", "\n".join(lines) + "\n")):
-        tmp = RESULTS / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, RESULTS / name)
+        atomic_write(RESULTS / name, text)
     print("\n".join(lines))
 
 

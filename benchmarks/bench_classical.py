@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
 
 from l2o import make_family, make_solver, solve  # noqa: E402
+from l2o.atomic import atomic_write  # noqa: E402
 from l2o.performance import tune_allocator  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -187,12 +188,6 @@ def to_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=1000)
@@ -229,9 +224,9 @@ def main() -> None:
                                                       None, gflops, args.check_every)
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = ("-quick" if args.quick else "") + (f"-{args.only}" if args.only else "")
-    write_atomic(args.out / f"classical{suffix}.json", json.dumps(results, indent=1))
+    atomic_write(args.out / f"classical{suffix}.json", json.dumps(results, indent=1))
     md = to_markdown(results)
-    write_atomic(args.out / f"classical{suffix}.md", md)
+    atomic_write(args.out / f"classical{suffix}.md", md)
     print(md)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, run
+from l2o.atomic import atomic_write
 from l2o.performance import tune_allocator
 from l2o.training import load_run, train
 from l2o.training.config import load_config
@@ -199,12 +199,6 @@ def to_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def parse_steps(text: str | None) -> dict[str, int]:
     """"300" -> {"*": 300}; "lgd=100,alista=300" -> {"lgd": 100, "alista": 300}."""
     if not text:
@@ -264,9 +258,9 @@ def main() -> None:
 def save(results: dict, args) -> str:
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    write_atomic(args.out / f"learned{suffix}.json", json.dumps(results, indent=1))
+    atomic_write(args.out / f"learned{suffix}.json", json.dumps(results, indent=1))
     md = to_markdown(results)
-    write_atomic(args.out / f"learned{suffix}.md", md)
+    atomic_write(args.out / f"learned{suffix}.md", md)
     return md
 
 

@@ -10,11 +10,12 @@ checkpointing, for full and truncated backpropagation.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from l2o.atomic import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
 # solver, family, batch, unroll K, segment S, gradient checkpointing
@@ -72,9 +73,7 @@ def main() -> None:
                      f"{'yes' if r['checkpointing'] else 'no'} | {r['step_MB']} | {r['seconds']} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name, text in (("memory.json", json.dumps(rows, indent=1)), ("memory.md", "\n".join(lines) + "\n")):
-        tmp = RESULTS / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, RESULTS / name)
+        atomic_write(RESULTS / name, text)
     print("\n".join(lines))
 
 
