@@ -41,9 +41,19 @@ FLOAT_DIGITS = 10
 COLUMNS = ("solver", "learned", "iteration", "instance", "time", "objective", "gap", "certificate")
 
 
+def learned_module(solver: Any) -> torch.nn.Module | None:
+    """The network of a learned solver: the solver itself (an ``nn.Module``, as every
+    ``l2o.learned.LearnedOptimizer``) or the learned solver a wrapper such as
+    ``l2o.safeguard.Safeguard`` holds in ``.learned``; None for a classical solver."""
+    if isinstance(solver, torch.nn.Module):
+        return solver
+    inner = getattr(solver, "learned", None)
+    return inner if isinstance(inner, torch.nn.Module) else None
+
+
 def is_learned(solver: Any) -> bool:
-    """A learned solver is an ``nn.Module`` (``l2o.learned.LearnedOptimizer``)."""
-    return isinstance(solver, torch.nn.Module)
+    """A learned solver is an ``nn.Module`` or wraps one (a safeguarded learned solver)."""
+    return learned_module(solver) is not None
 
 
 def default_iterations(solvers: Mapping[str, Optimizer], factor: int = HORIZON_FACTOR,
@@ -138,7 +148,8 @@ def _select(traj: Trajectory, keep: list[int]) -> Trajectory:
     idx = torch.tensor(keep, dtype=torch.long)
     pick = lambda t: None if t is None else t[idx]  # noqa: E731
     return dataclasses.replace(traj, iterations=traj.iterations[idx], objective=traj.objective[idx],
-                               gap=pick(traj.gap), certificate=pick(traj.certificate), time=traj.time[idx])
+                               gap=pick(traj.gap), certificate=pick(traj.certificate), time=traj.time[idx],
+                               fallback=pick(traj.fallback))
 
 
 def compare(
@@ -212,7 +223,7 @@ class _eval_mode:
     """Put a module in eval mode for the block and restore its training flags after."""
 
     def __init__(self, solver: Any):
-        self.module = solver if isinstance(solver, torch.nn.Module) else None
+        self.module = learned_module(solver)
         self.flags: list[tuple[torch.nn.Module, bool]] = []
 
     def __enter__(self) -> None:

@@ -42,6 +42,8 @@ class Trajectory:
         certificate: ``(T, B)`` the family's certificate, or None if not recorded.
         time: ``(T,)`` cumulative seconds spent in the solver's steps.
         x: ``(B, n)`` last iterate.
+        fallback: ``(T, B)`` bool, the iterate came from a safeguard's fallback
+            (``l2o.safeguard``), or None for solvers without a safeguard.
     """
 
     solver: str
@@ -51,6 +53,7 @@ class Trajectory:
     certificate: Tensor | None
     time: Tensor
     x: Tensor
+    fallback: Tensor | None = None
 
     def _measure(self) -> Tensor:
         if self.gap is not None:
@@ -126,11 +129,13 @@ def run(
     if ref is None and tol is not None:
         record_certificate = True
 
-    its, objs, gaps, certs, times = [], [], [], [], []
+    its, objs, gaps, certs, times, fired = [], [], [], [], [], []
     elapsed = 0.0
 
-    def record(k: int, xk: Tensor) -> bool:
-        x64 = xk.to(torch.float64)
+    def record(k: int, st: Any) -> bool:
+        x64 = st.x.to(torch.float64)
+        if hasattr(st, "fired"):
+            fired.append(st.fired.cpu())
         obj = exact.objective(x64)
         its.append(k)
         objs.append(obj)
@@ -145,7 +150,7 @@ def run(
         return bool((measure <= tol).all())
 
     state = solver.init(problem, x)
-    done = record(0, state.x)
+    done = record(0, state)
     for k in range(1, max_iter + 1):
         if done:
             break
@@ -155,7 +160,7 @@ def run(
         _sync(problem.device)
         elapsed += time.perf_counter() - start
         if k % record_every == 0 or k == max_iter:
-            done = record(k, state.x)
+            done = record(k, state)
     return Trajectory(
         solver=solver_name(solver),
         iterations=torch.tensor(its),
@@ -164,6 +169,7 @@ def run(
         certificate=torch.stack(certs) if certs else None,
         time=torch.tensor(times, dtype=torch.float64),
         x=state.x,
+        fallback=torch.stack(fired) if fired else None,
     )
 
 

@@ -70,6 +70,25 @@ def select_state(state: Any, idx: Tensor) -> Any:
     return dataclasses.replace(state, **changes)
 
 
+def merge_state(state: Any, idx: Tensor, part: Any) -> Any:
+    """``state`` with the rows ``idx`` replaced by the sub-batch state ``part``.
+
+    The inverse of ``select_state``: tensor fields are copied (never written in
+    place); fields shared by the batch (Python numbers such as an iteration counter)
+    are taken from ``part``, the state that was just stepped.
+    """
+    changes = {}
+    for f in dataclasses.fields(state):
+        v, p = getattr(state, f.name), getattr(part, f.name)
+        if isinstance(v, Tensor) and v.ndim > 0:
+            changes[f.name] = v.index_copy(0, idx, p.to(v.dtype))
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            changes[f.name] = merge_state(v, idx, p)
+        else:
+            changes[f.name] = p
+    return dataclasses.replace(state, **changes)
+
+
 def step_size(problem: Instances, scale: float = 1.0) -> Tensor:
     """``(B, 1)`` step ``scale / L`` per instance, broadcasting over coordinates."""
     return (scale / problem.smoothness()).unsqueeze(-1)
