@@ -58,6 +58,17 @@ class DatasetLogisticFamily(ProblemFamily):
 
     name = "logistic_dataset"
 
+    def natural_splits(self) -> list:
+        """The other bundled dataset, and lam halved / doubled."""
+        from l2o.problems.splits import Split, scaled
+
+        others = [d for d in sorted(DATASETS) if d != self.dataset]
+        return [
+            *[Split(d, f"scikit-learn {d}", {"dataset": d}) for d in others],
+            scaled(f"lam_{self.lam / 2:g}", "lam", self.lam / 2, "lam"),
+            scaled(f"lam_{self.lam * 2:g}", "lam", self.lam * 2, "lam"),
+        ]
+
     def validate(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"logistic_dataset: unknown dataset {self.dataset!r}; choose one of {sorted(DATASETS)}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from l2o.problems.base import Instances
+
+if TYPE_CHECKING:
+    from l2o.problems.splits import Split
 
 
 def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
@@ -33,6 +36,8 @@ class ProblemFamily(ABC):
     """
 
     name: ClassVar[str] = "family"
+    #: Whether the CVPR 2024 shifts (x0_shift, objective_shift) apply to this family.
+    cvpr_shifts: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,3 +81,14 @@ class ProblemFamily(ABC):
     def replace(self, **changes) -> "ProblemFamily":
         """A copy with some hyperparameters changed (used to build OOD splits)."""
         return dataclasses.replace(self, **changes)
+
+    def natural_splits(self) -> list["Split"]:
+        """The family's own out-of-distribution splits (data scale, noise, sparsity,
+        conditioning, dimension, ...); the common ones are in ``l2o.problems.splits``."""
+        return []
+
+    def splits(self) -> dict[str, "Split"]:
+        """Every named split: in distribution, the CVPR 2024 shifts, the natural ones."""
+        from l2o.problems.splits import family_splits
+
+        return family_splits(self)

@@ -286,6 +286,23 @@ class LassoFamily(ProblemFamily):
         if not 0 <= self.correlation < 1:
             raise ValueError(f"lasso: correlation must be in [0, 1), got {self.correlation}")
 
+    def natural_splits(self) -> list:
+        """Data scale, noise, sparsity, lam, conditioning (correlated columns) and a
+        smaller dimension (for dimension-agnostic solvers)."""
+        from l2o.problems.splits import Split, scaled
+
+        m, n = max(1, self.m // 2), max(1, self.n // 2)
+        return [
+            scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_true scale"),
+            scaled("noise_0.1", "noise_std", 0.1, "noise std of b"),
+            scaled(f"nnz_{min(2 * self.nnz, self.n)}", "nnz", min(2 * self.nnz, self.n), "nonzeros of x_true"),
+            scaled(f"lam_{self.lam / 2:g}", "lam", self.lam / 2, "lam"),
+            scaled(f"lam_{self.lam * 2:g}", "lam", self.lam * 2, "lam"),
+            scaled("correlated_0.5", "correlation", 0.5, "correlation of the columns of A"),
+            Split(f"dim_{m}x{n}", f"A of size {m} x {n} (another dictionary)",
+                  {"m": m, "n": n, "nnz": min(self.nnz // 2, n)}),
+        ]
+
     def dictionary(self) -> Tensor:
         """The shared ``(m, n)`` matrix, in float64 (deterministic in ``dictionary_seed``)."""
         g = make_generator(self.dictionary_seed)
@@ -323,6 +340,16 @@ class LeastSquaresFamily(ProblemFamily):
 
     def validate(self) -> None:
         self._check_positive_int("d", "m")
+
+    def natural_splits(self) -> list:
+        """Data scale, noise and a larger dimension (for dimension-agnostic solvers)."""
+        from l2o.problems.splits import Split, scaled
+
+        return [
+            scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_gt scale"),
+            scaled("noise_0.1", "noise_std", 0.1, "noise std of y"),
+            Split(f"dim_{2 * self.d}x{2 * self.m}", f"W of size {2 * self.m} x {2 * self.d}", {"d": 2 * self.d, "m": 2 * self.m}),
+        ]
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LeastSquaresInstances:
         if self.shared_matrix:

@@ -242,6 +242,27 @@ class LogisticFamily(ProblemFamily):
         if not 0 <= self.correlation < 1:
             raise ValueError(f"logistic: correlation must be in [0, 1), got {self.correlation}")
 
+    def natural_splits(self) -> list:
+        """Feature scale, label noise, sparsity, lam, correlated features, a larger
+        dimension, and the real datasets scikit-learn ships (breast cancer, digits) in
+        place of the papers' UCI sets, which need downloads."""
+        from l2o.problems.datasets import DatasetLogisticFamily
+        from l2o.problems.splits import Split, scaled
+
+        return [
+            scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "feature scale"),
+            scaled("label_noise_1", "noise_std", 1.0, "std of the margin noise before labelling"),
+            scaled(f"nnz_{min(2 * self.nnz, self.d)}", "nnz", min(2 * self.nnz, self.d), "nonzeros of w*"),
+            scaled(f"lam_{self.lam / 2:g}", "lam", self.lam / 2, "lam"),
+            scaled(f"lam_{self.lam * 2:g}", "lam", self.lam * 2, "lam"),
+            scaled("correlated_0.5", "correlation", 0.5, "correlation of the features"),
+            Split(f"dim_{2 * self.d}", f"{2 * self.d} features", {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
+            Split("breast_cancer", "scikit-learn breast cancer (569 x 30), 80% subsamples",
+                  family=DatasetLogisticFamily(dataset="breast_cancer", lam=self.lam, penalty=self.penalty)),
+            Split("digits", "scikit-learn digits (1797 x 64, >= 5 vs < 5), 80% subsamples",
+                  family=DatasetLogisticFamily(dataset="digits", lam=self.lam, penalty=self.penalty)),
+        ]
+
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LogisticInstances:
         X = correlated_gaussian((batch_size, self.n_samples, self.d), self.correlation, g) * self.data_scale
         w = sparse_vectors(batch_size, self.d, self.nnz, g)

@@ -217,6 +217,17 @@ class QuadraticFamily(ProblemFamily):
         if self.box < 0:
             raise ValueError(f"quadratic: box must be >= 0 (0 = unconstrained), got {self.box}")
 
+    def natural_splits(self) -> list:
+        """Data scale of q, a 10x worse conditioning, and a larger dimension."""
+        from l2o.problems.splits import Split, scaled
+
+        return [
+            scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "scale of q"),
+            scaled(f"condition_{10 * self.condition_number:g}", "condition_number", 10.0 * self.condition_number,
+                   "condition number of Q"),
+            Split(f"dim_{2 * self.n}", f"n = {2 * self.n}", {"n": 2 * self.n}),
+        ]
+
     def sample_instances(self, batch_size: int, g: torch.Generator) -> QuadraticInstances:
         if self.shared_matrix:
             Q = random_spd(None, self.n, self.condition_number, make_generator(self.matrix_seed))

@@ -1,0 +1,99 @@
+"""Named out-of-distribution splits of a problem family.
+
+A split turns the training family into the family its test instances come from.
+Every family has the same common splits:
+
+* ``id``: in distribution (the family itself);
+* ``x0_+10`` ... ``x0_-100``: the initial-point shifts x0 = s * 1, s in {+-10, +-20,
+  +-50, +-100}, of Song et al. (CVPR 2024);
+* ``objective_shift_1``, ``objective_shift_10``: solve F(x + t), t = s * 1 (same paper);
+
+and each family adds its natural shifts in ``ProblemFamily.natural_splits`` (data scale,
+noise, sparsity, regularization, conditioning, dimension, real datasets). Splits are
+data: a name, a description and either field changes (``family.replace(**changes)``)
+or a different family (for a real dataset), so configs and the CLI name them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from l2o.problems.family import ProblemFamily
+
+X0_SHIFTS = (10.0, -10.0, 20.0, -20.0, 50.0, -50.0, 100.0, -100.0)
+OBJECTIVE_SHIFTS = (1.0, 10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A named test distribution derived from a training family.
+
+    Attributes:
+        name: what ``--split`` and configs call it.
+        description: one line for reports.
+        changes: field changes applied to the training family (``family.replace``).
+        family: a replacement family (a different family type, such as a bundled real
+            dataset), used instead of ``changes`` when set.
+        kind: "id", "cvpr" (the CVPR 2024 shifts) or "natural".
+    """
+
+    name: str
+    description: str
+    changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    family: "ProblemFamily | None" = None
+    kind: str = "natural"
+
+    def apply(self, base: "ProblemFamily") -> "ProblemFamily":
+        """The family this split samples from, given the training family ``base``."""
+        if self.family is not None:
+            return self.family.replace(x0_shift=base.x0_shift, objective_shift=base.objective_shift)
+        return base.replace(**self.changes) if self.changes else base
+
+
+def _fmt(v: float) -> str:
+    return f"{v:+g}"
+
+
+def common_splits() -> list[Split]:
+    """The splits every family has: in distribution and the CVPR 2024 shifts."""
+    out = [Split("id", "in distribution (the training family)", kind="id")]
+    out += [Split(f"x0_{_fmt(s)}", f"initial point x0 = {s:g} * 1", {"x0_shift": s}, kind="cvpr") for s in X0_SHIFTS]
+    out += [
+        Split(f"objective_shift_{t:g}", f"objective shift F(x + t), t = {t:g} * 1", {"objective_shift": t}, kind="cvpr")
+        for t in OBJECTIVE_SHIFTS
+    ]
+    return out
+
+
+def scaled(name: str, field: str, value: Any, what: str) -> Split:
+    """A natural split changing one field: ``name`` = f"{name}", description from ``what``."""
+    return Split(name, f"{what} = {value}", {field: value})
+
+
+def family_splits(family: "ProblemFamily") -> dict[str, Split]:
+    """Every named split of ``family``: the common ones, then its natural ones."""
+    # the CVPR shifts apply to families of vector variables, not, e.g., to precoders
+    splits = {s.name: s for s in common_splits() if s.kind != "cvpr" or family.cvpr_shifts}
+    for s in family.natural_splits():
+        if s.name in splits:
+            raise ValueError(f"{family.name}: natural split {s.name!r} repeats a common split's name")
+        splits[s.name] = s
+    return splits
+
+
+def resolve_splits(family: "ProblemFamily", names: list[str] | None) -> list[Split]:
+    """The splits named in ``names`` (None or ["all"]: all of them), in the order given.
+
+    Raises ``ValueError`` for an unknown name, listing the valid ones.
+    """
+    available = family_splits(family)
+    if names is None or list(names) == ["all"]:
+        return list(available.values())
+    out = []
+    for n in names:
+        if n not in available:
+            raise ValueError(f"unknown split {n!r} for family '{family.name}'; valid splits: {', '.join(available)}")
+        out.append(available[n])
+    return out
