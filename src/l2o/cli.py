@@ -358,13 +358,17 @@ def eval_(
     fallback: Annotated[
         Optional[str], typer.Option(help="safeguard fallback for --ood/--split (default fista_restart; wmmse for MIMO)")
     ] = None,
-    rule: Annotated[str, typer.Option(help="safeguard rule for --ood/--split: descent or residual")] = "descent",
-    check_every: Annotated[int, typer.Option(help="safeguard checks every this many learned iterations")] = 1,
+    rule: Annotated[
+        Optional[str], typer.Option(help="safeguard rule for --ood/--split: descent (default) or residual")
+    ] = None,
+    check_every: Annotated[
+        Optional[int], typer.Option(help="safeguard checks every this many learned iterations (default 1)")
+    ] = None,
 ) -> None:
     from l2o.commands import evaluate_run, parse_names
 
-    if ood or split:
-        _eval_ood(run_dir, split, baselines, iterations, 64 if batch is None else batch, seed, dtype, out_dir, as_json,
+    if ood or split:  # the run config's [evaluation] table fills what is not given
+        _eval_ood(run_dir, split, baselines, iterations, batch, seed, dtype, out_dir, as_json,
                   fallback, rule, check_every)
         return
     with _user_errors():
@@ -388,8 +392,6 @@ def _eval_ood(run_dir, split, baselines, iterations, batch, seed, dtype, out_dir
 
     console = Console(highlight=False, markup=False, stderr=as_json)
     with _user_errors():
-        if check_every < 1:
-            raise ValueError(f"--check-every must be >= 1, got {check_every}")
         outcome = evaluate_ood(run_dir, splits=split or None, baselines=parse_names(baselines), batch=batch, seed=seed,
                                dtype=dtype, out_dir=out_dir, fallback=fallback, rule=rule, check_every=check_every,
                                iterations=iterations, progress=None if as_json else console.print)
@@ -398,7 +400,7 @@ def _eval_ood(run_dir, split, baselines, iterations, batch, seed, dtype, out_dir
         return
     for report in outcome.reports:
         console.print(render_split(report))
-    console.print(f"wrote {outcome.html}")
+    console.print(f"wrote {outcome.html}", soft_wrap=True)
 
 
 # ----- demo -----------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_split_option_table_and_skipped_solver(alista_run, tmp_path):
         (["--split", "x0_+7"], "unknown split 'x0_+7' for family 'lasso'; valid splits: id, x0_+10"),
         (["--ood", "--rule", "magic"], "unknown safeguard rule 'magic'"),
         (["--ood", "--fallback", "nope"], "--fallback: unknown solver 'nope'"),
-        (["--ood", "--check-every", "0"], "--check-every must be >= 1"),
+        (["--ood", "--check-every", "0"], "--check-every is 0; expected an integer >= 1"),
         (["--ood", "--batch", "0"], "--batch"),
     ],
 )
@@ -88,3 +88,36 @@ def test_bad_ood_options_are_one_line_errors(alista_run, tmp_path, args, message
     res = invoke("eval", alista_run, *args, "--out-dir", tmp_path)
     assert res.exit_code == 2
     assert message in res.output and "Traceback" not in res.output
+
+
+def test_config_evaluation_table_sets_the_default_splits(tmp_path):
+    out = tmp_path / "run"
+    training.train(training.RunConfig.from_dict({
+        "problem": {"family": "lasso", "m": 10, "n": 20, "nnz": 3},
+        "solver": {"name": "alista", "horizon": 3},
+        "training": {"steps": 1, "batch_size": 2, "unroll": 3, "val_batch": 2, "val_every": 1, "checkpoint_every": 0},
+        "evaluation": {"splits": ["x0_-10", "lam_0.2"], "rule": "residual", "batch": 3, "fallback": "ista"},
+    }), out)
+    assert "[evaluation]" in (out / "config.toml").read_text()
+    res = invoke("eval", out, "--ood", "--json", "--baselines", "none", "--out-dir", tmp_path)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert [s["split"] for s in summary["splits"]] == ["x0_-10", "lam_0.2"]
+    assert (summary["rule"], summary["batch"], summary["fallback"]) == ("residual", 3, "ista")
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"splits": ["x0_+7"]}, "[evaluation] splits: unknown split 'x0_+7'"),
+        ({"split": ["id"]}, "unknown key(s) 'split' in [evaluation]; valid keys: batch, check_every, fallback, rule, splits"),
+        ({"rule": "magic"}, "[evaluation] rule = 'magic'"),
+        ({"fallback": "nope"}, "[evaluation] fallback = 'nope' is not a solver"),
+        ({"splits": "id"}, "expected an array of split names"),
+    ],
+)
+def test_bad_evaluation_table(table, message):
+    with pytest.raises(ValueError) as e:
+        training.RunConfig.from_dict({"problem": {"family": "lasso_250x500"}, "solver": {"name": "alista"},
+                                      "evaluation": table})
+    assert message in str(e.value)

@@ -102,7 +102,7 @@ def test_schedules():
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({**base(), "trainig": {}}, r"unknown key\(s\) 'trainig' in top level; valid keys: problem, solver, training"),
+        ({**base(), "trainig": {}}, r"unknown key\(s\) 'trainig' in top level; valid keys: evaluation, problem, solver, training"),
         ({"solver": base()["solver"]}, r"missing table \[problem\]"),
         ({"problem": base()["problem"]}, r"missing table \[solver\]"),
         ({**base(), "training": 3}, r"\[training\] must be a table"),

@@ -50,13 +50,13 @@ def evaluate_ood(
     run_dir: str | os.PathLike[str],
     splits: Sequence[str] | None = None,
     baselines: Sequence[str] | None = None,
-    batch: int = 64,
+    batch: int | None = None,
     seed: int | None = None,
     dtype: str | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     fallback: str | None = None,
-    rule: str = "descent",
-    check_every: int = 1,
+    rule: str | None = None,
+    check_every: int | None = None,
     iterations: int | None = None,
     run: Any = None,
     progress: Any = None,
@@ -65,7 +65,10 @@ def evaluate_ood(
 
     Args:
         run_dir: a run directory (``l2o train``).
-        splits: split names (None: every split of the family).
+        splits: split names (None: the run config's ``[evaluation] splits``, else every
+            split of the family). ``batch``, ``fallback``, ``rule``, ``check_every``: None
+            takes the run config's ``[evaluation]`` value (defaults 64, the family's
+            default fallback, "descent", 1).
         baselines: classical solvers (None: the family's default baselines).
         batch, seed, dtype: the instances of every split (seed None: ``eval_seed``).
         out_dir: where ``ood/`` goes (None: the run directory).
@@ -84,12 +87,19 @@ def evaluate_ood(
 
     _check_positive("--batch", batch)
     _check_positive("--iterations", iterations)
-    if rule not in RULES:
+    _check_positive("--check-every", check_every)
+    if rule is not None and rule not in RULES:
         raise ValueError(f"--rule: unknown safeguard rule {rule!r}; valid rules: {', '.join(RULES)}")
     run = load_run(run_dir) if run is None else run
     config = run.config
+    ev = config.evaluation
+    batch = ev.batch if batch is None else batch
+    rule = ev.rule if rule is None else rule
+    check_every = ev.check_every if check_every is None else check_every
+    if splits is None and ev.splits:
+        splits = ev.splits
     chosen = resolve_splits(run.family, list(splits) if splits is not None else None)
-    fb_name = fallback or default_fallback(run.family)
+    fb_name = fallback or ev.fallback or default_fallback(run.family)
     if fb_name not in SOLVERS:
         raise ValueError(f"--fallback: unknown solver {fb_name!r}; valid solvers: {', '.join(sorted(SOLVERS))}")
     for b in baselines or ():
