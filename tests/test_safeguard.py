@@ -234,3 +234,18 @@ def test_a_smooth_only_fallback_refuses_a_nonsmooth_problem(lasso):
 
     with pytest.raises(ValueError, match="smooth unconstrained"):
         Safeguard(GOMathL2O().double(), GradientDescent()).init(lasso, lasso.initial_point())
+
+
+def test_finite_rule_is_the_learned_solver_then_a_hand_over(lasso):
+    x0 = lasso.initial_point()
+    m = random_go_math(5, scale=0.5)
+    sg = Safeguard(m, FISTARestart(), rule="finite", after_horizon="fallback", horizon=8)
+    states = _trajectory(sg, lasso, x0, 20)
+    raw = _trajectory(m, lasso, x0, 8)
+    for a, b in zip(states[1:9], raw[1:]):
+        torch.testing.assert_close(a.x, b.x, rtol=0, atol=1e-13)
+    fista = _trajectory(FISTARestart(), lasso, states[8].x, 12)
+    torch.testing.assert_close(states[-1].x, fista[-1].x, rtol=0, atol=1e-13)
+    # a NaN is still rejected
+    nan = _trajectory(Safeguard(NaNSolver(), ISTA(), rule="finite"), lasso, x0, 5)
+    assert torch.isfinite(nan[-1].x).all()

@@ -21,6 +21,9 @@ iterate y:
   guaranteed to make (F(T x) <= F(x) - (L/2) ||x - T x||^2; Beck, *First-Order Methods
   in Optimization*, Lemma 10.4). Plain monotonicity F(y) <= F(x_a) where the family
   has no Lipschitz constant (the MIMO sum-rate).
+* ``rule="finite"``: accept every finite candidate (no progress test, so no
+  guarantee beyond "never NaN"); with ``after_horizon="fallback"`` this is a plain
+  hand-over from the learned solver to its classical template at the horizon.
 
 A candidate with a NaN or Inf entry is always rejected. On acceptance y becomes the
 anchor and the fallback is (re)started there. On rejection the instance goes back to
@@ -72,9 +75,9 @@ from torch import Tensor
 from l2o.optimizers.base import Optimizer, merge_state, select_state
 from l2o.problems.base import Instances
 
-RULES = ("residual", "descent")
+RULES = ("residual", "descent", "finite")
 AFTER_HORIZON = ("learned", "fallback")
-DEFAULT_DELTA = {"residual": 0.05, "descent": 0.5}
+DEFAULT_DELTA = {"residual": 0.05, "descent": 0.5, "finite": 0.0}
 
 
 @dataclasses.dataclass
@@ -127,7 +130,8 @@ class Safeguard(Optimizer):
     Args:
         learned: any ``Optimizer`` (usually an ``l2o.learned`` model).
         fallback: a classical ``Optimizer`` whose guarantee the wrapper inherits.
-        rule: ``"residual"`` (Heaton et al.) or ``"descent"`` (sufficient decrease).
+        rule: ``"residual"`` (Heaton et al.), ``"descent"`` (sufficient decrease) or
+            ``"finite"`` (only non-finite candidates are rejected).
         delta: the required relative progress, in [0, 1); default ``DEFAULT_DELTA[rule]``
             (0.05 for the residual rule, as a per-check contraction; 0.5 for the descent
             rule: an accepted block must make half the decrease one proximal-gradient
@@ -188,6 +192,8 @@ class Safeguard(Optimizer):
         """What the rule compares: R(x) (residual rule) or F(x) (descent rule), ``(B,)``."""
         if self.rule == "residual":
             return fixed_point_residual_norm(problem, x)
+        if self.rule == "finite":
+            return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         return problem.objective(x)
 
     def _residual(self, problem: Instances, x: Tensor) -> Tensor:
@@ -205,6 +211,8 @@ class Safeguard(Optimizer):
         m = self._measure(problem, y_safe)
         if self.rule == "residual":
             ok, r = m <= (1.0 - self.delta) * mu, torch.zeros_like(m)
+        elif self.rule == "finite":
+            ok, r = torch.ones_like(finite), torch.zeros_like(m)
         else:
             L = _smoothness_or_none(problem)
             need = mu if L is None else mu - self.delta * 0.5 * L * r_anchor.square()
