@@ -11,6 +11,7 @@ from l2o.problems import (
     LassoFamily,
     LeastSquaresFamily,
     LogisticFamily,
+    MimoFamily,
     ProblemFamily,
     QuadraticFamily,
 )
@@ -20,6 +21,9 @@ from l2o.problems import (
 class Entry:
     factory: Callable[..., Any]
     description: str
+    #: For solvers restricted to some families (WMMSE and the linear precoders: "mimo"),
+    #: the family names they accept; None: any family (the generic solvers).
+    families: tuple[str, ...] | None = None
 
 
 FAMILIES: dict[str, Entry] = {
@@ -28,6 +32,7 @@ FAMILIES: dict[str, Entry] = {
     "lasso": Entry(LassoFamily, "1/2||Ax - b||^2 + lam||x||_1, A shared or per instance"),
     "logistic": Entry(LogisticFamily, "sparse (l1) or ridge (l2) logistic regression on synthetic Gaussian data"),
     "logistic_dataset": Entry(DatasetLogisticFamily, "logistic regression on subsamples of scikit-learn's bundled datasets"),
+    "mimo": Entry(MimoFamily, "multi-cell multi-user MIMO weighted sum-rate (max via WMMSE), per-BS power budgets"),
 }
 
 PRESETS: dict[str, tuple[ProblemFamily, str]] = {
@@ -47,6 +52,18 @@ PRESETS: dict[str, tuple[ProblemFamily, str]] = {
         "box-constrained QP, n=100, shared Q (kappa=370), [-0.1, 0.1]^n",
     ),
     "qp_100": (QuadraticFamily(n=100, condition_number=100.0), "unconstrained QP, n=100, shared Q (kappa=100)"),
+    "mimo_small": (
+        MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0),
+        "MIMO sum-rate: 3 cells x 2 users, M=4, N=2, d=2, P=10, sigma^2=1, Rayleigh",
+    ),
+    "mimo_medium": (
+        MimoFamily(cells=3, users=4, tx_antennas=8, rx_antennas=2, streams=2, power=10.0, noise=1.0),
+        "MIMO sum-rate: 3 cells x 4 users, M=8, N=2, d=2, P=10, sigma^2=1, Rayleigh",
+    ),
+    "mimo_single_cell_30": (
+        MimoFamily(cells=1, users=30, tx_antennas=64, rx_antennas=2, streams=2, power=100.0, noise=1.0),
+        "MIMO sum-rate, deep-unfolding setting: 1 cell, 30 users, M=64, N=2, d=2, P=100, sigma^2=1, Rayleigh",
+    ),
 }
 
 SOLVERS: dict[str, Entry] = {
@@ -63,6 +80,12 @@ SOLVERS: dict[str, Entry] = {
     "apgd": Entry(opt.AcceleratedProjectedGradient, "accelerated projected gradient with restart (boxes)"),
     "lbfgs": Entry(opt.LBFGS, "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
     "newton": Entry(opt.Newton, "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
+    "wmmse": Entry(opt.WMMSE, "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only", families=("mimo",)),
+    "mrt": Entry(opt.MRT, "maximum-ratio (eigen-)beamforming, full power (fixed precoder); MIMO only", families=("mimo",)),
+    "zf": Entry(opt.ZeroForcing, "zero-forcing on effective channels, needs M >= I d (fixed precoder); MIMO only",
+                families=("mimo",)),
+    "rzf": Entry(opt.RegularizedZeroForcing, "regularized ZF, reg = sigma^2 I d / P (fixed precoder); MIMO only",
+                 families=("mimo",)),
 }
 
 

@@ -287,7 +287,19 @@ def check_compaction(solver_name, p, tol, max_iter, check_every):
     return res
 
 
-@pytest.mark.parametrize("solver_name", list(SOLVERS))
+#: Solvers for every family (the MIMO-only ones are checked on MIMO instances below).
+GENERAL_SOLVERS = [s for s in SOLVERS if SOLVERS[s].families is None]
+
+
+@pytest.mark.parametrize("check_every", [1, 4])
+def test_solve_compaction_wmmse_on_mimo(check_every):
+    """WMMSE instances retire at different times on a MIMO batch, as the others do on QPs."""
+    p = l2o.problems.MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=1).sample(6, 3)
+    res = check_compaction("wmmse", p, 1e-4, 120, check_every)
+    assert len(set(res.iterations.tolist())) > 1, "no compaction happened: the test is vacuous"
+
+
+@pytest.mark.parametrize("solver_name", GENERAL_SOLVERS)
 @pytest.mark.parametrize("check_every", [1, 7])
 def test_solve_compaction_equals_the_uncompacted_iteration(solver_name, check_every):
     """On QPs of condition number 2 .. 2000 (instances retire at different times)."""
@@ -296,7 +308,7 @@ def test_solve_compaction_equals_the_uncompacted_iteration(solver_name, check_ev
         assert len(set(res.iterations.tolist())) > 1, "no compaction happened: the test is vacuous"
 
 
-SMOOTH_SOLVERS = [s for s in SOLVERS if s != "nesterov_sc"]  # nesterov_sc refuses mu = 0
+SMOOTH_SOLVERS = [s for s in GENERAL_SOLVERS if s != "nesterov_sc"]  # nesterov_sc refuses mu = 0
 
 
 @pytest.mark.parametrize("solver_name", SMOOTH_SOLVERS)
@@ -306,7 +318,7 @@ def test_solve_compaction_with_a_singular_instance(solver_name):
     check_compaction(solver_name, mixed_qp(), 1e-6, 600, 5)
 
 
-LASSO_SOLVERS = [s for s in SOLVERS if s not in ("gd", "nesterov", "nesterov_sc", "heavy_ball", "lbfgs", "newton")]
+LASSO_SOLVERS = [s for s in GENERAL_SOLVERS if s not in ("gd", "nesterov", "nesterov_sc", "heavy_ball", "lbfgs", "newton")]
 
 
 @pytest.mark.parametrize("solver_name", LASSO_SOLVERS)
