@@ -16,9 +16,9 @@ records:
 
     python benchmarks/bench_robustness.py [--steps N] [--batch B] [--only lasso,logistic]
 
-writes ``benchmarks/results/robustness.md`` / ``.json`` and the per-split figures and
-HTML pages under ``benchmarks/results/robustness/``. Trained runs go to
-``runs/robustness/`` and are reused when their config matches.
+writes ``benchmarks/results/robustness.md`` / ``.json``; the trained runs, with their
+per-split figures and HTML report in ``ood/``, go to ``runs/robustness/`` and are
+reused when their config matches.
 """
 
 from __future__ import annotations
@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             run, info = train_demo(run_dir, config, say=lambda m: print(m, file=sys.stderr, flush=True))
             info["train_seconds"] = info.get("train_seconds") or time.perf_counter() - start
-            out = RESULTS / "robustness" / f"{model}_{family}"
-            outcome = evaluate_ood(run_dir, batch=args.batch, out_dir=out, run=run,
+            # the per-split figures and HTML page go next to the run (runs/ is not committed)
+            outcome = evaluate_ood(run_dir, batch=args.batch, run=run,
                                    progress=lambda m: print(f"{model}/{family} {m}", file=sys.stderr, flush=True))
             results[family][model] = {"train": info, "summary": outcome.summary,
                                       "analysis": analyse(outcome.summary, config.solver)}
