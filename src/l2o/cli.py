@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
 import numpy as np
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -130,7 +131,9 @@ def list_() -> None:
 
 def default_solver(kind: str, instances: Instances) -> str:
     """qp: 'apgd' with a box, else 'newton'; lasso: 'fista_restart'; logistic:
-    'newton' for l2, 'fista_restart' for l1."""
+    'newton' for l2, 'fista_restart' for l1; mimo: 'wmmse'."""
+    if kind == "mimo":
+        return "wmmse"
     if kind == "qp":
         return "apgd" if instances.is_constrained else "newton"
     if kind == "logistic" and getattr(instances, "penalty", "l1") == "l2":
@@ -152,6 +155,11 @@ SOLVE_HELP = "\n\n".join([
     "logistic: X (N, d) or (B, N, d); y (N,) or (B, N) in {-1, +1} or {0, 1}; lam (default 1/N, like "
     "scikit-learn's C=1); penalty 'l1' or 'l2' (default 'l2'). Objective mean log(1 + exp(-y Xw)) + lam ||w||_1 "
     "or (lam/2) ||w||^2, no intercept.",
+    "mimo: H complex (K, I, K, N, M) or (B, K, I, K, N, M), H[k, i, j] = channel from base station j to user i of "
+    "cell k; streams d (default min(M, N)); power scalar, (K,) or (B, K) (default 1); noise scalar or (B,) "
+    "(default 1); weights (K, I) or (B, K, I) (default ones). Maximizes the weighted sum-rate (nats) under per-cell "
+    "power budgets; default solver wmmse (certificate: relative change of one WMMSE step). --out adds V (the "
+    "complex precoders) and sum_rate.",
     "Default solver: qp 'apgd' with a box, else 'newton'; lasso 'fista_restart'; logistic 'newton' for l2, "
     "'fista_restart' for l1. Each instance stops when its certificate (relative duality gap or KKT residual) "
     "is <= --tol.",
@@ -228,7 +236,7 @@ def solve(
                    "out": None if out_path is None else str(out_path)}
         if checkpoint is not None:
             summary["checkpoint"] = str(checkpoint)
-        summary.update({k: plain(v) for k, v in arrays.items() if k != "solver"})
+        summary.update({k: plain(v) for k, v in arrays.items() if k not in ("solver", "V")})  # V: complex, in --out
         sys.stdout.write(json.dumps(summary) + "\n")
         return
     _print_solve_summary(problem, name, loaded, result, tol, out_path)
@@ -237,7 +245,13 @@ def solve(
 def _solution_arrays(result: l2o.SolveResult, loaded: Loaded, solver: str) -> dict[str, np.ndarray]:
     """The documented output keys; per-instance arrays lose the batch axis for one instance."""
     pick = (lambda a: a) if loaded.batched else (lambda a: a[0])  # noqa: E731
+    extra = {}
+    if loaded.kind == "mimo":  # the precoders themselves and the sum-rate (nats) next to the packed x
+        inst = loaded.instances
+        x64 = result.x.to(torch.float64)
+        extra = {"V": pick(inst.unpack(x64).cpu().numpy()), "sum_rate": pick(inst.sum_rate(x64).cpu().numpy())}
     return {
+        **extra,
         "x": pick(result.x.cpu().numpy()),
         "objective": pick(result.objective.cpu().numpy()),
         "iterations": pick(result.iterations.cpu().numpy()),

@@ -19,6 +19,11 @@ shared by the batch; input without any batch axis is one instance and B = 1):
 * ``logistic``: ``X`` (N, d) or (B, N, d); ``y`` (N,) or (B, N) with labels in
   {-1, +1} or {0, 1}; ``lam`` scalar or (B,) (default 1/N, as scikit-learn's
   ``LogisticRegression(C=1)``); ``penalty`` "l1" or "l2" (default "l2").
+* ``mimo`` (sum-rate maximization, ``l2o.problems.mimo``): ``H`` complex (K, I, K, N, M)
+  or (B, K, I, K, N, M), H[k, i, j] the channel from base station j to user i of cell
+  k; ``streams`` d (default min(M, N)); ``power`` P per base station: a scalar, (K,) or
+  (B, K), > 0 (default 1); ``noise`` sigma^2, scalar or (B,), > 0 (default 1);
+  ``weights`` alpha, (K, I) or (B, K, I), >= 0 (default all ones).
 
 Every problem with the data is reported as a ``DataError`` (a ``ValueError``) with one
 line that names the key, what was found and what was expected. Unknown keys are
@@ -42,14 +47,16 @@ from l2o.problems import (
     Instances,
     LassoInstances,
     LogisticInstances,
+    MimoInstances,
     QuadraticInstances,
 )
 
-KINDS = ("qp", "lasso", "logistic")
+KINDS = ("qp", "lasso", "logistic", "mimo")
 KEYS: dict[str, tuple[str, ...]] = {
     "qp": ("Q", "q", "lower", "upper"),
     "lasso": ("A", "b", "lam"),
     "logistic": ("X", "y", "lam", "penalty"),
+    "mimo": ("H", "streams", "power", "noise", "weights"),
 }
 PENALTIES = ("l1", "l2")
 #: Relative tolerances of the convexity checks on Q (relative to its scale).
@@ -409,6 +416,63 @@ def _validate_logistic(c: _Checker, lam: float | None, penalty: str | None) -> L
     return Loaded(inst, B is not None, "logistic", c.source)
 
 
+def _validate_mimo(c: _Checker) -> Loaded:
+    H = c.require("H", "complex (K, I, K, N, M) or (B, K, I, K, N, M) channels")
+    if H.dtype.kind not in "biufc":
+        raise c.err("H", f"holds {H.dtype} data; expected complex (or real) numbers")
+    if 0 in H.shape:
+        raise c.err("H", f"is empty (shape {H.shape}); expected a non-empty array")
+    H = H.astype(np.complex128)
+    if not np.isfinite(H).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(H))[0])
+        raise c.err("H", f"contains {H[idx]} at index {idx}; expected finite numbers")
+    if H.ndim not in (5, 6) or H.shape[-5] != H.shape[-3]:
+        raise c.err("H", f"has shape {H.shape}; expected (K, I, K, N, M) or (B, K, I, K, N, M) with the same K "
+                         "in the first and third cell axes")
+    batched = H.ndim == 6
+    H = H if batched else H[None]
+    B, K, I, _, N, M = H.shape
+
+    def scalar_int(key: str, default: int) -> int:
+        a = c.get(key)
+        if a is None:
+            return default
+        a = c.numeric(key, a)
+        if a.size != 1 or float(a.reshape(())) != int(a.reshape(())):
+            raise c.err(key, f"is {a.reshape(-1)[:3].tolist()}; expected one integer")
+        return int(a.reshape(()))
+
+    d = scalar_int("streams", min(M, N))
+    if not 1 <= d <= min(M, N):
+        raise c.err("streams", f"is {d}; expected an integer in [1, min(M={M}, N={N})]")
+
+    def positive(key: str, default: float, shapes: dict[tuple[int, ...], str]) -> np.ndarray:
+        a = c.get(key)
+        if a is None:
+            return np.asarray(default)
+        a = c.numeric(key, a)
+        a = a.reshape(()) if a.size == 1 else (a.reshape(-1) if c.matlab and a.ndim == 2 and 1 in a.shape else a)
+        if a.shape != () and a.shape not in shapes:
+            raise c.err(key, f"has shape {a.shape}; expected a scalar or {' or '.join(shapes.values())}")
+        if (a <= 0).any():
+            raise c.err(key, f"has the value {float(a.min()):g}; expected numbers > 0")
+        return a
+
+    power = positive("power", 1.0, {(K,): f"({K},) (one budget per base station)", (B, K): f"({B}, {K})"})
+    noise = positive("noise", 1.0, {(B,): f"({B},)"})
+    weights = c.get("weights")
+    if weights is not None:
+        weights = c.numeric("weights", weights)
+        if weights.shape not in ((K, I), (B, K, I)):
+            raise c.err("weights", f"has shape {weights.shape}; expected ({K}, {I}) or ({B}, {K}, {I})")
+        if (weights < 0).any():
+            raise c.err("weights", f"has the value {float(weights.min()):g}; expected weights >= 0")
+    power_t = torch.as_tensor(np.broadcast_to(power, (B, K)).copy(), dtype=torch.float64)
+    inst = MimoInstances(torch.from_numpy(np.ascontiguousarray(H)), d, noise=_tensor(np.broadcast_to(noise, (B,))),
+                         power=power_t, weights=None if weights is None else _tensor(weights))
+    return Loaded(inst, batched, "mimo", c.source)
+
+
 def _penalty(c: _Checker, override: str | None) -> str:
     if override is not None:
         if override.strip().lower() not in PENALTIES:
@@ -455,10 +519,14 @@ def validate(
     if kind == "lasso" and penalty is not None:
         raise DataError("--penalty applies to logistic only; lasso's penalty is always l1")
     c = _Checker(kind, arrays, source, matlab)
+    if kind == "mimo" and (lam is not None or penalty is not None):
+        raise DataError("--lam and --penalty apply to lasso and logistic only, not to mimo")
     if kind == "qp":
         return _validate_qp(c)
     if kind == "lasso":
         return _validate_lasso(c, lam)
+    if kind == "mimo":
+        return _validate_mimo(c)
     return _validate_logistic(c, lam, penalty)
 
 
