@@ -394,6 +394,8 @@ def eval_(
     console = Console(highlight=False, markup=False)
     console.print(render_table(outcome.rows, title=outcome.title))
     console.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
+    for line in outcome.notes:  # the MIMO family: sum-rate fractions and seconds per batch
+        console.print(line)
     console.print(f"wrote {outcome.plot}")
     console.print(f"wrote {outcome.records}")
 

@@ -50,6 +50,9 @@ CSV_POINTS = 100
 #: Baselines of ``l2o eval`` when none are named: by the kind of problem.
 BASELINES_NONSMOOTH = ("ista", "fista", "fista_restart", "adam")
 BASELINES_SMOOTH = ("gd", "nesterov", "fista_restart", "adam", "lbfgs")
+#: ... and of the MIMO sum-rate family: WMMSE and the linear precoders (ZF is left out
+#: where it does not fit, M < I d).
+BASELINES_MIMO = ("wmmse", "mrt", "zf", "rzf")
 
 #: The demo's built-in training run: ALISTA (Liu et al., ICLR 2019) with 16 layers on
 #: the LASSO preset's shared 250 x 500 dictionary. Only a step and a threshold per layer
@@ -108,8 +111,50 @@ def parse_names(text: str | None, option: str = "--baselines") -> list[str] | No
     return names
 
 
-def default_baselines(has_nonsmooth: bool) -> tuple[str, ...]:
+def default_baselines(has_nonsmooth: bool, family: Any = None) -> tuple[str, ...]:
+    """The baselines of ``l2o eval``: ``BASELINES_MIMO`` for the MIMO sum-rate family
+    (``family.name == "mimo"``), else by smoothness."""
+    if getattr(family, "name", None) == "mimo":
+        return BASELINES_MIMO
     return BASELINES_NONSMOOTH if has_nonsmooth else BASELINES_SMOOTH
+
+
+def _fits(solver: Any, problem: Any) -> bool:
+    try:
+        solver.check_problem(problem)
+    except ValueError:
+        return False
+    return True
+
+
+def sum_rate_summary(comparison: Comparison, problem: Any) -> dict[str, dict[str, Any]] | None:
+    """Per solver, for families whose objective is minus a rate (``problem.sum_rate``, the
+    MIMO family): the final sum-rate as a fraction of the reference's, 1 - relative gap
+    (= R / R* where the gap is relative to |F*|), its median, 10th percentile and mean over
+    the instances, and the solver's seconds for the whole batch (all its iterations).
+    None for other families or without a reference."""
+    if not hasattr(problem, "sum_rate") or comparison.reference is None:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for name, traj in comparison.trajectories.items():
+        frac = (1.0 - traj.gap[-1]).to(torch.float64)
+        frac = torch.where(torch.isfinite(frac), frac, torch.zeros_like(frac))  # an infeasible point counts as 0
+        out[name] = {
+            "sum_rate_fraction_median": float(frac.quantile(0.5)), "sum_rate_fraction_p10": float(frac.quantile(0.1)),
+            "sum_rate_fraction_mean": float(frac.mean()), "seconds_per_batch": float(traj.time[-1]),
+        }
+    return out
+
+
+def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The lines ``l2o eval`` prints under its table for ``sum_rate_summary``."""
+    width = max(len(n) for n in extra)
+    lines = ["sum-rate as a fraction of the reference R* (1 - relative gap) at the last iteration, and solver seconds "
+             "for the batch:"]
+    for name, e in extra.items():
+        lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}  p10 {e['sum_rate_fraction_p10']:.4f}"
+                     f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s")
+    return lines
 
 
 def eval_seed(training_seed: int) -> int:
@@ -163,9 +208,12 @@ class EvalOutcome:
     Attributes:
         comparison: the trajectories (learned solver first, then the baselines).
         rows: the summary rows (``l2o.report.table.summarize``).
-        summary: a JSON-ready dict (run, family, batch, seed, iterations, files, solvers).
+        summary: a JSON-ready dict (run, family, batch, seed, iterations, files, solvers;
+            for the MIMO family each solver also has sum_rate_fraction_median / _p10 /
+            _mean and seconds_per_batch, see ``sum_rate_summary``).
         title: a one-line description for the table.
         plot, records: the files written.
+        notes: extra lines to print under the table (the MIMO sum-rate fractions).
     """
 
     comparison: Comparison
@@ -174,6 +222,7 @@ class EvalOutcome:
     title: str
     plot: Path
     records: Path
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def evaluate_run(
@@ -194,7 +243,8 @@ def evaluate_run(
         run_dir: a run directory written by ``l2o.training.train`` / ``l2o train``.
         baselines: classical solver names (None: ``default_baselines`` of the family:
             ista, fista, fista_restart, adam for nonsmooth problems; gd, nesterov,
-            fista_restart, adam, lbfgs for smooth ones).
+            fista_restart, adam, lbfgs for smooth ones; wmmse, mrt, zf, rzf for MIMO,
+            less those that do not fit the problem).
         iterations: iterations of every solver (None: 10 x the learned solver's
             horizon for all of them, the evaluation rule of l2o).
         batch: number of fresh instances.
@@ -239,7 +289,7 @@ def evaluate_run(
     solver = run.solver.to(device=dev)
     problem = run.family.sample(batch, seed, dtype=want_dtype, device=dev)
     if names is None:
-        names = list(default_baselines(problem.has_nonsmooth))
+        names = [b for b in default_baselines(problem.has_nonsmooth, run.family) if _fits(make_solver(b), problem)]
     solvers = {name: solver, **{b: make_solver(b) for b in names}}
     for b in names:
         try:
@@ -264,7 +314,14 @@ def evaluate_run(
         "tolerances": list(tolerances), "plot": str(plot), "records": str(records),
         "solvers": _by_solver(rows),
     }
-    return EvalOutcome(comparison=comparison, rows=rows, summary=plain(summary), title=title, plot=plot, records=records)
+    extra = sum_rate_summary(comparison, problem)
+    notes: list[str] = []
+    if extra is not None:
+        for entry in summary["solvers"]:
+            entry.update(extra.get(entry["name"], {}))
+        notes = sum_rate_lines(extra)
+    return EvalOutcome(comparison=comparison, rows=rows, summary=plain(summary), title=title, plot=plot, records=records,
+                       notes=notes)
 
 
 def _short_title(family: str, learned: str | None, batch: int, K: int, horizon: int | None) -> str:

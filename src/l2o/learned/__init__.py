@@ -11,13 +11,15 @@ from typing import Any
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer
 from l2o.learned.blackbox import L2ODM, RNNprop
+from l2o.learned.gnn_wmmse import GNNWMMSE
 from l2o.learned.go_math_l2o import GOMathL2O
+from l2o.learned.lfista import LFISTA
 from l2o.learned.lgd import LGD
 from l2o.learned.lista import ALISTA, LISTA, analytic_weight
 from l2o.learned.math_l2o import MathL2O
 
 LEARNED: dict[str, type[LearnedOptimizer]] = {
-    cls.name: cls for cls in (LGD, MathL2O, GOMathL2O, LISTA, ALISTA, L2ODM, RNNprop)
+    cls.name: cls for cls in (LGD, MathL2O, GOMathL2O, LISTA, ALISTA, L2ODM, RNNprop, LFISTA, GNNWMMSE)
 }
 
 
@@ -32,9 +34,11 @@ __all__ = [
     "ALISTA",
     "L2ODM",
     "LEARNED",
+    "LFISTA",
     "LGD",
     "LISTA",
     "CoordLSTM",
+    "GNNWMMSE",
     "GOMathL2O",
     "LearnedOptimizer",
     "MathL2O",

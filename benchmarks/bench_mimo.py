@@ -1,0 +1,358 @@
+"""MIMO sum-rate benchmark: GNN-WMMSE against WMMSE and the linear precoders.
+
+Trains GNN-WMMSE from ``examples/gnn_wmmse_mimo.toml`` (or loads a trained run with
+``--run DIR``), then on fresh realizations of ``mimo_medium`` (3 cells x 4 users, M = 8,
+N = d = 2, P = 10, sigma^2 = 1), all solvers side by side in one process, best of
+``--repeats`` wall-clock runs, float32:
+
+* WMMSE "converged": the reference sum-rate R*_b of each instance is WMMSE from MRT run in
+  float64 until the relative rate change per iteration is < 1e-9 (at most 3000
+  iterations). The time of WMMSE to its converged sum-rate is that of a float32 run in
+  which instance b leaves the batch after k_b iterations, k_b the first iteration where its
+  sum-rate is within 1e-4 (relative) of R*_b (an oracle stopping rule: the rate checks are
+  not timed, only the steps and the compaction); without compaction the batch would need
+  max_b k_b iterations.
+* WMMSE with a fixed 100 iterations (float32, and once in float64), and with as many
+  iterations as GNN-WMMSE has layers.
+* MRT, ZF, RZF (closed form).
+* GNN-WMMSE: its ``horizon`` learned layers from the default start (MRT); also once with
+  10 x the horizon (the WMMSE tail after the learned layers).
+
+Per solver: the sum-rate as a fraction of R*_b (per instance: mean, median, 10th
+percentile) and the wall time for the batch. Then the scaling with the number of users
+per cell, I in {2, 4, 6, 8} (K = 3, M = 8, N = d = 2): WMMSE and GNN-WMMSE time and
+fraction, GNN-WMMSE trained at I = 4 and run without retraining (transfer), and with
+``--retrain-scaling`` a model trained at each size (fewer meta-steps).
+
+    python benchmarks/bench_mimo.py [--run DIR] [--threads 2] [--batch 1000] [--quick]
+
+writes ``benchmarks/results/mimo.json`` and ``mimo.md`` (``mimo-quick.*`` with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from l2o.atomic import atomic_write
+from l2o.commands import eval_seed
+from l2o.learned import GNNWMMSE
+from l2o.optimizers.base import select_state
+from l2o.optimizers.wmmse import WMMSE, mrt, regularized_zero_forcing, zero_forcing
+from l2o.problems.mimo import MimoFamily, run_wmmse_to_convergence
+from l2o.registry import PRESETS
+from l2o.training import load_run, train
+from l2o.training.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results"
+CONFIG = ROOT / "examples" / "gnn_wmmse_mimo.toml"
+#: Reference runs (float64 WMMSE from MRT): relative rate change per iteration below this.
+REFERENCE_RTOL = 1e-9
+REFERENCE_MAX_ITER = 3000
+#: "Converged": within this relative distance of the reference sum-rate.
+CONVERGED_RTOL = 1e-4
+
+
+# ----- helpers ------------------------------------------------------------------------------------
+def best_of(repeats: int, fn) -> tuple[float, object]:
+    """(best wall time, result of the last call)."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def fractions(problem64, x: torch.Tensor, reference: torch.Tensor) -> dict:
+    """Per-instance sum-rate / reference (float64): mean, median, p10, min."""
+    r = problem64.sum_rate(x.to(torch.float64)) / reference
+    return {"mean": float(r.mean()), "median": float(r.median()), "p10": float(r.quantile(0.1)),
+            "min": float(r.min())}
+
+
+def run_steps(solver, problem, steps: int) -> torch.Tensor:
+    state = solver.init(problem, problem.initial_point())
+    for _ in range(steps):
+        state = solver.step(problem, state)
+    return state.x
+
+
+def converged_reference(problem64) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 WMMSE from MRT until the rate change is < REFERENCE_RTOL: (R* (B,), iterations (B,))."""
+    x, its = run_wmmse_to_convergence(problem64, problem64.initial_point(), WMMSE(), REFERENCE_RTOL,
+                                      REFERENCE_MAX_ITER, check_every=10)
+    return problem64.sum_rate(x), its
+
+
+def iterations_to_converge(problem, reference: torch.Tensor, max_iter: int) -> torch.Tensor:
+    """``(B,)`` first WMMSE iteration (float32 run) whose sum-rate is within CONVERGED_RTOL of
+    the reference (max_iter where never: censored); instances leave the batch once there."""
+    B = problem.batch_size
+    k = torch.full((B,), max_iter, dtype=torch.long)
+    active = torch.arange(B)
+    sub, solver = problem, WMMSE()
+    state = solver.init(sub, sub.initial_point())
+    target = reference * (1 - CONVERGED_RTOL)
+    for t in range(1, max_iter + 1):
+        state = solver.step(sub, state)
+        done = sub.sum_rate(state.x).to(torch.float64) >= target[active]
+        if bool(done.any()):
+            k[active[done]] = t
+            keep = torch.nonzero(~done).squeeze(-1)
+            active = active[keep]
+            if not active.numel():
+                break
+            sub, state = sub.index(keep), select_state(state, keep)
+    return k
+
+
+def wmmse_oracle_run(problem, k: torch.Tensor) -> torch.Tensor:
+    """WMMSE where instance b stops after k_b iterations (compacted batch); returns x (B, n)."""
+    solver = WMMSE()
+    x_out = problem.initial_point().clone()
+    active = torch.arange(problem.batch_size)
+    sub = problem
+    state = solver.init(sub, sub.initial_point())
+    for t in range(1, int(k.max()) + 1):
+        state = solver.step(sub, state)
+        done = k[active] == t
+        if bool(done.any()):
+            x_out[active[done]] = state.x[done]
+            keep = torch.nonzero(~done).squeeze(-1)
+            active = active[keep]
+            if not active.numel():
+                break
+            sub, state = sub.index(keep), select_state(state, keep)
+    return x_out
+
+
+# ----- training ----------------------------------------------------------------------------------
+def train_model(config, workdir: Path, steps: int | None = None, family_overrides: dict | None = None) -> tuple:
+    if steps is not None or family_overrides:
+        training = config.training
+        if steps is not None:
+            training = dataclasses.replace(training, steps=steps, val_every=max(1, min(training.val_every, steps)))
+        params = {**config.family_params, **(family_overrides or {})}
+        config = dataclasses.replace(config, training=training, family_params=params)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    t0 = time.perf_counter()
+    result = train(config, workdir)
+    seconds = time.perf_counter() - t0
+    info = {"steps": config.training.steps, "batch_size": config.training.batch_size, "unroll": config.training.unroll,
+            "loss": config.training.loss, "train_seconds": seconds, "trainer_seconds": result.seconds,
+            "initial_val_gap": result.initial_val_gap, "best_val_gap": result.best_val_gap,
+            "best_step": result.best_step, "parameters": sum(p.numel() for p in result.solver.parameters())}
+    return load_run(workdir), info
+
+
+# ----- measurements ----------------------------------------------------------------------------------
+@torch.no_grad()
+def main_comparison(solver: GNNWMMSE, family: MimoFamily, batch: int, seed: int, repeats: int, max_iter: int) -> dict:
+    p = family.sample(batch, seed, dtype=torch.float32)
+    p64 = p.as_float64()
+    t0 = time.perf_counter()
+    R_ref, ref_its = converged_reference(p64)
+    ref_seconds = time.perf_counter() - t0
+    k = iterations_to_converge(p, R_ref, max_iter)
+    T = solver.horizon
+    linear = {"mrt": mrt, "zf": zero_forcing, "rzf": regularized_zero_forcing}
+    if p.tx_antennas < p.users * p.streams:
+        linear.pop("zf")
+    jobs = {
+        "gnn_wmmse": lambda: run_steps(solver, p, T),
+        f"wmmse_{T}": lambda: run_steps(WMMSE(), p, T),
+        "wmmse_100": lambda: run_steps(WMMSE(), p, 100),
+        "wmmse_converged": lambda: wmmse_oracle_run(p, k),
+        **{name: (lambda f=f: f(p)) for name, f in linear.items()},
+    }
+    times = {name: float("inf") for name in jobs}
+    xs = {}
+    for _ in range(repeats):  # interleaved: every solver sees the same machine state
+        for name, fn in jobs.items():
+            t, xs[name] = best_of(1, fn)
+            times[name] = min(times[name], t)
+    rows = {name: {"seconds": times[name], "fraction": fractions(p64, xs[name], R_ref)} for name in jobs}
+    t, x = best_of(1, lambda: run_steps(WMMSE(), p64, 100))
+    rows["wmmse_100_float64"] = {"seconds": t, "fraction": fractions(p64, x, R_ref), "repeats": 1}
+    t, x = best_of(1, lambda: run_steps(solver, p, 10 * T))
+    rows[f"gnn_wmmse_{10 * T}"] = {"seconds": t, "fraction": fractions(p64, x, R_ref), "repeats": 1}
+    kf = k.to(torch.float64)
+    return {
+        "family": "mimo_medium", "batch": batch, "seed": seed, "dtype": "float32", "horizon": T,
+        "reference": {"method": f"float64 WMMSE from MRT until the relative rate change per iteration < "
+                                f"{REFERENCE_RTOL:g} (at most {REFERENCE_MAX_ITER} iterations)",
+                      "iterations_median": float(ref_its.double().median()), "iterations_max": int(ref_its.max()),
+                      "mean_sum_rate_nats": float(R_ref.mean()), "seconds": ref_seconds},
+        "wmmse_iterations_to_converge": {"rtol": CONVERGED_RTOL, "mean": float(kf.mean()),
+                                         "median": float(kf.median()), "p90": float(kf.quantile(0.9)),
+                                         "max": int(k.max()), "censored": int((k >= max_iter).sum()),
+                                         "max_iter": max_iter},
+        "solvers": rows,
+    }
+
+
+@torch.no_grad()
+def scaling(solver: GNNWMMSE, users: list[int], batch: int, seed: int, repeats: int, max_iter: int,
+            retrained: dict[int, GNNWMMSE]) -> list[dict]:
+    out = []
+    base = PRESETS["mimo_medium"][0]
+    for I in users:
+        family = dataclasses.replace(base, users=I)
+        p = family.sample(batch, seed + I, dtype=torch.float32)
+        p64 = p.as_float64()
+        R_ref, _ = converged_reference(p64)
+        k = iterations_to_converge(p, R_ref, max_iter)
+        T = solver.horizon
+        jobs = {"gnn_wmmse": lambda: run_steps(solver, p, T), "wmmse_100": lambda: run_steps(WMMSE(), p, 100),
+                "wmmse_converged": lambda: wmmse_oracle_run(p, k), f"wmmse_{T}": lambda: run_steps(WMMSE(), p, T)}
+        if I in retrained:
+            jobs["gnn_wmmse_retrained"] = lambda m=retrained[I]: run_steps(m, p, m.horizon)
+        times = {name: float("inf") for name in jobs}
+        xs = {}
+        for _ in range(repeats):
+            for name, fn in jobs.items():
+                t, xs[name] = best_of(1, fn)
+                times[name] = min(times[name], t)
+        out.append({"users": I, "batch": batch, "wmmse_iterations_mean": float(k.double().mean()),
+                    "solvers": {name: {"seconds": times[name], "fraction": fractions(p64, xs[name], R_ref)}
+                                for name in jobs}})
+    return out
+
+
+# ----- report -----------------------------------------------------------------------------------------
+def to_markdown(res: dict) -> str:
+    m = res["main"]
+    T = m["horizon"]
+    conv = m["solvers"]["wmmse_converged"]["seconds"]
+    w100 = m["solvers"]["wmmse_100"]["seconds"]
+    lines = [
+        f"# MIMO sum-rate: GNN-WMMSE vs WMMSE ({res['date']})", "",
+        f"Command: `{res['command']}`. Machine: {res['machine']}; torch threads {res['threads']} "
+        f"(shared machine: wall times are best of {res['repeats']}, all solvers interleaved in one process; "
+        "compare ratios).", "",
+        f"Training: `{res['training'].get('config', '-')}`, {res['training'].get('steps')} meta-steps of "
+        f"{res['training'].get('batch_size')} instances, {res['training'].get('train_seconds', 0):.0f} s "
+        f"(validation gap 1 - R/R* vs the best of six WMMSE runs: {res['training'].get('initial_val_gap') or 0:.4f} "
+        f"untrained -> {res['training'].get('best_val_gap') or 0:.4f}); {res['training'].get('parameters')} parameters.",
+        "",
+        f"## mimo_medium, {m['batch']} fresh instances (seed {m['seed']}), float32", "",
+        f"Reference R*: {m['reference']['method']}; mean {m['reference']['mean_sum_rate_nats']:.3f} nats. "
+        f"WMMSE (float32) gets within {CONVERGED_RTOL:g} (relative) of R* after {m['wmmse_iterations_to_converge']['mean']:.0f} "
+        f"iterations on average (median {m['wmmse_iterations_to_converge']['median']:.0f}, p90 "
+        f"{m['wmmse_iterations_to_converge']['p90']:.0f}, max {m['wmmse_iterations_to_converge']['max']}; "
+        f"{m['wmmse_iterations_to_converge']['censored']} censored at {m['wmmse_iterations_to_converge']['max_iter']}).",
+        "",
+        "| solver | sum-rate / R* mean | median | p10 | seconds per batch | speed-up vs WMMSE converged | "
+        "vs WMMSE 100 it. |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in m["solvers"].items():
+        f = row["fraction"]
+        note = " (1 run)" if row.get("repeats") == 1 else ""
+        lines.append(f"| {name}{note} | {f['mean']:.4f} | {f['median']:.4f} | {f['p10']:.4f} | {row['seconds']:.3f} | "
+                     f"{conv / row['seconds']:.1f}x | {w100 / row['seconds']:.1f}x |")
+    g = m["solvers"]["gnn_wmmse"]
+    lines += ["", f"Target (>= 95% of WMMSE's sum-rate in >= 20x less time): GNN-WMMSE ({T} layers) keeps "
+              f"{100 * g['fraction']['mean']:.1f}% on average (p10 {100 * g['fraction']['p10']:.1f}%) in "
+              f"{conv / g['seconds']:.0f}x less time than WMMSE to convergence and {w100 / g['seconds']:.0f}x less "
+              f"than 100 WMMSE iterations. `gnn_wmmse_{10 * T}`: the learned layers then WMMSE iterations "
+              f"(the solver's tail) up to 10 x the horizon.", ""]
+    lines += ["## Scaling with the number of users per cell (K = 3, M = 8, N = d = 2)", "",
+              "GNN-WMMSE trained at I = 4 and run unchanged at every I (transfer); `retrained`: a model trained at "
+              "that I (if run). Fractions of the float64 converged WMMSE sum-rate; seconds per batch.", "",
+              "| I | batch | WMMSE it. to 1e-4 | WMMSE conv. s | WMMSE 100 it. s | GNN-WMMSE s | GNN-WMMSE mean | p10 | "
+              f"WMMSE {T} it. mean | retrained mean | retrained p10 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["scaling"]:
+        s = r["solvers"]
+        rt = s.get("gnn_wmmse_retrained")
+        lines.append(
+            f"| {r['users']} | {r['batch']} | {r['wmmse_iterations_mean']:.0f} | {s['wmmse_converged']['seconds']:.3f} | "
+            f"{s['wmmse_100']['seconds']:.3f} | {s['gnn_wmmse']['seconds']:.3f} | "
+            f"{s['gnn_wmmse']['fraction']['mean']:.4f} | {s['gnn_wmmse']['fraction']['p10']:.4f} | "
+            f"{s[f'wmmse_{T}']['fraction']['mean']:.4f} | "
+            f"{'-' if rt is None else format(rt['fraction']['mean'], '.4f')} | "
+            f"{'-' if rt is None else format(rt['fraction']['p10'], '.4f')} |")
+    if res.get("retrained"):
+        lines += ["", f"Retrained models: {json.dumps(res['retrained'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, default=None, help="a trained run directory (skips training)")
+    ap.add_argument("--steps", type=int, default=None, help="meta-steps (default: the config's)")
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--scaling-batch", type=int, default=200)
+    ap.add_argument("--users", default="2,4,6,8")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-iter", type=int, default=2000, help="cap of the float32 WMMSE iterations to converge")
+    ap.add_argument("--retrain-scaling", type=int, default=0, metavar="STEPS",
+                    help="also train a model at each number of users with this many meta-steps (0: no)")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_mimo")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 20 meta-steps, small batches, 1 repeat")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.batch, args.scaling_batch, args.repeats, args.max_iter = 20, 64, 32, 1, 500
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    config = load_config(CONFIG)
+    if args.run is not None:
+        run_ = load_run(args.run)
+        training = {"config": str(args.run), **{k: run_.metrics.get(k) for k in (
+            "steps_done", "seconds", "initial_val_gap", "best_val_gap", "best_step", "parameters")}}
+        training["steps"], training["train_seconds"] = training.pop("steps_done"), training.pop("seconds")
+        training["batch_size"] = run_.config.training.batch_size
+    else:
+        run_, training = train_model(config, args.workdir / "gnn_wmmse_mimo", args.steps)
+        training["config"] = str(CONFIG.relative_to(ROOT))
+        print(f"trained in {training['train_seconds']:.0f} s", flush=True)
+    solver = run_.solver.eval()
+    family = run_.family
+    seed = eval_seed(run_.config.training.seed)
+    main_res = main_comparison(solver, family, args.batch, seed, args.repeats, args.max_iter)
+    print(json.dumps({k: v["fraction"]["mean"] for k, v in main_res["solvers"].items()}), flush=True)
+    users = [int(u) for u in args.users.split(",")]
+    retrained, retrained_info = {}, {}
+    for I in users if args.retrain_scaling else []:
+        if I == family.users:
+            retrained[I] = solver
+            continue
+        r, info = train_model(config, args.workdir / f"gnn_wmmse_users{I}", args.retrain_scaling, {"users": I})
+        retrained[I] = r.solver.eval()
+        retrained_info[I] = {k: info[k] for k in ("steps", "train_seconds", "best_val_gap")}
+    scale = scaling(solver, users, args.scaling_batch, seed, args.repeats, args.max_iter, retrained)
+    res = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                   f"torch {torch.__version__}",
+        "threads": torch.get_num_threads(), "repeats": args.repeats, "training": training,
+        "main": main_res, "scaling": scale, "retrained": retrained_info,
+        "total_seconds": time.perf_counter() - start,
+    }
+    stem = "mimo-quick" if args.quick else "mimo"
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out / f"{stem}.json", json.dumps(res, indent=1) + "\n")
+    atomic_write(args.out / f"{stem}.md", to_markdown(res))
+    print(to_markdown(res))
+    print(f"total {res['total_seconds']:.0f} s; wrote {args.out / (stem + '.md')}")
+
+
+if __name__ == "__main__":
+    main()
