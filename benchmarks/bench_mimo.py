@@ -19,12 +19,14 @@ N = d = 2, P = 10, sigma^2 = 1), all solvers side by side in one process, best o
   10 x the horizon (the WMMSE tail after the learned layers).
 
 Per solver: the sum-rate as a fraction of R*_b (per instance: mean, median, 10th
-percentile) and the wall time for the batch. Then the scaling with the number of users
+percentile) and the wall and CPU time for the batch. Then the scaling with the number of users
 per cell, I in {2, 4, 6, 8} (K = 3, M = 8, N = d = 2): WMMSE and GNN-WMMSE time and
 fraction, GNN-WMMSE trained at I = 4 and run without retraining (transfer), and with
-``--retrain-scaling`` a model trained at each size (fewer meta-steps).
+``--retrain-scaling STEPS`` a model trained at each size. ``--transfer`` adds the trained
+model, unchanged, on other numbers of cells and antennas, another SNR, geometric channels
+and the single-cell 30-user preset.
 
-    python benchmarks/bench_mimo.py [--run DIR] [--threads 2] [--batch 1000] [--quick]
+    python benchmarks/bench_mimo.py [--run DIR] [--threads 2] [--retrain-scaling 600] [--transfer] [--quick]
 
 writes ``benchmarks/results/mimo.json`` and ``mimo.md`` (``mimo-quick.*`` with --quick).
 """
@@ -65,14 +67,26 @@ CONVERGED_RTOL = 1e-4
 
 
 # ----- helpers ------------------------------------------------------------------------------------
-def best_of(repeats: int, fn) -> tuple[float, object]:
-    """(best wall time, result of the last call)."""
-    best, out = float("inf"), None
+def timed(fn) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, result) of one call. On a shared machine
+    the CPU time (with one torch thread) is the steadier measure: other processes stretch
+    the wall time, not the work done."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def interleaved(jobs: dict, repeats: int) -> tuple[dict, dict, dict]:
+    """Best wall and CPU seconds per job over ``repeats`` rounds (every round runs every job,
+    so all see the same machine state), and each job's result."""
+    wall = {name: float("inf") for name in jobs}
+    cpu = dict(wall)
+    xs = {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        for name, fn in jobs.items():
+            w, c, xs[name] = timed(fn)
+            wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
+    return wall, cpu, xs
 
 
 def fractions(problem64, x: torch.Tensor, reference: torch.Tensor) -> dict:
@@ -178,17 +192,13 @@ def main_comparison(solver: GNNWMMSE, family: MimoFamily, batch: int, seed: int,
         "wmmse_converged": lambda: wmmse_oracle_run(p, k),
         **{name: (lambda f=f: f(p)) for name, f in linear.items()},
     }
-    times = {name: float("inf") for name in jobs}
-    xs = {}
-    for _ in range(repeats):  # interleaved: every solver sees the same machine state
-        for name, fn in jobs.items():
-            t, xs[name] = best_of(1, fn)
-            times[name] = min(times[name], t)
-    rows = {name: {"seconds": times[name], "fraction": fractions(p64, xs[name], R_ref)} for name in jobs}
-    t, x = best_of(1, lambda: run_steps(WMMSE(), p64, 100))
-    rows["wmmse_100_float64"] = {"seconds": t, "fraction": fractions(p64, x, R_ref), "repeats": 1}
-    t, x = best_of(1, lambda: run_steps(solver, p, 10 * T))
-    rows[f"gnn_wmmse_{10 * T}"] = {"seconds": t, "fraction": fractions(p64, x, R_ref), "repeats": 1}
+    wall, cpu, xs = interleaved(jobs, repeats)
+    rows = {name: {"seconds": wall[name], "cpu_seconds": cpu[name], "fraction": fractions(p64, xs[name], R_ref)}
+            for name in jobs}
+    w, c, x = timed(lambda: run_steps(WMMSE(), p64, 100))
+    rows["wmmse_100_float64"] = {"seconds": w, "cpu_seconds": c, "fraction": fractions(p64, x, R_ref), "repeats": 1}
+    w, c, x = timed(lambda: run_steps(solver, p, 10 * T))
+    rows[f"gnn_wmmse_{10 * T}"] = {"seconds": w, "cpu_seconds": c, "fraction": fractions(p64, x, R_ref), "repeats": 1}
     kf = k.to(torch.float64)
     return {
         "family": "mimo_medium", "batch": batch, "seed": seed, "dtype": "float32", "horizon": T,
@@ -209,85 +219,137 @@ def scaling(solver: GNNWMMSE, users: list[int], batch: int, seed: int, repeats: 
             retrained: dict[int, GNNWMMSE]) -> list[dict]:
     out = []
     base = PRESETS["mimo_medium"][0]
+    T = solver.horizon
     for I in users:
         family = dataclasses.replace(base, users=I)
         p = family.sample(batch, seed + I, dtype=torch.float32)
         p64 = p.as_float64()
         R_ref, _ = converged_reference(p64)
         k = iterations_to_converge(p, R_ref, max_iter)
-        T = solver.horizon
-        jobs = {"gnn_wmmse": lambda: run_steps(solver, p, T), "wmmse_100": lambda: run_steps(WMMSE(), p, 100),
-                "wmmse_converged": lambda: wmmse_oracle_run(p, k), f"wmmse_{T}": lambda: run_steps(WMMSE(), p, T)}
+        jobs = {"gnn_wmmse": lambda p=p: run_steps(solver, p, T),
+                "wmmse_100": lambda p=p: run_steps(WMMSE(), p, 100),
+                "wmmse_converged": lambda p=p, k=k: wmmse_oracle_run(p, k),
+                f"wmmse_{T}": lambda p=p: run_steps(WMMSE(), p, T)}
         if I in retrained:
-            jobs["gnn_wmmse_retrained"] = lambda m=retrained[I]: run_steps(m, p, m.horizon)
-        times = {name: float("inf") for name in jobs}
-        xs = {}
-        for _ in range(repeats):
-            for name, fn in jobs.items():
-                t, xs[name] = best_of(1, fn)
-                times[name] = min(times[name], t)
+            jobs["gnn_wmmse_retrained"] = lambda m=retrained[I], p=p: run_steps(m, p, m.horizon)
+        wall, cpu, xs = interleaved(jobs, repeats)
         out.append({"users": I, "batch": batch, "wmmse_iterations_mean": float(k.double().mean()),
-                    "solvers": {name: {"seconds": times[name], "fraction": fractions(p64, xs[name], R_ref)}
-                                for name in jobs}})
+                    "solvers": {name: {"seconds": wall[name], "cpu_seconds": cpu[name],
+                                       "fraction": fractions(p64, xs[name], R_ref)} for name in jobs}})
+    return out
+
+
+def transfer_cases() -> dict[str, tuple[MimoFamily, int]]:
+    """Shifts of ``mimo_medium`` (and other presets) for ``--transfer``: name -> (family, batch)."""
+    med = PRESETS["mimo_medium"][0]
+    return {
+        "mimo_small (K 3, I 2, M 4)": (PRESETS["mimo_small"][0], 200),
+        "K 2 cells": (dataclasses.replace(med, cells=2), 200),
+        "K 4 cells": (dataclasses.replace(med, cells=4), 200),
+        "N = d = 1": (dataclasses.replace(med, rx_antennas=1, streams=1), 200),
+        "P = 100 (SNR +10 dB)": (dataclasses.replace(med, power=100.0), 200),
+        "geometric channels, 8 dB shadowing": (dataclasses.replace(med, channel="geometric", shadowing_db=8.0), 200),
+        "mimo_single_cell_30 (K 1, I 30, M 64, P 100)": (PRESETS["mimo_single_cell_30"][0], 50),
+    }
+
+
+@torch.no_grad()
+def transfer(solver: GNNWMMSE, seed: int) -> list[dict]:
+    """The model trained on mimo_medium, unchanged, on other families: fractions of the float64
+    converged WMMSE sum-rate after its layers, WMMSE after as many and twice as many
+    iterations, and the CPU time of a WMMSE iteration over that of a layer."""
+    out = []
+    T = solver.horizon
+    for name, (family, batch) in transfer_cases().items():
+        p = family.sample(batch, seed, dtype=torch.float32)
+        p64 = p.as_float64()
+        R_ref, its = converged_reference(p64)
+        _, c_gnn, x = timed(lambda p=p: run_steps(solver, p, T))
+        _, c_w, xw = timed(lambda p=p: run_steps(WMMSE(), p, T))
+        out.append({"case": name, "batch": batch, "gnn_wmmse": fractions(p64, x, R_ref),
+                    f"wmmse_{T}": fractions(p64, xw, R_ref),
+                    f"wmmse_{2 * T}": fractions(p64, run_steps(WMMSE(), p, 2 * T), R_ref),
+                    "iteration_cost_ratio": c_w / c_gnn, "reference_iterations_mean": float(its.double().mean())})
     return out
 
 
 # ----- report -----------------------------------------------------------------------------------------
+def _s(row: dict) -> str:
+    return f"{row['seconds']:.3f} ({row['cpu_seconds']:.3f})"
+
+
 def to_markdown(res: dict) -> str:
     m = res["main"]
     T = m["horizon"]
     conv = m["solvers"]["wmmse_converged"]["seconds"]
     w100 = m["solvers"]["wmmse_100"]["seconds"]
+    conv_c = m["solvers"]["wmmse_converged"]["cpu_seconds"]
+    w100_c = m["solvers"]["wmmse_100"]["cpu_seconds"]
     lines = [
         f"# MIMO sum-rate: GNN-WMMSE vs WMMSE ({res['date']})", "",
-        f"Command: `{res['command']}`. Machine: {res['machine']}; torch threads {res['threads']} "
-        f"(shared machine: wall times are best of {res['repeats']}, all solvers interleaved in one process; "
-        "compare ratios).", "",
-        f"Training: `{res['training'].get('config', '-')}`, {res['training'].get('steps')} meta-steps of "
+        (f"Command: `{res['command']}`. Machine: {res['machine']}; torch threads {res['threads']} "
+        f"(shared machine: wall and CPU times are each the best of {res['repeats']} rounds, every round running "
+        "all solvers in one process; with one torch thread the CPU time is the steadier measure, since other "
+        "processes stretch wall times; compare ratios)."), "",
+        (f"Training: `{res['training'].get('config', '-')}`, {res['training'].get('steps')} meta-steps of "
         f"{res['training'].get('batch_size')} instances, {res['training'].get('train_seconds', 0):.0f} s "
         f"(validation gap 1 - R/R* vs the best of six WMMSE runs: {res['training'].get('initial_val_gap') or 0:.4f} "
-        f"untrained -> {res['training'].get('best_val_gap') or 0:.4f}); {res['training'].get('parameters')} parameters.",
+        f"untrained -> {res['training'].get('best_val_gap') or 0:.4f}); {res['training'].get('parameters')} parameters."),
         "",
         f"## mimo_medium, {m['batch']} fresh instances (seed {m['seed']}), float32", "",
-        f"Reference R*: {m['reference']['method']}; mean {m['reference']['mean_sum_rate_nats']:.3f} nats. "
+        (f"Reference R*: {m['reference']['method']}; mean {m['reference']['mean_sum_rate_nats']:.3f} nats. "
         f"WMMSE (float32) gets within {CONVERGED_RTOL:g} (relative) of R* after {m['wmmse_iterations_to_converge']['mean']:.0f} "
         f"iterations on average (median {m['wmmse_iterations_to_converge']['median']:.0f}, p90 "
         f"{m['wmmse_iterations_to_converge']['p90']:.0f}, max {m['wmmse_iterations_to_converge']['max']}; "
-        f"{m['wmmse_iterations_to_converge']['censored']} censored at {m['wmmse_iterations_to_converge']['max_iter']}).",
+        f"{m['wmmse_iterations_to_converge']['censored']} censored at {m['wmmse_iterations_to_converge']['max_iter']})."),
         "",
-        "| solver | sum-rate / R* mean | median | p10 | seconds per batch | speed-up vs WMMSE converged | "
-        "vs WMMSE 100 it. |",
-        "|---|---|---|---|---|---|---|",
+        ("| solver | sum-rate / R* mean | median | p10 | seconds per batch | speed-up vs WMMSE converged | "
+        "vs WMMSE 100 it. | CPU s | CPU speed-up vs converged | vs 100 it. |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in m["solvers"].items():
         f = row["fraction"]
         note = " (1 run)" if row.get("repeats") == 1 else ""
         lines.append(f"| {name}{note} | {f['mean']:.4f} | {f['median']:.4f} | {f['p10']:.4f} | {row['seconds']:.3f} | "
-                     f"{conv / row['seconds']:.1f}x | {w100 / row['seconds']:.1f}x |")
+                     f"{conv / row['seconds']:.1f}x | {w100 / row['seconds']:.1f}x | {row['cpu_seconds']:.3f} | "
+                     f"{conv_c / row['cpu_seconds']:.1f}x | {w100_c / row['cpu_seconds']:.1f}x |")
     g = m["solvers"]["gnn_wmmse"]
-    lines += ["", f"Target (>= 95% of WMMSE's sum-rate in >= 20x less time): GNN-WMMSE ({T} layers) keeps "
+    lines += ["", (f"Target (>= 95% of WMMSE's sum-rate in >= 20x less time): GNN-WMMSE ({T} layers) keeps "
               f"{100 * g['fraction']['mean']:.1f}% on average (p10 {100 * g['fraction']['p10']:.1f}%) in "
-              f"{conv / g['seconds']:.0f}x less time than WMMSE to convergence and {w100 / g['seconds']:.0f}x less "
-              f"than 100 WMMSE iterations. `gnn_wmmse_{10 * T}`: the learned layers then WMMSE iterations "
-              f"(the solver's tail) up to 10 x the horizon.", ""]
+              f"{conv / g['seconds']:.0f}x less wall time than WMMSE to convergence and {w100 / g['seconds']:.0f}x less "
+              f"than 100 WMMSE iterations (CPU time: {conv_c / g['cpu_seconds']:.0f}x and "
+              f"{w100_c / g['cpu_seconds']:.0f}x). `gnn_wmmse_{10 * T}`: the learned layers then WMMSE iterations "
+              f"(the solver's tail) up to 10 x the horizon."), ""]
     lines += ["## Scaling with the number of users per cell (K = 3, M = 8, N = d = 2)", "",
-              "GNN-WMMSE trained at I = 4 and run unchanged at every I (transfer); `retrained`: a model trained at "
-              "that I (if run). Fractions of the float64 converged WMMSE sum-rate; seconds per batch.", "",
-              "| I | batch | WMMSE it. to 1e-4 | WMMSE conv. s | WMMSE 100 it. s | GNN-WMMSE s | GNN-WMMSE mean | p10 | "
-              f"WMMSE {T} it. mean | retrained mean | retrained p10 |",
+              ("GNN-WMMSE trained at I = 4 and run unchanged at every I (transfer); `retrained`: a model trained at "
+              "that I (if run). Fractions of the float64 converged WMMSE sum-rate; seconds per batch."), "",
+              ("| I | batch | WMMSE it. to 1e-4 | WMMSE conv. s (CPU) | WMMSE 100 it. s (CPU) | GNN-WMMSE s (CPU) | "
+              f"GNN-WMMSE mean | p10 | WMMSE {T} it. mean | retrained mean | retrained p10 |"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["scaling"]:
         s = r["solvers"]
         rt = s.get("gnn_wmmse_retrained")
         lines.append(
-            f"| {r['users']} | {r['batch']} | {r['wmmse_iterations_mean']:.0f} | {s['wmmse_converged']['seconds']:.3f} | "
-            f"{s['wmmse_100']['seconds']:.3f} | {s['gnn_wmmse']['seconds']:.3f} | "
+            f"| {r['users']} | {r['batch']} | {r['wmmse_iterations_mean']:.0f} | {_s(s['wmmse_converged'])} | "
+            f"{_s(s['wmmse_100'])} | {_s(s['gnn_wmmse'])} | "
             f"{s['gnn_wmmse']['fraction']['mean']:.4f} | {s['gnn_wmmse']['fraction']['p10']:.4f} | "
             f"{s[f'wmmse_{T}']['fraction']['mean']:.4f} | "
             f"{'-' if rt is None else format(rt['fraction']['mean'], '.4f')} | "
             f"{'-' if rt is None else format(rt['fraction']['p10'], '.4f')} |")
     if res.get("retrained"):
-        lines += ["", f"Retrained models: {json.dumps(res['retrained'])}"]
+        lines += ["", "Retrained models: "
+                  + ", ".join(f"I = {I}: {v['steps']} steps, {v['train_seconds']:.0f} s, best validation gap "
+                              f"{v['best_val_gap']:.4f}" for I, v in res["retrained"].items())]
+    if res.get("transfer"):
+        lines += ["", "## Transfer without retraining (the model trained on mimo_medium)", "",
+                  ("Fractions of the float64 converged WMMSE sum-rate (mean, p10); `cost ratio`: CPU time of "
+                  "a WMMSE iteration over that of a GNN-WMMSE layer."), "",
+                  f"| family | batch | GNN-WMMSE mean | p10 | WMMSE {T} it. mean | WMMSE {2 * T} it. mean | cost ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in res["transfer"]:
+            lines.append(f"| {r['case']} | {r['batch']} | {r['gnn_wmmse']['mean']:.4f} | {r['gnn_wmmse']['p10']:.4f} | "
+                         f"{r[f'wmmse_{T}']['mean']:.4f} | {r[f'wmmse_{2 * T}']['mean']:.4f} | "
+                         f"{r['iteration_cost_ratio']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -303,6 +365,8 @@ def main() -> None:
     ap.add_argument("--max-iter", type=int, default=2000, help="cap of the float32 WMMSE iterations to converge")
     ap.add_argument("--retrain-scaling", type=int, default=0, metavar="STEPS",
                     help="also train a model at each number of users with this many meta-steps (0: no)")
+    ap.add_argument("--transfer", action="store_true",
+                    help="also run the trained model, unchanged, on other families (cells, antennas, SNR, channels)")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench_mimo")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 20 meta-steps, small batches, 1 repeat")
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -337,13 +401,14 @@ def main() -> None:
         retrained[I] = r.solver.eval()
         retrained_info[I] = {k: info[k] for k in ("steps", "train_seconds", "best_val_gap")}
     scale = scaling(solver, users, args.scaling_batch, seed, args.repeats, args.max_iter, retrained)
+    moved = transfer(solver, seed) if args.transfer else []
     res = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                    f"torch {torch.__version__}",
         "threads": torch.get_num_threads(), "repeats": args.repeats, "training": training,
-        "main": main_res, "scaling": scale, "retrained": retrained_info,
+        "main": main_res, "scaling": scale, "retrained": retrained_info, "transfer": moved,
         "total_seconds": time.perf_counter() - start,
     }
     stem = "mimo-quick" if args.quick else "mimo"

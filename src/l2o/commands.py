@@ -149,8 +149,8 @@ def sum_rate_summary(comparison: Comparison, problem: Any) -> dict[str, dict[str
 def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The lines ``l2o eval`` prints under its table for ``sum_rate_summary``."""
     width = max(len(n) for n in extra)
-    lines = ["sum-rate as a fraction of the reference R* (1 - relative gap) at the last iteration, and solver seconds "
-             "for the batch:"]
+    lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) at the last iteration, and solver seconds "
+              "for the batch:")]
     for name, e in extra.items():
         lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}  p10 {e['sum_rate_fraction_p10']:.4f}"
                      f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s")

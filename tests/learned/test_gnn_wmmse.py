@@ -17,11 +17,17 @@ import torch
 from typer.testing import CliRunner
 
 from l2o.cli import app
-from l2o.learned import LEARNED, GNNWMMSE
+from l2o.learned import GNNWMMSE, LEARNED
 from l2o.learned.gnn_wmmse import channels, signal_model, solve_precoders, subproblem
 from l2o.optimizers.wmmse import WMMSE, mrt
 from l2o.problems import LassoFamily, MimoFamily
-from l2o.problems.mimo import mmse_receivers, pack, scale_to_budget, transmit_covariance, user_rates
+from l2o.problems.mimo import (
+    mmse_receivers,
+    pack,
+    scale_to_budget,
+    transmit_covariance,
+    user_rates,
+)
 from l2o.safeguard import Safeguard
 
 SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small

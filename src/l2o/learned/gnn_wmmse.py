@@ -236,7 +236,7 @@ def signal_model(ch: Channels, V: Tensor, noise: Tensor, power: bool = True) -> 
     J = sigma^2 I + G_o G_o^H with G_o the other users' streams (masked, never J = C - S S^H,
     which cancels at high SINR), W = I + T^H T with T = L^{-1} S (J = L L^H): the forms
     of ``l2o.problems.mimo.mmse_receivers``."""
-    B, K, I, M, d = V.shape
+    B, K, I, _, d = V.shape
     G = received(ch, V)  # (b, j, k, i, n, l, s)
     N = G.shape[4]
     S = torch.diagonal(torch.diagonal(G, dim1=1, dim2=2), dim1=1, dim2=3).permute(0, 3, 4, 1, 2)
@@ -428,7 +428,7 @@ class GNNWMMSE(LearnedOptimizer):
 
     def check_problem(self, problem) -> None:
         if not isinstance(problem, MimoInstances):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
                 f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
                 f"got {type(problem).__name__}"
             )
@@ -458,7 +458,7 @@ class GNNWMMSE(LearnedOptimizer):
         """One learned layer: ``(B, n) -> (B, n)`` (the combination and the scaling work on
         the packed real coordinates, where every user's precoder is a contiguous block)."""
         V = problem.unpack(x)
-        B, K, I, M, d = V.shape
+        B, K, I, M, _ = V.shape
         ch = channels(problem)
         sm = signal_model(ch, V, problem.noise)
         A, Bc = subproblem(ch, sm, problem.weights)
