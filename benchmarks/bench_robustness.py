@@ -36,6 +36,7 @@ from l2o.atomic import atomic_write
 from l2o.commands import train_demo
 from l2o.evaluation.robustness import evaluate_ood
 from l2o.performance import tune_allocator
+from l2o.report.table import format_value as _f
 from l2o.training.config import RunConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,16 +115,6 @@ def analyse(summary: dict, model: str) -> dict:
                                               and (its_sg - 1) >= 0.9 * (its_raw - 1)),
     }
     return out
-
-
-def _f(v, kind="g") -> str:
-    if v is None:
-        return "-"
-    if kind == "%":
-        return f"{v:.0%}"
-    if kind == "x":
-        return f"{v:.2f}x"
-    return f"{v:.3g}"
 
 
 def markdown(results: dict, meta: dict) -> str:

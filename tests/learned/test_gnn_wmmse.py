@@ -260,3 +260,10 @@ def test_cli_train_then_eval_on_mimo(tmp_path):
                               "--out-dir", str(tmp_path / "e2")])
     assert res.exit_code == 0, res.output
     assert "sum-rate as a fraction of the reference" in res.stdout and "rzf" in res.stdout
+    # the robustness report on a MIMO split: MIMO baselines, WMMSE as the safeguard's fallback
+    res = runner.invoke(app, ["eval", str(tmp_path / "run"), "--split", "users_1", "--batch", "2", "--iterations", "3",
+                              "--json", "--out-dir", str(tmp_path / "e3")])
+    assert res.exit_code == 0, res.output
+    split = json.loads(res.stdout)["splits"][0]
+    assert split["split"] == "users_1"
+    assert [s["name"] for s in split["solvers"]] == ["gnn_wmmse", "safeguarded_gnn_wmmse", "wmmse", "mrt", "zf", "rzf"]

@@ -81,8 +81,7 @@ def evaluate_ood(
     Raises:
         ValueError: unknown split, baseline, fallback or rule; an unreadable run.
     """
-    from l2o.commands import _check_positive, _dtype, _horizon, default_baselines, eval_seed
-    from l2o.report.plots import plot_convergence
+    from l2o.commands import _check_positive, _dtype, _horizon, eval_seed
     from l2o.training import load_run
 
     _check_positive("--batch", batch)
@@ -114,12 +113,17 @@ def evaluate_ood(
     name = config.solver
     horizon = _horizon(learned, config)
     K = iterations if iterations is not None else HORIZON_FACTOR * horizon
+    learned_solvers = {
+        name: learned,
+        f"safeguarded_{name}": Safeguard(learned, make_solver(fb_name), rule=rule, check_every=check_every,
+                                         after_horizon="fallback", horizon=horizon),
+    }
     reports = []
     for split in chosen:
         if progress is not None:
             progress(f"split {split.name}: {split.description}")
-        reports.append(_one_split(split, run.family, learned, name, horizon, K, fb_name, rule, check_every, baselines,
-                                  batch, seed, want_dtype, out, plot_convergence, default_baselines))
+        reports.append(_one_split(split, run.family, learned_solvers, baselines, fb_name, horizon, K, batch, seed,
+                                  want_dtype, out))
     title = f"Robustness of {name} trained on {config.family}"
     notes = [
         f"{batch} fresh instances per split (seed {seed}, {str(want_dtype).replace('torch.', '')}); every solver runs "
@@ -141,19 +145,19 @@ def evaluate_ood(
     return RobustnessOutcome(reports=reports, summary=plain(summary), html=page)
 
 
-def _one_split(split: Split, base, learned, name, horizon, K, fb_name, rule, check_every, baselines, batch, seed,
-               dtype, out: Path, plot_convergence, default_baselines) -> SplitReport:
+def _one_split(split: Split, base, learned_solvers: dict, baselines, fallback: str, horizon: int, K: int,
+               batch: int, seed: int, dtype, out: Path) -> SplitReport:
+    """Sample the split's instances, run the learned solvers and the baselines (the
+    family's defaults when None, plus the fallback), and draw the split's figure."""
+    from l2o.commands import default_baselines
+    from l2o.report.plots import plot_convergence
+
     family = split.apply(base)
     problem = family.sample(batch, seed, dtype=dtype)
-    names = list(baselines) if baselines is not None else list(default_baselines(problem.has_nonsmooth))
-    if fb_name not in names:
-        names.append(fb_name)
-    candidates = {
-        name: learned,
-        f"safeguarded_{name}": Safeguard(learned, make_solver(fb_name), rule=rule, check_every=check_every,
-                                         after_horizon="fallback", horizon=horizon),
-        **{b: make_solver(b) for b in names if b != name},
-    }
+    names = list(baselines) if baselines is not None else list(default_baselines(problem.has_nonsmooth, family))
+    if fallback not in names:
+        names.append(fallback)
+    candidates = {**learned_solvers, **{b: make_solver(b) for b in names if b not in learned_solvers}}
     solvers, skipped = {}, {}
     for n, s in candidates.items():
         try:

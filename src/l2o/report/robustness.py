@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -21,7 +20,7 @@ from rich.text import Text
 
 from l2o.atomic import atomic_write
 from l2o.evaluation import Trajectory
-from l2o.report.table import by_solver, format_tol
+from l2o.report.table import by_solver, format_tol, format_value
 
 
 @dataclasses.dataclass
@@ -44,7 +43,7 @@ class SplitReport:
     plot: Path | None
 
 
-def fallback_rate(traj: Trajectory, horizon: int) -> float | None:
+def trajectory_fallback_rate(traj: Trajectory, horizon: int) -> float | None:
     """Fraction of the iterations 1..horizon (over all instances) whose iterate came from
     the safeguard's fallback; None for a trajectory without a safeguard."""
     if traj.fallback is None:
@@ -57,20 +56,8 @@ def fallback_rate(traj: Trajectory, horizon: int) -> float | None:
 
 
 def add_fallback_rates(rows: list[dict[str, Any]], trajectories: Mapping[str, Trajectory], horizon: int) -> list[dict[str, Any]]:
-    rates = {name: fallback_rate(t, horizon) for name, t in trajectories.items()}
+    rates = {name: trajectory_fallback_rate(t, horizon) for name, t in trajectories.items()}
     return [{**r, "fallback_rate": rates.get(r["solver"])} for r in rows]
-
-
-def _fmt(v: float | None, kind: str) -> str:
-    if v is None:
-        return "-"
-    if kind == "it":
-        return f"{v:.0f}"
-    if kind == "s":
-        return f"{v:.3g}"
-    if kind == "%":
-        return f"{v:.0%}"
-    return f"{v:.1e}"
 
 
 def _lines(report: SplitReport) -> list[list[str]]:
@@ -82,9 +69,9 @@ def _lines(report: SplitReport) -> list[list[str]]:
         for i, t in enumerate(s["tolerances"]):
             out.append([
                 name if i == 0 else "", format_tol(t["tol"]),
-                _fmt(t["iterations_median"], "it"), _fmt(t["iterations_p90"], "it"),
-                _fmt(t["seconds_median"], "s"), _fmt(t["seconds_p90"], "s"), _fmt(t["reached"], "%"),
-                _fmt(rates.get(s["name"]), "%") if i == 0 else "",
+                format_value(t["iterations_median"], "it"), format_value(t["iterations_p90"], "it"),
+                format_value(t["seconds_median"], "s"), format_value(t["seconds_p90"], "s"), format_value(t["reached"], "%"),
+                format_value(rates.get(s["name"]), "%") if i == 0 else "",
             ])
     return out
 
@@ -148,12 +135,3 @@ def summary_of(reports: Sequence[SplitReport]) -> list[dict[str, Any]]:
         out.append({"split": r.split, "description": r.description, "skipped": r.skipped,
                     "plot": None if r.plot is None else str(r.plot), "solvers": solvers})
     return out
-
-
-def worst_ratio(value: float | None, reference: float | None) -> float:
-    """value / reference with None (not reached) as +inf; for 'never slower by more than x' checks."""
-    if value is None:
-        return math.inf
-    if reference is None:
-        return 0.0
-    return value / reference if reference > 0 else math.inf

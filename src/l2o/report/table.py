@@ -119,13 +119,20 @@ def format_tol(tol: float) -> str:
     return f"{mantissa}e{int(exp)}"
 
 
-def _fmt(v: float | None, kind: str) -> str:
+def format_value(v: float | None, kind: str = "g") -> str:
+    """A table cell: '-' for None; ``kind`` "it" (iterations), "s" (seconds, 3 digits),
+    "%" (a fraction as a percentage), "x" (a ratio, 2 decimals), "g" (3 digits), else a
+    gap in scientific notation."""
     if v is None:
         return "-"
     if kind == "it":
         return f"{v:.0f}"
-    if kind == "s":
+    if kind in ("s", "g"):
         return f"{v:.3g}"
+    if kind == "%":
+        return f"{v:.0%}"
+    if kind == "x":
+        return f"{v:.2f}x"
     return f"{v:.1e}"
 
 
@@ -146,8 +153,8 @@ def render_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
             last = i == len(s["tolerances"]) - 1
             table.add_row(
                 Text(name if i == 0 else ""), format_tol(t["tol"]),
-                _fmt(t["iterations_median"], "it"), _fmt(t["iterations_p90"], "it"),
-                _fmt(t["seconds_median"], "s"), _fmt(t["seconds_p90"], "s"), f"{t['reached']:.0%}",
-                _fmt(s["final_median"], "gap") if i == 0 else "", end_section=last,
+                format_value(t["iterations_median"], "it"), format_value(t["iterations_p90"], "it"),
+                format_value(t["seconds_median"], "s"), format_value(t["seconds_p90"], "s"), f"{t['reached']:.0%}",
+                format_value(s["final_median"], "gap") if i == 0 else "", end_section=last,
             )
     return table
