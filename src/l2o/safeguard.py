@@ -20,7 +20,8 @@ iterate y:
   a fraction delta of the decrease that one proximal-gradient step from x_a is
   guaranteed to make (F(T x) <= F(x) - (L/2) ||x - T x||^2; Beck, *First-Order Methods
   in Optimization*, Lemma 10.4). Plain monotonicity F(y) <= F(x_a) where the family
-  has no Lipschitz constant (the MIMO sum-rate).
+  has no Lipschitz constant. (The MIMO sum-rate has one, a loose global bound, so the
+  test there is sufficient decrease with a small required gain.)
 * ``rule="finite"``: accept every finite candidate (no progress test, so no
   guarantee beyond "never NaN"); with ``after_horizon="fallback"`` this is a plain
   hand-over from the learned solver to its classical template at the horizon.

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from l2o.evaluation.compare import compare
 from l2o.problems.splits import Split, resolve_splits
 from l2o.registry import SOLVERS, make_solver
-from l2o.report.robustness import SplitReport, add_fallback_rates, summary_of, write_html
+from l2o.report.robustness import (
+    SplitReport,
+    add_fallback_rates,
+    summary_of,
+    write_html,
+)
 from l2o.report.table import summarize_comparison
 from l2o.safeguard import RULES, Safeguard
 

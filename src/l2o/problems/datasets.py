@@ -60,13 +60,12 @@ class DatasetLogisticFamily(ProblemFamily):
 
     def natural_splits(self) -> list:
         """The other bundled dataset, and lam halved / doubled."""
-        from l2o.problems.splits import Split, scaled
+        from l2o.problems.splits import Split, lam_splits
 
         others = [d for d in sorted(DATASETS) if d != self.dataset]
         return [
             *[Split(d, f"scikit-learn {d}", {"dataset": d}) for d in others],
-            scaled(f"lam_{self.lam / 2:g}", "lam", self.lam / 2, "lam"),
-            scaled(f"lam_{self.lam * 2:g}", "lam", self.lam * 2, "lam"),
+            *lam_splits(self.lam),
         ]
 
     def validate(self) -> None:

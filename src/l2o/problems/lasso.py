@@ -15,9 +15,21 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, column, run_to_certificate
+from l2o.problems.base import (
+    GAP_FLOOR,
+    Instances,
+    as_batch_vector,
+    column,
+    run_to_certificate,
+)
 from l2o.problems.family import ProblemFamily, make_generator
-from l2o.problems.parts import L1, matvec, rmatvec, solve_on_index_sets, spectral_norm_squared
+from l2o.problems.parts import (
+    L1,
+    matvec,
+    rmatvec,
+    solve_on_index_sets,
+    spectral_norm_squared,
+)
 
 
 class LeastSquaresInstances(Instances):
@@ -68,7 +80,7 @@ class LeastSquaresInstances(Instances):
     def shared_matrix(self) -> bool:
         return self.A.ndim == 2
 
-    def index(self, idx: Tensor) -> "LeastSquaresInstances":
+    def index(self, idx: Tensor) -> LeastSquaresInstances:
         A = self.A if self.shared_matrix else self.A[idx]
         out = type(self)(A, self.b[idx], self.lam[idx], self.x0_shift, _gram=self._gram)
         if self._L is not None:
@@ -77,8 +89,8 @@ class LeastSquaresInstances(Instances):
             out._affine = (self._affine[0], self._affine[1], self._affine[2][idx])
         return out
 
-    def to(self, dtype=None, device=None) -> "LeastSquaresInstances":
-        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
+    def to(self, dtype=None, device=None) -> LeastSquaresInstances:
+        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)
         return type(self)(conv(self.A), conv(self.b), conv(self.lam), self.x0_shift)
 
     # ----- smooth part -------------------------------------------------------------------
@@ -289,15 +301,14 @@ class LassoFamily(ProblemFamily):
     def natural_splits(self) -> list:
         """Data scale, noise, sparsity, lam, conditioning (correlated columns) and a
         smaller dimension (for dimension-agnostic solvers)."""
-        from l2o.problems.splits import Split, scaled
+        from l2o.problems.splits import Split, lam_splits, scaled
 
         m, n = max(1, self.m // 2), max(1, self.n // 2)
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_true scale"),
             scaled("noise_0.1", "noise_std", 0.1, "noise std of b"),
             scaled(f"nnz_{min(2 * self.nnz, self.n)}", "nnz", min(2 * self.nnz, self.n), "nonzeros of x_true"),
-            scaled(f"lam_{self.lam / 2:g}", "lam", self.lam / 2, "lam"),
-            scaled(f"lam_{self.lam * 2:g}", "lam", self.lam * 2, "lam"),
+            *lam_splits(self.lam),
             scaled("correlated_0.5", "correlation", 0.5, "correlation of the columns of A"),
             Split(f"dim_{m}x{n}", f"A of size {m} x {n} (another dictionary)",
                   {"m": m, "n": n, "nnz": min(self.nnz // 2, n)}),

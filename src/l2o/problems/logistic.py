@@ -91,15 +91,15 @@ class LogisticInstances(Instances):
     def shared_matrix(self) -> bool:
         return self.X.ndim == 2
 
-    def index(self, idx: Tensor) -> "LogisticInstances":
+    def index(self, idx: Tensor) -> LogisticInstances:
         X = self.X if self.shared_matrix else self.X[idx]
         out = type(self)(X, self.y[idx], self.lam[idx], self.penalty, self.x0_shift)
         if self._L is not None:
             out._L = self._L[idx]
         return out
 
-    def to(self, dtype=None, device=None) -> "LogisticInstances":
-        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
+    def to(self, dtype=None, device=None) -> LogisticInstances:
+        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)
         return type(self)(conv(self.X), conv(self.y), conv(self.lam), self.penalty, self.x0_shift)
 
     # ----- smooth part ---------------------------------------------------------------------
@@ -247,14 +247,13 @@ class LogisticFamily(ProblemFamily):
         dimension, and the real datasets scikit-learn ships (breast cancer, digits) in
         place of the papers' UCI sets, which need downloads."""
         from l2o.problems.datasets import DatasetLogisticFamily
-        from l2o.problems.splits import Split, scaled
+        from l2o.problems.splits import Split, lam_splits, scaled
 
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "feature scale"),
             scaled("label_noise_1", "noise_std", 1.0, "std of the margin noise before labelling"),
             scaled(f"nnz_{min(2 * self.nnz, self.d)}", "nnz", min(2 * self.nnz, self.d), "nonzeros of w*"),
-            scaled(f"lam_{self.lam / 2:g}", "lam", self.lam / 2, "lam"),
-            scaled(f"lam_{self.lam * 2:g}", "lam", self.lam * 2, "lam"),
+            *lam_splits(self.lam),
             scaled("correlated_0.5", "correlation", 0.5, "correlation of the features"),
             Split(f"dim_{2 * self.d}", f"{2 * self.d} features", {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
             Split("breast_cancer", "scikit-learn breast cancer (569 x 30), 80% subsamples",

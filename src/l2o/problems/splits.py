@@ -17,7 +17,8 @@ or a different family (for a real dataset), so configs and the CLI name them.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from l2o.problems.family import ProblemFamily
@@ -42,10 +43,10 @@ class Split:
     name: str
     description: str
     changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    family: "ProblemFamily | None" = None
+    family: ProblemFamily | None = None
     kind: str = "natural"
 
-    def apply(self, base: "ProblemFamily") -> "ProblemFamily":
+    def apply(self, base: ProblemFamily) -> ProblemFamily:
         """The family this split samples from, given the training family ``base``."""
         if self.family is not None:
             return self.family.replace(x0_shift=base.x0_shift, objective_shift=base.objective_shift)
@@ -72,7 +73,12 @@ def scaled(name: str, field: str, value: Any, what: str) -> Split:
     return Split(name, f"{what} = {value}", {field: value})
 
 
-def family_splits(family: "ProblemFamily") -> dict[str, Split]:
+def lam_splits(lam: float) -> list[Split]:
+    """``lam_{lam/2}`` and ``lam_{2 lam}``: the regularization halved and doubled."""
+    return [scaled(f"lam_{v:g}", "lam", v, "lam") for v in (lam / 2, lam * 2)]
+
+
+def family_splits(family: ProblemFamily) -> dict[str, Split]:
     """Every named split of ``family``: the common ones, then its natural ones."""
     # the CVPR shifts apply to families of vector variables, not, e.g., to precoders
     splits = {s.name: s for s in common_splits() if s.kind != "cvpr" or family.cvpr_shifts}
@@ -83,7 +89,7 @@ def family_splits(family: "ProblemFamily") -> dict[str, Split]:
     return splits
 
 
-def resolve_splits(family: "ProblemFamily", names: list[str] | None) -> list[Split]:
+def resolve_splits(family: ProblemFamily, names: list[str] | None) -> list[Split]:
     """The splits named in ``names`` (None or ["all"]: all of them), in the order given.
 
     Raises ``ValueError`` for an unknown name, listing the valid ones.

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rich import box
 from rich.table import Table

@@ -9,7 +9,8 @@ reaches a tolerance counts as +inf, so a quantile that lands on one is None ('-'
 from __future__ import annotations
 
 import math
-from typing import Any, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from rich import box
