@@ -110,46 +110,43 @@ def converged_reference(problem64) -> tuple[torch.Tensor, torch.Tensor]:
     return problem64.sum_rate(x), its
 
 
-def iterations_to_converge(problem, reference: torch.Tensor, max_iter: int) -> torch.Tensor:
-    """``(B,)`` first WMMSE iteration (float32 run) whose sum-rate is within CONVERGED_RTOL of
-    the reference (max_iter where never: censored); instances leave the batch once there."""
+def compacted_wmmse(problem, max_iter: int, finished) -> tuple[torch.Tensor, torch.Tensor]:
+    """WMMSE from the default start where instance b leaves the batch at the first
+    iteration t with ``finished(t, sub, state, active)[b]`` (a bool mask over the active
+    instances): returns its iteration ``(B,)`` (max_iter where never) and iterate ``(B, n)``."""
     B = problem.batch_size
     k = torch.full((B,), max_iter, dtype=torch.long)
+    x_out = problem.initial_point().clone()
     active = torch.arange(B)
     sub, solver = problem, WMMSE()
     state = solver.init(sub, sub.initial_point())
-    target = reference * (1 - CONVERGED_RTOL)
     for t in range(1, max_iter + 1):
         state = solver.step(sub, state)
-        done = sub.sum_rate(state.x).to(torch.float64) >= target[active]
+        done = finished(t, sub, state, active)
         if bool(done.any()):
             k[active[done]] = t
-            keep = torch.nonzero(~done).squeeze(-1)
-            active = active[keep]
-            if not active.numel():
-                break
-            sub, state = sub.index(keep), select_state(state, keep)
-    return k
-
-
-def wmmse_oracle_run(problem, k: torch.Tensor) -> torch.Tensor:
-    """WMMSE where instance b stops after k_b iterations (compacted batch); returns x (B, n)."""
-    solver = WMMSE()
-    x_out = problem.initial_point().clone()
-    active = torch.arange(problem.batch_size)
-    sub = problem
-    state = solver.init(sub, sub.initial_point())
-    for t in range(1, int(k.max()) + 1):
-        state = solver.step(sub, state)
-        done = k[active] == t
-        if bool(done.any()):
             x_out[active[done]] = state.x[done]
             keep = torch.nonzero(~done).squeeze(-1)
             active = active[keep]
             if not active.numel():
                 break
             sub, state = sub.index(keep), select_state(state, keep)
-    return x_out
+    if active.numel():
+        x_out[active] = state.x
+    return k, x_out
+
+
+def iterations_to_converge(problem, reference: torch.Tensor, max_iter: int) -> torch.Tensor:
+    """``(B,)`` first WMMSE iteration (float32 run) whose sum-rate is within CONVERGED_RTOL of
+    the reference (max_iter where never: censored); instances leave the batch once there."""
+    target = reference * (1 - CONVERGED_RTOL)
+    return compacted_wmmse(
+        problem, max_iter, lambda t, sub, state, active: sub.sum_rate(state.x).to(torch.float64) >= target[active])[0]
+
+
+def wmmse_oracle_run(problem, k: torch.Tensor) -> torch.Tensor:
+    """WMMSE where instance b stops after k_b iterations (compacted batch); returns x (B, n)."""
+    return compacted_wmmse(problem, int(k.max()), lambda t, sub, state, active: k[active] == t)[1]
 
 
 # ----- training ----------------------------------------------------------------------------------
