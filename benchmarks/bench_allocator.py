@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from l2o.atomic import atomic_write
+from l2o.atomic import write_results
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,9 +56,7 @@ def main() -> None:
     for dt in ("float64", "float32"):
         a, b = res["default"][dt], res["tuned"][dt]
         lines.append(f"| {dt} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for name, text in (("allocator.json", json.dumps(res, indent=1)), ("allocator.md", "\n".join(lines) + "\n")):
-        atomic_write(RESULTS / name, text)
+    write_results(RESULTS, "allocator", res, "\n".join(lines))
     print("\n".join(lines))
 
 

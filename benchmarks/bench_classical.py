@@ -24,7 +24,6 @@ writes ``benchmarks/results/classical.json`` and ``classical.md`` (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
 
 from l2o import make_family, make_solver, solve  # noqa: E402
-from l2o.atomic import atomic_write  # noqa: E402
+from l2o.atomic import write_results  # noqa: E402
 from l2o.performance import tune_allocator  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -222,11 +221,9 @@ def main() -> None:
         print("box QP", flush=True)
         results["problems"]["box_qp"] = bench_problem("box_qp", args.batch, args.repeats, ["apgd", "fista_polish", "pgd"],
                                                       None, gflops, args.check_every)
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = ("-quick" if args.quick else "") + (f"-{args.only}" if args.only else "")
-    atomic_write(args.out / f"classical{suffix}.json", json.dumps(results, indent=1))
     md = to_markdown(results)
-    atomic_write(args.out / f"classical{suffix}.md", md)
+    write_results(args.out, f"classical{suffix}", results, md)
     print(md)
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, run
-from l2o.atomic import atomic_write
+from l2o.atomic import write_results
 from l2o.performance import tune_allocator
 from l2o.training import load_run, train
 from l2o.training.config import load_config
@@ -256,11 +256,9 @@ def main() -> None:
 
 
 def save(results: dict, args) -> str:
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    atomic_write(args.out / f"learned{suffix}.json", json.dumps(results, indent=1))
     md = to_markdown(results)
-    atomic_write(args.out / f"learned{suffix}.md", md)
+    write_results(args.out, f"learned{suffix}", results, md)
     return md
 
 

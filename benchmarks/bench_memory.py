@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from l2o.atomic import atomic_write
+from l2o.atomic import write_results
 
 RESULTS = Path(__file__).parent / "results"
 # solver, family, batch, unroll K, segment S, gradient checkpointing
@@ -71,9 +71,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['solver']} | {r['family']} | {r['batch']} | {r['unroll']} | {r['segment']} | "
                      f"{'yes' if r['checkpointing'] else 'no'} | {r['step_MB']} | {r['seconds']} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for name, text in (("memory.json", json.dumps(rows, indent=1)), ("memory.md", "\n".join(lines) + "\n")):
-        atomic_write(RESULTS / name, text)
+    write_results(RESULTS, "memory", rows, "\n".join(lines))
     print("\n".join(lines))
 
 

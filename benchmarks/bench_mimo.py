@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from l2o.atomic import atomic_write
+from l2o.atomic import write_results
 from l2o.commands import eval_seed
 from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
@@ -409,9 +409,7 @@ def main() -> None:
         "total_seconds": time.perf_counter() - start,
     }
     stem = "mimo-quick" if args.quick else "mimo"
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out / f"{stem}.json", json.dumps(res, indent=1) + "\n")
-    atomic_write(args.out / f"{stem}.md", to_markdown(res))
+    write_results(args.out, stem, res, to_markdown(res))
     print(to_markdown(res))
     print(f"total {res['total_seconds']:.0f} s; wrote {args.out / (stem + '.md')}")
 

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from l2o.atomic import atomic_write
+from l2o.atomic import write_results
 from l2o.commands import train_demo
 from l2o.evaluation.robustness import evaluate_ood
 from l2o.performance import tune_allocator
@@ -193,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "analysis": analyse(outcome.summary, config.solver)}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "threads": args.threads, "batch": args.batch,
             "steps": args.steps, "command": "python benchmarks/bench_robustness.py " + " ".join(argv or sys.argv[1:])}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write(RESULTS / "robustness.json", json.dumps({"meta": meta, "results": results}, indent=1, default=str))
-    atomic_write(RESULTS / "robustness.md", markdown(results, meta))
+    write_results(RESULTS, "robustness", {"meta": meta, "results": results}, markdown(results, meta))
     print(markdown(results, meta))
     return 0
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, solve
-from l2o.atomic import atomic_write
+from l2o.atomic import write_results
 from l2o.learned import GOMathL2O, MathL2O
 from l2o.performance import tune_allocator
 from l2o.training import load_config, load_run, train
@@ -400,11 +400,9 @@ def main() -> None:
     }
     results["bench"] = bench(run, args.batch, args.seed, args.repeats, args.check_every, args.max_iter)
     results["load_end"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    atomic_write(args.out / f"speed{suffix}.json", json.dumps(results, indent=1))
     md = to_markdown(results)
-    atomic_write(args.out / f"speed{suffix}.md", md)
+    write_results(args.out, f"speed{suffix}", results, md)
     print(md)
 
 
