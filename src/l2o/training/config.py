@@ -34,9 +34,8 @@ import tomli_w
 import torch
 
 from l2o.problems.family import ProblemFamily
+from l2o.training.unroll import LOSSES, REDUCTIONS
 
-LOSSES = ("last", "mean", "weighted", "log_gap")
-REDUCTIONS = ("mean", "sum")
 META_OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 DTYPES = ("float32", "float64")
@@ -108,7 +107,10 @@ class TrainingConfig:
             reference optimum of every training batch.
         log_eps: the eps of "log_gap".
         reduction: "mean" or "sum" of the per-instance losses over the batch ("sum" is
-            LGD's code: with SGD it scales the step by the batch size).
+            LGD's code: with SGD it scales the step by the batch size), or "cvar": the
+            mean over the worst ``tail`` fraction of the batch (trains for the slowest
+            instances, for targets on every instance).
+        tail: the fraction of the batch "cvar" averages, in (0, 1].
         meta_optimizer: "adam" or "sgd".
         lr: learning rate (the initial one under a schedule).
         momentum: SGD momentum (must be 0 with Adam).
@@ -143,6 +145,7 @@ class TrainingConfig:
     loss: str = "mean"
     log_eps: float = 1e-8
     reduction: str = "mean"
+    tail: float = 0.1
     meta_optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0
@@ -193,6 +196,8 @@ class TrainingConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise bad(key, "a number > 0")
+        if not (math.isfinite(self.tail) and 0 < self.tail <= 1):
+            raise bad("tail", "a fraction in (0, 1]")
         for key in ("grad_clip", "min_lr"):
             v = getattr(self, key)
             if not (math.isfinite(v) and v >= 0):

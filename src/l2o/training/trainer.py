@@ -157,7 +157,7 @@ class Trainer:
             self.solver = config.make_solver(self.family, self.dtype)
         self.solver.to(device=self.device, dtype=self.dtype)
         self.solver.train()
-        self.loss = MetaLoss(cfg.loss, cfg.log_eps, cfg.reduction)
+        self.loss = MetaLoss(cfg.loss, cfg.log_eps, cfg.reduction, cfg.tail)
         self.estimator: GradientEstimator = make_estimator(cfg.unroll, cfg.segment, cfg.update_per_segment,
                                                            cfg.gradient_checkpointing)
         self.learner = Learner(self.solver, make_meta_optimizer(cfg, trainable(self.solver)), cfg.grad_clip)

@@ -10,6 +10,7 @@ estimators (``l2o.training.estimators``) decide where the graph is cut and the l
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Iterable
 
 import torch
@@ -19,6 +20,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from l2o.problems.base import Instances, Reference
 
 LOSSES = ("last", "mean", "weighted", "log_gap")
+REDUCTIONS = ("mean", "sum", "cvar")
 
 
 @dataclasses.dataclass
@@ -98,8 +100,11 @@ def unroll(
 
 @dataclasses.dataclass(frozen=True)
 class MetaLoss:
-    """The meta-loss of one segment of iterations (start, stop], averaged (``reduction =
-    "mean"``) or summed (``"sum"``) over the instances of the batch.
+    """The meta-loss of one segment of iterations (start, stop], reduced over the instances
+    of the batch by ``reduction``: "mean"; "sum"; or "cvar", the mean of the largest
+    ceil(``tail`` B) per-instance losses (the conditional value at risk at level ``tail``),
+    which trains for the slowest instances: what a solver is judged on when the target
+    is "every instance of the batch below a tolerance".
 
     With per-iteration values v_k (F(x_k), or log(relative gap + eps) for "log_gap") and
     weights w_k normalized over the segment:
@@ -114,12 +119,15 @@ class MetaLoss:
     kind: str = "mean"
     eps: float = 1e-8
     reduction: str = "mean"
+    tail: float = 0.1
 
     def __post_init__(self) -> None:
         if self.kind not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.kind!r}")
-        if self.reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {self.reduction!r}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {self.reduction!r}")
+        if not (0 < self.tail <= 1):
+            raise ValueError(f"tail must be in (0, 1] (the fraction of worst instances cvar averages), got {self.tail!r}")
 
     @property
     def needs_reference(self) -> bool:
@@ -146,4 +154,10 @@ class MetaLoss:
             w = torch.ones(len(unrolled.iterations), dtype=F.dtype, device=F.device)
         w = w / w.sum()
         per_instance = (w.unsqueeze(-1) * values).sum(0)
-        return per_instance.sum() if self.reduction == "sum" else per_instance.mean()
+        if self.reduction == "sum":
+            return per_instance.sum()
+        if self.reduction == "cvar":
+            worst = max(1, math.ceil(self.tail * per_instance.numel()))
+            # the gradient flows through the selected instances only, as for a max
+            return torch.topk(per_instance, worst).values.mean()
+        return per_instance.mean()
