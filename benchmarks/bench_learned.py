@@ -18,7 +18,11 @@ baselines on the same instances and clock:
   converging at 10x its horizon. Also the per-iteration cost of each architecture on
   that batch against one FISTA step.
 
-    python benchmarks/bench_learned.py [--steps N] [--only NAME,...] [--quick]
+    python benchmarks/bench_learned.py [--steps N] [--only NAME,...] [--quick | --paper]
+
+``--paper`` trains with the papers' meta-steps and batch sizes (``PAPER_LENGTH``) into
+``runs/bench-paper`` and writes ``learned-paper.*``: hours of CPU for GO-Math-L2O, so
+pick settings with ``--only``.
 
 writes ``benchmarks/results/learned.json`` and ``learned.md`` (atomically) and the
 plots ``learned-*.png``.
@@ -56,18 +60,24 @@ SETTINGS = {  # name -> (config, problem kind)
     "l2o_dm_lasso": ("l2o_dm_lasso.toml", "lasso"),
     "rnnprop_lasso": ("rnnprop_lasso.toml", "lasso"),
 }
+# The papers' meta-training length and batch (``--paper``): LGD (NeurIPS 2025), Math-L2O
+# (ICML 2023), GO-Math-L2O (CVPR 2024: 3 epochs of 500 steps).
+PAPER_LENGTH = {"lgd": (5000, 32), "math_l2o_lasso": (500, 64), "math_l2o_logistic": (500, 64),
+                "go_math_l2o_lasso": (1500, 128), "go_math_l2o_logistic": (1500, 128)}
 BASELINES = {"qp": ["gd", "nesterov", "adam"], "lasso": ["ista", "fista", "fista_restart", "adam"],
              "logistic": ["ista", "fista", "fista_restart", "adam"]}
 
 
-def train_setting(name: str, steps: int | None, workdir: Path) -> tuple[object, dict]:
-    """Train ``name`` from its example config (steps overridden if given)."""
+def train_setting(name: str, steps: int | None, workdir: Path, batch_size: int | None = None) -> tuple[object, dict]:
+    """Train ``name`` from its example config (steps and batch size overridden if given)."""
     config = load_config(EXAMPLES / SETTINGS[name][0])
     if steps is not None:
         training = dataclasses.replace(config.training, steps=steps,
                                        decay_every=min(config.training.decay_every, max(1, steps // 3))
                                        if config.training.decay_every else 0)
         config = dataclasses.replace(config, training=training)
+    if batch_size is not None:
+        config = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_size=batch_size))
     out = workdir / name
     start = time.perf_counter()
     train(config, out, resume=False, progress=False)
@@ -220,12 +230,21 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="test instances for the convergence curves")
     ap.add_argument("--speed-batch", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="20 meta-steps, small batches (a smoke run)")
+    ap.add_argument("--paper", action="store_true",
+                    help="the papers' meta-steps and batch sizes where known (PAPER_LENGTH); writes learned-paper.*")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
         args.steps, args.batch, args.speed_batch = "20", 32, 100
+    if args.quick and args.paper:
+        sys.exit("error: --quick and --paper exclude each other")
     steps = parse_steps(args.steps)
+    batch_sizes = {}
+    if args.paper:
+        steps = {name: n for name, (n, _) in PAPER_LENGTH.items()} | steps
+        batch_sizes = {name: b for name, (_, b) in PAPER_LENGTH.items()}
+        args.workdir = args.workdir.with_name(args.workdir.name + "-paper")
     torch.set_num_threads(2)
     tune_allocator()
     names = list(SETTINGS) if args.only is None else args.only.split(",")
@@ -233,12 +252,14 @@ def main() -> None:
     if unknown:
         sys.exit(f"error: unknown setting(s) {sorted(unknown)}; valid: {', '.join(SETTINGS)}")
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(["python"] + sys.argv),
-               "note": "Measured on this machine (2 CPU cores); meta-steps as listed per setting (the papers use "
-                       "more: LGD 5000, Math-L2O 500, GO-Math-L2O 1500).", "settings": {}}
+               "note": ("Measured on this machine (2 CPU cores); the papers' meta-steps and batch sizes (--paper)."
+                        if args.paper else
+                        "Measured on this machine (2 CPU cores); meta-steps as listed per setting (the papers use "
+                        "more: LGD 5000, Math-L2O 500, GO-Math-L2O 1500)."), "settings": {}}
     runs = {}
     for name in names:
         print(f"training {name}", flush=True)
-        run_, info = train_setting(name, steps.get(name, steps.get("*")), args.workdir)
+        run_, info = train_setting(name, steps.get(name, steps.get("*")), args.workdir, batch_sizes.get(name))
         runs[name] = run_
         res = {"training": info}
         kind = SETTINGS[name][1]
@@ -256,7 +277,7 @@ def main() -> None:
 
 
 def save(results: dict, args) -> str:
-    suffix = "-quick" if args.quick else ""
+    suffix = "-quick" if args.quick else "-paper" if args.paper else ""
     md = to_markdown(results)
     write_results(args.out, f"learned{suffix}", results, md)
     return md
