@@ -170,12 +170,14 @@ def csv_every(iterations: int, points: int = CSV_POINTS) -> int:
     return max(1, math.ceil(iterations / points))
 
 
-def _check_positive(option: str, value: int | None) -> None:
+def check_positive_option(option: str, value: int | None) -> None:
+    """``ValueError`` naming the CLI ``option`` unless ``value`` is None or >= 1."""
     if value is not None and value < 1:
         raise ValueError(f"{option} is {value}; expected an integer >= 1")
 
 
-def _dtype(name: str | None) -> torch.dtype | None:
+def parse_dtype_option(name: str | None) -> torch.dtype | None:
+    """A ``--dtype`` value ("float32" / "float64" / None) as a torch dtype."""
     if name is None:
         return None
     from l2o.training.config import torch_dtype
@@ -193,7 +195,8 @@ def _out_dir(path: Path) -> Path:
     return path
 
 
-def _horizon(solver: Any, config: Any) -> int:
+def trained_horizon(solver: Any, config: Any) -> int:
+    """The horizon a learned solver was trained for (its own, else the config's unroll)."""
     h = getattr(solver, "horizon", None)
     return int(h) if h is not None else int(config.training.unroll)
 
@@ -262,9 +265,9 @@ def evaluate_run(
     from l2o.report.plots import plot_convergence
     from l2o.training import load_run
 
-    _check_positive("--batch", batch)
-    _check_positive("--iterations", iterations)
-    want_dtype = _dtype(dtype)
+    check_positive_option("--batch", batch)
+    check_positive_option("--iterations", iterations)
+    want_dtype = parse_dtype_option(dtype)
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
@@ -296,7 +299,7 @@ def evaluate_run(
             solvers[b].check_problem(problem)
         except ValueError as e:
             raise ValueError(f"--baselines: {e}") from None
-    horizon = _horizon(solver, config)
+    horizon = trained_horizon(solver, config)
     max_iter: int | dict[str, int] = iterations if iterations is not None else 10 * horizon
     comparison = compare(solvers, problem, max_iter=max_iter)
     rows = summarize_comparison(comparison, tolerances)
@@ -531,7 +534,7 @@ def run_demo(
         config = demo_config(problem, steps)
         run, training = train_demo(out_dir / DEMO_RUN, config, progress=progress, say=say)
         solvers[config.solver] = run.solver
-        max_iter[config.solver] = 10 * _horizon(run.solver, config)
+        max_iter[config.solver] = 10 * trained_horizon(run.solver, config)
         dtype = config.training.torch_dtype
     for name in DEMO_SOLVERS:
         solvers[name] = make_solver(name)

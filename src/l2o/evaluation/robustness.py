@@ -87,12 +87,12 @@ def evaluate_ood(
     Raises:
         ValueError: unknown split, baseline, fallback or rule; an unreadable run.
     """
-    from l2o.commands import _check_positive, _dtype, _horizon, eval_seed
+    from l2o.commands import check_positive_option, eval_seed, parse_dtype_option, trained_horizon
     from l2o.training import load_run
 
-    _check_positive("--batch", batch)
-    _check_positive("--iterations", iterations)
-    _check_positive("--check-every", check_every)
+    check_positive_option("--batch", batch)
+    check_positive_option("--iterations", iterations)
+    check_positive_option("--check-every", check_every)
     if rule is not None and rule not in RULES:
         raise ValueError(f"--rule: unknown safeguard rule {rule!r}; valid rules: {', '.join(RULES)}")
     run = load_run(run_dir) if run is None else run
@@ -110,14 +110,14 @@ def evaluate_ood(
     for b in baselines or ():
         if b not in SOLVERS:
             raise ValueError(f"--baselines: unknown solver {b!r}; valid solvers: {', '.join(sorted(SOLVERS))}")
-    want_dtype = _dtype(dtype) or config.training.torch_dtype
+    want_dtype = parse_dtype_option(dtype) or config.training.torch_dtype
     seed = eval_seed(config.training.seed) if seed is None else int(seed)
     root = Path(run_dir) if out_dir is None else Path(out_dir)
     out = root / OOD_DIR
     out.mkdir(parents=True, exist_ok=True)
     learned = run.solver
     name = config.solver
-    horizon = _horizon(learned, config)
+    horizon = trained_horizon(learned, config)
     K = iterations if iterations is not None else HORIZON_FACTOR * horizon
     learned_solvers = {
         name: learned,
