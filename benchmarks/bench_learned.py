@@ -183,6 +183,8 @@ def to_markdown(results: dict) -> str:
     lines = [f"# Learned solvers: reproduction and speed ({results['date']})", "", results["note"], ""]
     for name, res in results["settings"].items():
         lines.append(f"## {name}")
+        if res.get("measured"):
+            lines.append(f"\nmeasured {res['measured']} by `{res['command']}`")
         lines.append(f"\ntrained: {json.dumps(res['training'])}\n")
         if "gain" in res:
             for T, g in res["gain"].items():
@@ -198,7 +200,8 @@ def to_markdown(results: dict) -> str:
         lines.append("")
     if results.get("speed"):
         sp = results["speed"]
-        lines += [f"## Speed target: LASSO preset, batch {sp['batch']}, {sp['dtype']}", "",
+        when = f" (measured {sp['measured']})" if sp.get("measured") else ""
+        lines += [f"## Speed target: LASSO preset, batch {sp['batch']}, {sp['dtype']}{when}", "",
                   "| solver | s to 1e-4 (all) | speedup vs fista_restart | ms / iteration | gap at horizon | gap at 10x horizon |",
                   "|---|---|---|---|---|---|"]
         for name, r in sp["rows"].items():
@@ -256,30 +259,61 @@ def main() -> None:
                         if args.paper else
                         "Measured on this machine (2 CPU cores); meta-steps as listed per setting (the papers use "
                         "more: LGD 5000, Math-L2O 500, GO-Math-L2O 1500)."), "settings": {}}
+    suffix = results_suffix(args)
+    if args.only is not None:
+        results = merge_previous(results, args.out / f"learned{suffix}.json", names)
     runs = {}
     for name in names:
         print(f"training {name}", flush=True)
         run_, info = train_setting(name, steps.get(name, steps.get("*")), args.workdir, batch_sizes.get(name))
         runs[name] = run_
-        res = {"training": info}
+        res = {"measured": time.strftime("%Y-%m-%d %H:%M"), "command": results["command"], "training": info}
         kind = SETTINGS[name][1]
         if name == "lgd":
             res["gain"] = lgd_gain(run_)
         else:
-            res["convergence"] = convergence(run_, kind, args.batch, plot=args.out / f"learned-{name}.png")
+            res["convergence"] = convergence(run_, kind, args.batch, plot=args.out / f"learned{suffix}-{name}.png")
         print(json.dumps(res, indent=1), flush=True)
         results["settings"][name] = res
         save(results, args)  # after every setting: a cut-off run keeps what it measured
     if any(SETTINGS[n][1] == "lasso" for n in runs):
-        results["speed"] = speed_target(runs, args.speed_batch)
+        results["speed"] = speed_target(runs, args.speed_batch) | {"measured": time.strftime("%Y-%m-%d %H:%M")}
         print(json.dumps(results["speed"], indent=1), flush=True)
     print(save(results, args))
 
 
+def merge_previous(results: dict, path: Path, names: list[str]) -> dict:
+    """With ``--only``, keep the settings of an earlier results file that this run does not
+    retrain (each keeps its own date and command), so that long settings can be measured
+    one at a time. The speed section is kept only until this run measures its own: its
+    ratios are taken within one run, never across runs."""
+    if not path.exists():
+        return results
+    try:
+        previous = json.loads(path.read_text())
+        kept = {k: v for k, v in previous["settings"].items() if k not in names}
+    except (json.JSONDecodeError, KeyError, AttributeError) as e:
+        print(f"warning: {path} is unreadable ({e}); writing a fresh results file", file=sys.stderr)
+        return results
+    for name, res in kept.items():
+        res.setdefault("measured", previous.get("date"))
+        res.setdefault("command", previous.get("command"))
+    if previous.get("speed"):
+        previous["speed"].setdefault("measured", previous.get("date"))
+        results["speed"] = previous["speed"]
+    results["settings"] = kept
+    return results
+
+
+def results_suffix(args) -> str:
+    """learned.*, learned-quick.* or learned-paper.* (and the plots alike): a smoke or a
+    paper-length run never overwrites the default run's figures."""
+    return "-quick" if args.quick else "-paper" if args.paper else ""
+
+
 def save(results: dict, args) -> str:
-    suffix = "-quick" if args.quick else "-paper" if args.paper else ""
     md = to_markdown(results)
-    write_results(args.out, f"learned{suffix}", results, md)
+    write_results(args.out, f"learned{results_suffix(args)}", results, md)
     return md
 
 

@@ -1,0 +1,49 @@
+"""How ``benchmarks/bench_learned.py`` keeps results across ``--only`` runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+
+PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_learned.py"
+spec = importlib.util.spec_from_file_location("bench_learned", PATH)
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def fresh() -> dict:
+    return {"date": "now", "command": "python bench_learned.py --only lgd", "note": "", "settings": {}}
+
+
+def previous_file(tmp_path: pathlib.Path) -> pathlib.Path:
+    path = tmp_path / "learned-paper.json"
+    path.write_text(json.dumps({
+        "date": "earlier", "command": "python bench_learned.py --only math_l2o_lasso,lgd",
+        "settings": {"math_l2o_lasso": {"training": {"steps": 500}}, "lgd": {"training": {"steps": 1}}},
+        "speed": {"batch": 1000, "dtype": "float32", "rows": {}}}))
+    return path
+
+
+def test_settings_not_rerun_are_kept_with_their_own_date_and_command(tmp_path):
+    merged = bench.merge_previous(fresh(), previous_file(tmp_path), ["lgd"])
+    assert list(merged["settings"]) == ["math_l2o_lasso"]  # lgd is about to be remeasured
+    kept = merged["settings"]["math_l2o_lasso"]
+    assert kept["measured"] == "earlier" and "math_l2o_lasso" in kept["command"]
+    assert merged["speed"]["measured"] == "earlier"
+    assert "measured earlier by" in bench.to_markdown(merged)
+
+
+def test_an_unreadable_previous_file_gives_a_fresh_result(tmp_path, capsys):
+    path = tmp_path / "learned-paper.json"
+    path.write_text("{not json")
+    assert bench.merge_previous(fresh(), path, ["lgd"])["settings"] == {}
+    assert "unreadable" in capsys.readouterr().err
+    assert bench.merge_previous(fresh(), tmp_path / "missing.json", ["lgd"])["settings"] == {}
+
+
+def test_quick_and_paper_runs_never_share_files_with_the_default_run():
+    args = lambda quick, paper: argparse.Namespace(quick=quick, paper=paper)  # noqa: E731
+    assert [bench.results_suffix(args(q, p)) for q, p in ((False, False), (True, False), (False, True))] == [
+        "", "-quick", "-paper"]
