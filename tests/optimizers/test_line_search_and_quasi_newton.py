@@ -238,7 +238,9 @@ def test_newton_converges_quadratically_on_logistic():
     for _ in range(6):
         state = solver.step(p, state)
         norms.append(float(state.g.norm(dim=-1).max()))
-    assert norms[-1] < 1e-13
+    # at the float64 round-off floor of a 200-sample gradient (about 1e-13, its exact
+    # value depends on the BLAS build's summation order)
+    assert norms[-1] < 1e-12 * norms[0]
     # some step goes from >= 1e-6 to <= 1e-10: superlinear, not linear
     assert any(a >= 1e-6 and b <= 1e-10 for a, b in zip(norms, norms[1:])), norms
 
