@@ -3,7 +3,7 @@
     l2o list                                   families, presets and solvers
     l2o solve --problem lasso --data d.npz     solve instances read from a file
     l2o eval runs/x                            a trained run against classical baselines
-    l2o demo                                   train ALISTA on LASSO, compare with classical solvers
+    l2o demo                                   train LFISTA on LASSO, compare with classical solvers
 
 Every error caused by the input (a bad file, a bad option value, a solver that does
 not fit the problem) is one line ``error: ...`` on stderr and exit status 2.
@@ -425,9 +425,10 @@ def _eval_ood(run_dir, split, baselines, iterations, batch, seed, dtype, out_dir
 DEMO_HELP = "\n\n".join([
     "Train a learned solver and compare it with classical ones: the quickstart's main job.",
     "On the LASSO preset (default lasso_250x500, one 250 x 500 dictionary shared by all instances) it meta-trains "
-    "ALISTA with 16 layers (a step and a threshold per layer; built-in config, 300 meta-steps, a few minutes at "
-    "most on two CPU cores) into OUT/run, then samples fresh instances, computes a certified reference F* and runs "
-    "ALISTA (10 x its 16 layers) and ista, fista, fista_restart and adam (--iterations each). A finished run "
+    "LFISTA (FISTA with restart whose step, threshold and momentum are learned for 40 iterations; built-in config, "
+    "300 meta-steps, under a minute on two quiet CPU cores) into OUT/run, then samples fresh instances, computes a "
+    "certified reference F* and runs LFISTA (10 x its 40 learned iterations, FISTA-restart after them) and ista, "
+    "fista, fista_restart and adam (--iterations each). A finished run "
     "already in OUT/run with the same config is reused; an interrupted one is resumed.",
     "Shows per solver the median and 90th percentile (over instances) of the iterations and seconds to reach 1e-2, "
     "1e-4 and 1e-6 relative suboptimality ('-' where not reached) and the final gap, and writes OUT/convergence.png "

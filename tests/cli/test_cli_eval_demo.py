@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,24 +206,24 @@ def test_demo_classical_fast_path(tmp_path):
     assert is_png(tmp_path / "d" / "convergence.png") and (tmp_path / "d" / "records.csv").exists()
 
 
-def test_demo_trains_alista_then_reuses_the_run(tmp_path):
+def test_demo_trains_lfista_then_reuses_the_run(tmp_path):
     out_dir = tmp_path / "demo"
     args = ("demo", "--json", "--steps", "2", "--batch", "4", "--iterations", "30", "--out", out_dir)
     res = invoke(*args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert [s["name"] for s in out["solvers"]] == ["alista", "ista", "fista", "fista_restart", "adam"]
+    assert [s["name"] for s in out["solvers"]] == ["lfista", "ista", "fista", "fista_restart", "adam"]
     assert [s["learned"] for s in out["solvers"]] == [True, False, False, False, False]
     for s in out["solvers"]:
         assert [t["tol"] for t in s["tolerances"]] == [1e-2, 1e-4, 1e-6]
         for t in s["tolerances"]:
             assert {"iterations_median", "iterations_p90", "seconds_median", "seconds_p90"} <= set(t)
-    assert out["training"]["solver"] == "alista" and out["training"]["steps"] == 2
-    assert out["training"]["reused"] is False and "training alista" in res.stderr
+    assert out["training"]["solver"] == "lfista" and out["training"]["steps"] == 2
+    assert out["training"]["reused"] is False and "training lfista" in res.stderr
     assert is_png(out_dir / "convergence.png") and (out_dir / "records.csv").exists()
     assert (out_dir / "run" / "best.safetensors").exists()
     rows = open(out_dir / "records.csv").read().splitlines()
-    assert max(int(r.split(",")[2]) for r in rows[1:] if r.startswith("alista")) == 160  # 10 x 16 layers
+    assert max(int(r.split(",")[2]) for r in rows[1:] if r.startswith("lfista")) == 400  # 10 x 40 iterations
     res = invoke(*args)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["training"]["reused"] is True and "reusing" in res.stderr
@@ -237,3 +238,13 @@ def test_demo_without_a_learned_solver_for_the_preset():
     assert [s["name"] for s in json.loads(res.stdout)["solvers"]] == ["ista", "fista", "fista_restart", "adam"]
     res = invoke("demo", "--steps", "0")
     assert res.exit_code == 2 and res.stderr.strip() == "error: --steps is 0; expected an integer >= 1"
+
+
+def test_the_demo_config_is_the_lfista_example():
+    """The built-in config and examples/lfista_lasso.toml are one setting: a change to
+    either must be made to both (the README quotes the example's figures for the demo)."""
+    from l2o.commands import demo_config
+    from l2o.training.config import load_config
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "lfista_lasso.toml"
+    assert demo_config().to_dict() == load_config(example).to_dict()
