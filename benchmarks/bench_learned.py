@@ -68,16 +68,22 @@ BASELINES = {"qp": ["gd", "nesterov", "adam"], "lasso": ["ista", "fista", "fista
              "logistic": ["ista", "fista", "fista_restart", "adam"]}
 
 
+def rescaled(config, steps: int | None = None, batch_size: int | None = None):
+    """``config`` with ``steps`` meta-steps and ``batch_size`` instances per step. A step
+    schedule keeps its number of decays: ``decay_every`` scales with the steps (the GO
+    examples decay every 30 of 90 steps; at the paper's 1500, every 500, one epoch)."""
+    training = config.training
+    if steps is not None:
+        decay_every = max(1, round(training.decay_every * steps / training.steps)) if training.decay_every else 0
+        training = dataclasses.replace(training, steps=steps, decay_every=decay_every)
+    if batch_size is not None:
+        training = dataclasses.replace(training, batch_size=batch_size)
+    return dataclasses.replace(config, training=training)
+
+
 def train_setting(name: str, steps: int | None, workdir: Path, batch_size: int | None = None) -> tuple[object, dict]:
     """Train ``name`` from its example config (steps and batch size overridden if given)."""
-    config = load_config(EXAMPLES / SETTINGS[name][0])
-    if steps is not None:
-        training = dataclasses.replace(config.training, steps=steps,
-                                       decay_every=min(config.training.decay_every, max(1, steps // 3))
-                                       if config.training.decay_every else 0)
-        config = dataclasses.replace(config, training=training)
-    if batch_size is not None:
-        config = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_size=batch_size))
+    config = rescaled(load_config(EXAMPLES / SETTINGS[name][0]), steps, batch_size)
     out = workdir / name
     start = time.perf_counter()
     train(config, out, resume=False, progress=False)

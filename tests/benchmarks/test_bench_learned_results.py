@@ -47,3 +47,15 @@ def test_quick_and_paper_runs_never_share_files_with_the_default_run():
     args = lambda quick, paper: argparse.Namespace(quick=quick, paper=paper)  # noqa: E731
     assert [bench.results_suffix(args(q, p)) for q, p in ((False, False), (True, False), (False, True))] == [
         "", "-quick", "-paper"]
+
+
+def test_a_step_schedule_keeps_its_number_of_decays_when_the_steps_change():
+    from l2o.training.config import load_config
+
+    go = load_config(bench.EXAMPLES / "go_math_l2o_lasso.toml")  # 90 steps, decay every 30
+    assert (go.training.steps, go.training.decay_every) == (90, 30)
+    paper = bench.rescaled(go, 1500, 128).training
+    assert (paper.steps, paper.decay_every, paper.batch_size) == (1500, 500, 128)  # the paper's epochs
+    assert bench.rescaled(go, 2).training.decay_every == 1
+    constant = load_config(bench.EXAMPLES / "math_l2o_lasso.toml")
+    assert bench.rescaled(constant, 500).training.decay_every == constant.training.decay_every
