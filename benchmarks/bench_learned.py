@@ -43,6 +43,7 @@ from l2o import make_family, make_solver, run
 from l2o.atomic import write_results
 from l2o.performance import tune_allocator
 from l2o.training import load_run, train
+from l2o.training.checkpoint import read_config, read_json
 from l2o.training.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,15 +83,27 @@ def rescaled(config, steps: int | None = None, batch_size: int | None = None):
 
 
 def train_setting(name: str, steps: int | None, workdir: Path, batch_size: int | None = None) -> tuple[object, dict]:
-    """Train ``name`` from its example config (steps and batch size overridden if given)."""
+    """Train ``name`` from its example config (steps and batch size overridden if given).
+
+    A run of the same config already in ``workdir/name`` is resumed when it was cut off
+    and reused when it finished (its weights are the result; ``train_seconds`` is the
+    training time its state recorded, over all resumptions). A run of another config
+    there is an error: delete it or pass another ``--workdir``.
+    """
     config = rescaled(load_config(EXAMPLES / SETTINGS[name][0]), steps, batch_size)
     out = workdir / name
-    start = time.perf_counter()
-    train(config, out, resume=False, progress=False)
-    seconds = time.perf_counter() - start
+    status = "trained"
+    if (out / "config.toml").exists():
+        if read_config(out).to_dict() != config.to_dict():
+            sys.exit(f"error: {out} holds a run of another config; delete it or pass another --workdir")
+        metrics = read_json(out / "metrics.json") if (out / "metrics.json").exists() else {}
+        status = "reused" if metrics.get("finished") else "resumed"
+    if status != "reused":
+        train(config, out, resume=status == "resumed", progress=False)
+    seconds = read_json(out / "metrics.json").get("seconds")
     return load_run(out), {"config": SETTINGS[name][0], "steps": config.training.steps,
                            "batch_size": config.training.batch_size, "unroll": config.training.unroll,
-                           "train_seconds": seconds}
+                           "train_seconds": seconds, "run": status}
 
 
 @torch.no_grad()

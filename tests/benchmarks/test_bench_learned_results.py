@@ -7,6 +7,8 @@ import importlib.util
 import json
 import pathlib
 
+import pytest
+
 PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_learned.py"
 spec = importlib.util.spec_from_file_location("bench_learned", PATH)
 bench = importlib.util.module_from_spec(spec)
@@ -59,3 +61,38 @@ def test_a_step_schedule_keeps_its_number_of_decays_when_the_steps_change():
     assert bench.rescaled(go, 2).training.decay_every == 1
     constant = load_config(bench.EXAMPLES / "math_l2o_lasso.toml")
     assert bench.rescaled(constant, 500).training.decay_every == constant.training.decay_every
+
+
+TINY = """
+[problem]
+family = "least_squares"
+d = 8
+m = 12
+
+[solver]
+name = "lgd"
+hidden = 16
+
+[training]
+steps = 3
+batch_size = 8
+unroll = 5
+val_batch = 8
+val_every = 1
+checkpoint_every = 0
+"""
+
+
+def test_a_finished_run_is_reused_and_another_config_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "tiny.toml").write_text(TINY)
+    monkeypatch.setattr(bench, "EXAMPLES", tmp_path)
+    monkeypatch.setattr(bench, "SETTINGS", {"tiny": ("tiny.toml", "qp")})
+    work = tmp_path / "work"
+    _, first = bench.train_setting("tiny", None, work)
+    assert first["run"] == "trained" and first["steps"] == 3 and first["train_seconds"] > 0
+    weights = (work / "tiny" / "weights.safetensors").read_bytes()
+    _, again = bench.train_setting("tiny", None, work)
+    assert again["run"] == "reused" and again["train_seconds"] == first["train_seconds"]
+    assert (work / "tiny" / "weights.safetensors").read_bytes() == weights
+    with pytest.raises(SystemExit, match="holds a run of another config"):
+        bench.train_setting("tiny", 4, work)
