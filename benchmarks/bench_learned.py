@@ -217,8 +217,7 @@ def to_markdown(results: dict) -> str:
                     fmt = lambda v: "-" if v is None else (f"{v:.2e}" if isinstance(v, float) else str(v))  # noqa: E731
                     lines.append(f"| {solver} | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
         lines.append("")
-    if results.get("speed"):
-        sp = results["speed"]
+    for sp in ([results["speed"]] if results.get("speed") else []) + results.get("speed_earlier", []):
         when = f" (measured {sp['measured']})" if sp.get("measured") else ""
         lines += [f"## Speed target: LASSO preset, batch {sp['batch']}, {sp['dtype']}{when}", "",
                   "| solver | s to 1e-4 (all) | speedup vs fista_restart | ms / iteration | gap at horizon | gap at 10x horizon |",
@@ -228,6 +227,7 @@ def to_markdown(results: dict) -> str:
             lines.append(f"| {name} | {fmt(r['seconds_to_1e-4_all'], '.3f')} | {fmt(r['speedup_vs_fista_restart'], '.2f')} | "
                          f"{r['ms_per_iteration']:.2f} | {fmt(r.get('gap_at_horizon_median'), '.2e')} | "
                          f"{fmt(r.get('gap_at_10x_horizon_median'), '.2e')} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -296,7 +296,7 @@ def main() -> None:
         results["settings"][name] = res
         save(results, args)  # after every setting: a cut-off run keeps what it measured
     if any(SETTINGS[n][1] == "lasso" for n in runs):
-        results["speed"] = speed_target(runs, args.speed_batch) | {"measured": time.strftime("%Y-%m-%d %H:%M")}
+        adopt_speed(results, speed_target(runs, args.speed_batch) | {"measured": time.strftime("%Y-%m-%d %H:%M")})
         print(json.dumps(results["speed"], indent=1), flush=True)
     print(save(results, args))
 
@@ -320,8 +320,22 @@ def merge_previous(results: dict, path: Path, names: list[str]) -> dict:
     if previous.get("speed"):
         previous["speed"].setdefault("measured", previous.get("date"))
         results["speed"] = previous["speed"]
+    results["speed_earlier"] = previous.get("speed_earlier", [])
     results["settings"] = kept
     return results
+
+
+def adopt_speed(results: dict, speed: dict) -> None:
+    """Make ``speed`` (one run's measurement) the file's speed section. Earlier sections
+    stay as tables of their own, each with the fista_restart row of its run, without the
+    solvers measured again now (a section left with fista_restart alone is dropped)."""
+    earlier = ([results["speed"]] if results.get("speed") else []) + results.get("speed_earlier", [])
+    kept = []
+    for section in earlier:
+        rows = {k: v for k, v in section["rows"].items() if k == "fista_restart" or k not in speed["rows"]}
+        if len(rows) > 1:
+            kept.append(section | {"rows": rows})
+    results["speed"], results["speed_earlier"] = speed, kept
 
 
 def results_suffix(args) -> str:

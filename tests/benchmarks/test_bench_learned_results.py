@@ -96,3 +96,21 @@ def test_a_finished_run_is_reused_and_another_config_is_refused(tmp_path, monkey
     assert (work / "tiny" / "weights.safetensors").read_bytes() == weights
     with pytest.raises(SystemExit, match="holds a run of another config"):
         bench.train_setting("tiny", 4, work)
+
+
+def test_each_speed_table_stays_one_runs_measurement():
+    def section(when, *names):
+        rows = {n: {"seconds_to_1e-4_all": 1.0, "speedup_vs_fista_restart": 1.0, "ms_per_iteration": 1.0}
+                for n in ("fista_restart",) + names}
+        return {"batch": 1000, "dtype": "float32", "measured": when, "rows": rows}
+
+    results = fresh() | {"speed": section("t1", "math_l2o_lasso", "lista"), "speed_earlier": []}
+    bench.adopt_speed(results, section("t2", "go_math_l2o_lasso"))
+    assert results["speed"]["measured"] == "t2"
+    assert [(s["measured"], list(s["rows"])) for s in results["speed_earlier"]] == [
+        ("t1", ["fista_restart", "math_l2o_lasso", "lista"])]
+    bench.adopt_speed(results, section("t3", "math_l2o_lasso", "lista"))  # t1's solvers remeasured
+    assert [(s["measured"], list(s["rows"])) for s in results["speed_earlier"]] == [
+        ("t2", ["fista_restart", "go_math_l2o_lasso"])]
+    md = bench.to_markdown(results)
+    assert md.count("## Speed target") == 2 and "(measured t3)" in md and "(measured t2)" in md
