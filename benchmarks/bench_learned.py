@@ -257,6 +257,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)  # the plots are written before the results
     if args.quick:
         args.steps, args.batch, args.speed_batch = "20", 32, 100
     if args.quick and args.paper:
