@@ -42,8 +42,8 @@ import torch
 from l2o import make_family, make_solver, run
 from l2o.atomic import write_results
 from l2o.performance import tune_allocator
-from l2o.training import load_run, train
-from l2o.training.checkpoint import read_config, read_json
+from l2o.training import load_run, prepare_run
+from l2o.training.checkpoint import read_json
 from l2o.training.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,14 +92,10 @@ def train_setting(name: str, steps: int | None, workdir: Path, batch_size: int |
     """
     config = rescaled(load_config(EXAMPLES / SETTINGS[name][0]), steps, batch_size)
     out = workdir / name
-    status = "trained"
-    if (out / "config.toml").exists():
-        if read_config(out).to_dict() != config.to_dict():
-            sys.exit(f"error: {out} holds a run of another config; delete it or pass another --workdir")
-        metrics = read_json(out / "metrics.json") if (out / "metrics.json").exists() else {}
-        status = "reused" if metrics.get("finished") else "resumed"
-    if status != "reused":
-        train(config, out, resume=status == "resumed", progress=False)
+    try:
+        status = prepare_run(config, out)
+    except ValueError as e:  # another config in the workdir
+        sys.exit(f"error: {e}")
     seconds = read_json(out / "metrics.json").get("seconds")
     return load_run(out), {"config": SETTINGS[name][0], "steps": config.training.steps,
                            "batch_size": config.training.batch_size, "unroll": config.training.unroll,

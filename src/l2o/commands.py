@@ -461,31 +461,25 @@ def train_demo(run_dir: Path, config: Any, progress: bool = False,
                say: Callable[[str], None] = lambda m: None) -> tuple[Any, dict[str, Any]]:
     """Train the demo's run in ``run_dir``, or reuse (resume) the run already there when
     its config is the same. Returns ``(Run, info)``."""
-    from l2o.training import load_run, train
-    from l2o.training.checkpoint import read_config, read_json
+    from l2o.training import load_run, run_status, train
+    from l2o.training.checkpoint import read_json
 
     info: dict[str, Any] = {"solver": config.solver, "run": str(run_dir), "steps": config.training.steps,
                             "horizon": config.training.unroll}
-    start = time.perf_counter()
-    resume = False
-    if (run_dir / "config.toml").exists():
-        saved = read_config(run_dir)
-        if saved.to_dict() != config.to_dict():
-            raise ValueError(f"'{run_dir}' holds a different training run; remove it or pass another --out")
-        metrics_path = run_dir / "metrics.json"
-        metrics = read_json(metrics_path) if metrics_path.exists() else {}
-        if metrics.get("finished"):
-            say(f"reusing the trained {config.solver} in {run_dir} (delete it to train again)")
-            run = load_run(run_dir)
-            info.update(reused=True, seconds=metrics.get("seconds"), train_seconds=0.0,
-                        initial_val_gap=metrics.get("initial_val_gap"), best_val_gap=metrics.get("best_val_gap"))
-            return run, info
-        resume = (run_dir / "state.safetensors").exists()
+    status = run_status(config, run_dir)  # another config there: ValueError, nothing overwritten
+    if status == "finished":
+        say(f"reusing the trained {config.solver} in {run_dir} (delete it to train again)")
+        metrics = read_json(run_dir / "metrics.json")
+        info.update(reused=True, seconds=metrics.get("seconds"), train_seconds=0.0,
+                    initial_val_gap=metrics.get("initial_val_gap"), best_val_gap=metrics.get("best_val_gap"))
+        return load_run(run_dir), info
+    resume = status == "cut_off"
     say(f"{'resuming' if resume else 'training'} {config.solver} ({config.training.unroll} learned iterations) on "
         f"{config.family}: {config.training.steps} meta-steps of {config.training.batch_size} instances -> {run_dir}")
+    start = time.perf_counter()
     result = train(config, run_dir, resume=resume, progress=progress)
     elapsed = time.perf_counter() - start
-    say(f"trained in {elapsed:.0f} s: mean validation gap at layer {config.training.unroll} "
+    say(f"trained in {elapsed:.0f} s: mean validation gap at iteration {config.training.unroll} "
         f"{_g(result.initial_val_gap)} -> {_g(result.best_val_gap)} (best step {result.best_step})")
     info.update(reused=False, resumed=resume, seconds=result.seconds, train_seconds=elapsed,
                 initial_val_gap=result.initial_val_gap, best_val_gap=result.best_val_gap)

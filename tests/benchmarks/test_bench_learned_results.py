@@ -94,7 +94,7 @@ def test_a_finished_run_is_reused_and_another_config_is_refused(tmp_path, monkey
     _, again = bench.train_setting("tiny", None, work)
     assert again["run"] == "reused" and again["train_seconds"] == first["train_seconds"]
     assert (work / "tiny" / "weights.safetensors").read_bytes() == weights
-    with pytest.raises(SystemExit, match="holds a run of another config"):
+    with pytest.raises(SystemExit, match="holds a different training run"):
         bench.train_setting("tiny", 4, work)
 
 

@@ -294,3 +294,32 @@ def test_a_forced_nan_is_rejected_and_training_recovers(tmp_path):
     metrics = load_run(tmp_path / "run").metrics
     assert metrics["rejected_steps"] == 1
     assert (tmp_path / "run" / "log.csv").read_text().splitlines()[3].split(",")[5] == "1"
+
+
+def test_prepare_run_trains_resumes_reuses_and_refuses_another_config(tmp_path):
+    from l2o.training import prepare_run, run_status
+    from l2o.training.checkpoint import read_json
+
+    config, out = tiny(steps=4, checkpoint_every=2), tmp_path / "run"
+    assert run_status(config, out) == "new"
+    assert prepare_run(config, out) == "trained"
+    assert run_status(config, out) == "finished"
+    weights = (out / "weights.safetensors").read_bytes()
+    assert prepare_run(config, out) == "reused" and (out / "weights.safetensors").read_bytes() == weights
+    longer = tiny(steps=6, checkpoint_every=2)
+    with pytest.raises(ValueError, match="holds a different training run"):
+        prepare_run(longer, out)
+    # a run cut off after its checkpoint at step 2 is resumed to the end
+    cut = tmp_path / "cut"
+    stop = {"n": 0}
+
+    def kill(info):
+        stop["n"] += 1
+        if stop["n"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        l2o.training.train(config, cut, callback=kill)
+    assert run_status(config, cut) == "cut_off"
+    assert prepare_run(config, cut) == "resumed"
+    assert read_json(cut / "metrics.json")["steps_done"] == 4

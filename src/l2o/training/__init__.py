@@ -19,7 +19,7 @@ from l2o.training.checkpoint import Run, atomic_write, load_run, read_safetensor
 from l2o.training.config import EvaluationConfig, RunConfig, TrainingConfig, load_config
 from l2o.training.estimators import Estimate, FullBackprop, GradientEstimator, TruncatedBackprop, make_estimator
 from l2o.training.learner import Learner, StepOutcome, lr_at, make_meta_optimizer
-from l2o.training.trainer import StepInfo, Trainer, TrainResult, train, validation_gap
+from l2o.training.trainer import StepInfo, Trainer, TrainResult, prepare_run, run_status, train, validation_gap
 from l2o.training.unroll import MetaLoss, Unrolled, detach_state, unroll
 
 __all__ = [
@@ -27,6 +27,6 @@ __all__ = [
     "unroll", "Unrolled", "MetaLoss", "detach_state",
     "Estimate", "GradientEstimator", "FullBackprop", "TruncatedBackprop", "make_estimator",
     "Learner", "StepOutcome", "make_meta_optimizer", "lr_at",
-    "Trainer", "TrainResult", "StepInfo", "train", "validation_gap",
+    "Trainer", "TrainResult", "StepInfo", "train", "prepare_run", "run_status", "validation_gap",
     "Run", "load_run", "atomic_write", "save_safetensors", "read_safetensors",
 ]

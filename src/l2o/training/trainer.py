@@ -383,6 +383,33 @@ def train(
     return Trainer(config, out_dir, progress=progress, callback=callback).fit(resume=resume)
 
 
+def run_status(config: RunConfig, out_dir: str | Path) -> str:
+    """What ``out_dir`` holds for ``config``: "new" (no run), "cut_off" (a run of this
+    config that did not finish: resume it) or "finished". A run of another config is a
+    ``ValueError``, so that nothing there is overwritten."""
+    from l2o.training.checkpoint import read_config, read_json
+
+    root = Path(out_dir)
+    if not (root / "config.toml").exists():
+        return "new"
+    if read_config(root).to_dict() != config.to_dict():
+        raise ValueError(f"'{root}' holds a different training run; remove it or choose another directory")
+    metrics = read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
+    return "finished" if metrics.get("finished") else "cut_off"
+
+
+def prepare_run(config: RunConfig, out_dir: str | Path, progress: bool = False) -> str:
+    """Make ``out_dir`` hold a finished run of ``config``, doing only the work left (see
+    ``run_status``): train a new run, resume a cut-off one, reuse a finished one.
+    Returns "trained", "resumed" or "reused"; the run's figures (seconds over all
+    resumptions, validation gaps, best step) are in its metrics.json."""
+    status = run_status(config, out_dir)
+    if status == "finished":
+        return "reused"
+    train(config, out_dir, resume=status == "cut_off", progress=progress)
+    return "resumed" if status == "cut_off" else "trained"
+
+
 # ----- optional outputs -----------------------------------------------------------------------------
 
 
