@@ -86,3 +86,28 @@ def test_certificate_curves_and_bad_input(tmp_path):
     with pytest.raises(OSError):
         plot_convergence(comp, tmp_path / "no" / "x.png")
     assert sorted(os.listdir(tmp_path)) == ["cert.png"]
+
+
+def test_a_solver_keeps_its_colour_whichever_solvers_share_the_figure():
+    from l2o.report.plots import SOLVER_COLORS, solver_color
+
+    assert solver_color("fista") == solver_color("fista (learned)")
+    demo = ["ista", "fista", "fista_restart", "adam", "lfista"]
+    assert len({solver_color(n) for n in demo}) == len(demo)
+    smooth = ["gd", "nesterov", "fista_restart", "adam", "lbfgs", "newton", "lgd"]
+    assert len({solver_color(n) for n in smooth}) == len(smooth)
+    assert len({solver_color(n) for n in ["wmmse", "mrt", "zf", "rzf", "gnn_wmmse"]}) == 5
+    assert set(SOLVER_COLORS) >= set(demo)
+
+
+def test_figure_lines_use_the_solver_colour_in_any_order():
+    from matplotlib.colors import to_hex
+
+    from l2o.report.plots import solver_color
+
+    trajs = comparison().trajectories
+    for order in (list(trajs), list(reversed(trajs))):
+        fig = convergence_figure({k: trajs[k] for k in order}, learned={"lgd"})
+        lines = [ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")]
+        assert {ln.get_label().removesuffix(" (learned)"): to_hex(ln.get_color()) for ln in lines} == {
+            name: solver_color(name) for name in order}

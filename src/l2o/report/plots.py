@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
@@ -30,6 +31,39 @@ from l2o.evaluation.compare import (
     trajectories_from_records,
 )
 from l2o.evaluation.run import Trajectory
+
+#: The palette of ``solver_color`` (matplotlib's tab20: 20 distinguishable colours).
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)
+
+
+#: Fixed colours of l2o's solvers (indices into ``PALETTE``). Solvers that appear in one
+#: figure together (a family's baselines and its learned solvers) get distinct colours;
+#: the MIMO solvers reuse the colours of solvers that never share a figure with them.
+SOLVER_COLORS: dict[str, int] = {
+    "ista": 0, "fista": 1, "fista_restart": 2, "adam": 3, "lfista": 4, "fista_polish": 5, "apgd": 6, "pgd": 7,
+    "lista": 8, "alista": 9, "math_l2o": 10, "go_math_l2o": 11, "l2o_dm": 12, "rnnprop": 13, "lgd": 14,
+    "gd": 15, "nesterov": 16, "nesterov_sc": 17, "heavy_ball": 18, "lbfgs": 19, "newton": 5,
+    "wmmse": 0, "mrt": 1, "zf": 2, "rzf": 3, "gnn_wmmse": 4,
+}
+
+
+def solver_color(name: str) -> str:
+    """The colour of solver ``name`` in every figure, a function of the name alone (a
+    " (learned)" suffix is ignored), so that a solver keeps its colour whichever other
+    solvers share the figure: ``SOLVER_COLORS`` for l2o's solvers, else crc32 of the name.
+
+    >>> solver_color("fista") == solver_color("fista (learned)") == PALETTE[1]
+    True
+    >>> solver_color("my_solver") in PALETTE
+    True
+    """
+    name = name.removesuffix(" (learned)")
+    index = SOLVER_COLORS.get(name, zlib.crc32(name.encode()))
+    return PALETTE[index % len(PALETTE)]
+
 
 #: Gaps at or below this are drawn at this value (a log axis has no 0, and a gap can be
 #: a tiny negative number when an iterate is as good as the reference).
@@ -130,7 +164,7 @@ def convergence_figure(
         raise ValueError("nothing to plot: no solver in the records")
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax_it, ax_t = fig.subplots(1, 2)
-    colors = [f"C{i % 10}" for i in range(len(curves))]
+    colors = [solver_color(c.solver) for c in curves]
     measure = curves[0].measure
     ylabel = "relative suboptimality (F - F*) / |F*|" if measure == "gap" else f"certificate ({measure})"
     low, high = quantiles
