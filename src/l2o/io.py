@@ -157,11 +157,19 @@ def _read_csv(p: Path) -> dict[str, np.ndarray]:
         raise DataError(f"cannot read '{p}' as CSV text: {_one_line(e)}") from None
     if not rows:
         raise DataError(f"'{p}' has no rows; expected one sample per row: features, then the label")
+    header = None
     if not all(_is_number(f) for f in rows[0][1]):
-        rows = rows[1:]  # a header line
+        header, rows = rows[0][1], rows[1:]  # a header line
         if not rows:
             raise DataError(f"'{p}' has a header line but no data rows")
     width = len(rows[0][1])
+    for sep, name in ((";", "semicolon"), ("\t", "tab")):
+        if width == 1 and sep in rows[0][1][0]:
+            raise DataError(f"'{p}' looks {name}-separated ({sep!r} inside its single column); expected comma-separated "
+                            "values (pandas: df.to_csv(path, index=False))")
+    if header is not None and header[0].strip().lower() in ("", "unnamed: 0", "index"):
+        raise DataError(f"'{p}' looks like it has an index column (first header field {header[0]!r}); expected "
+                        "features, then the label, without an index (pandas: df.to_csv(path, index=False))")
     if width < 2:
         raise DataError(f"'{p}' has {width} column; expected at least 2 (features, then the label in the last column)")
     data = np.empty((len(rows), width))
