@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from l2o.problems.base import Instances
+from l2o.problems.shift import shifted
 
 if TYPE_CHECKING:
     from l2o.problems.splits import Split
@@ -75,20 +76,15 @@ class ProblemFamily(ABC):
         if dtype != torch.float64 or torch.device(device) != torch.device("cpu"):
             inst = inst.to(dtype=dtype, device=device)
         if self.objective_shift != 0.0:
-            inst = inst.shifted(float(self.objective_shift))
+            inst = shifted(inst, float(self.objective_shift))
         return inst
 
     def replace(self, **changes) -> "ProblemFamily":
         """A copy with some hyperparameters changed (used to build OOD splits)."""
         return dataclasses.replace(self, **changes)
 
-    def natural_splits(self) -> list["Split"]:
+    def natural_splits(self) -> list[Split]:
         """The family's own out-of-distribution splits (data scale, noise, sparsity,
-        conditioning, dimension, ...); the common ones are in ``l2o.problems.splits``."""
+        conditioning, dimension, ...); the common ones and ``family_splits`` are in
+        ``l2o.problems.splits``."""
         return []
-
-    def splits(self) -> dict[str, "Split"]:
-        """Every named split: in distribution, the CVPR 2024 shifts, the natural ones."""
-        from l2o.problems.splits import family_splits
-
-        return family_splits(self)
