@@ -43,11 +43,6 @@ class LearnedOptimizer(nn.Module, Optimizer):
         self.horizon = horizon
         self.hparams: dict[str, Any] = {"horizon": horizon, **hparams}
 
-    @property
-    def param_dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
-        return torch.get_default_dtype() if p is None else p.dtype
-
     def to_net(self, t: Tensor) -> Tensor:
         """Cast a problem tensor to the network's dtype (and device)."""
         p = next(self.parameters(), None)

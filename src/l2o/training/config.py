@@ -213,8 +213,6 @@ class TrainingConfig:
         if self.train_set_size and self.batch_size > self.train_set_size:
             raise bad("batch_size", f"<= train_set_size = {self.train_set_size}")
         try:
-            import torch
-
             torch.device(self.device)
         except (RuntimeError, ValueError):
             raise bad("device", "a torch device such as 'cpu' or 'cuda'") from None
@@ -481,6 +479,4 @@ def _toml_safe(value: Any) -> Any:
         return {k: _toml_safe(v) for k, v in value.items() if v is not None}
     if isinstance(value, tuple):
         return [_toml_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return value  # tomli_w writes inf / nan
-    return value
+    return value  # tomli_w writes inf / nan
