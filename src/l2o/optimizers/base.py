@@ -30,6 +30,10 @@ class Optimizer(ABC):
 
     * ``handles_nonsmooth``: accepts r != 0 (through its prox).
     * ``needs_hessian``: calls ``problem.hessian``.
+
+    ``check_problem`` raises for a problem the method cannot solve; ``skip`` gives the
+    reason as data (as benchopt's ``Solver.skip``), so that tables of solvers x problems
+    leave the pair out instead of catching exceptions.
     """
 
     name: ClassVar[str] = "optimizer"
@@ -44,6 +48,18 @@ class Optimizer(ABC):
                 f"solver '{self.name}' handles smooth unconstrained problems only, but this problem is {kind}; "
                 f"use a proximal method such as 'fista', 'fista_restart' or 'ista' (or 'apgd' / 'pgd' for boxes)"
             )
+
+    def skip(self, problem: Instances) -> str | None:
+        """Why this solver is not meant for ``problem`` (one line), or None when it is.
+
+        Default: the message of ``check_problem``'s ``ValueError`` (the capability
+        attributes above, and each solver's own checks: WMMSE and the linear precoders
+        refuse problems that are not ``MimoInstances``)."""
+        try:
+            self.check_problem(problem)
+        except ValueError as e:
+            return str(e)
+        return None
 
     @abstractmethod
     def init(self, problem: Instances, x0: Tensor) -> Any:

@@ -16,7 +16,8 @@ import dataclasses
 import torch
 
 from l2o.problems.family import ProblemFamily
-from l2o.problems.logistic import PENALTIES, LogisticFamily, LogisticInstances
+from l2o.problems.base import Instances
+from l2o.problems.logistic import PENALTIES, LogisticFamily, LogisticInstances, logistic_solver
 from l2o.problems.splits import Split, lam_splits, register_splits
 
 DATASETS = {
@@ -61,6 +62,11 @@ class DatasetLogisticFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "logistic_dataset"
+    file_format = "logistic"
+
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        return logistic_solver(problem)
 
     def natural_splits(self) -> list[Split]:
         """The other bundled dataset, and lam halved / doubled."""

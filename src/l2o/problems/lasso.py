@@ -289,6 +289,7 @@ class LassoFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "lasso"
+    file_format = "lasso"
 
     def validate(self) -> None:
         self._check_positive_int("m", "n")
@@ -347,6 +348,7 @@ class LeastSquaresFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "least_squares"
+    file_format = "lasso"  # the lasso format (A, b) with lam = 0 unless given
 
     def validate(self) -> None:
         self._check_positive_int("d", "m")

@@ -202,6 +202,12 @@ class LogisticInstances(Instances):
         return x, f"{what} to relative duality gap <= {tol:g}"
 
 
+def logistic_solver(problem: Instances) -> str:
+    """The default solver of logistic instances: Newton for the l2 penalty (smooth, cheap
+    Hessian), else FISTA with restart."""
+    return "newton" if getattr(problem, "penalty", "l1") == "l2" else "fista_restart"
+
+
 @dataclasses.dataclass(frozen=True)
 class LogisticFamily(ProblemFamily):
     """Synthetic sparse logistic regression of Liu et al. (ICML 2023) / Song et al. (CVPR 2024).
@@ -226,6 +232,11 @@ class LogisticFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "logistic"
+    file_format = "logistic"
+
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        return logistic_solver(problem)
 
     def validate(self) -> None:
         self._check_positive_int("n_samples", "d")

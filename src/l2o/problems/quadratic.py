@@ -210,6 +210,13 @@ class QuadraticFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "quadratic"
+    default_solver = "newton"
+    file_format = "qp"
+
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        """Accelerated projected gradient on a box, else Newton (one step on a QP)."""
+        return "apgd" if problem.is_constrained else cls.default_solver
 
     def validate(self) -> None:
         self._check_positive_int("n")
