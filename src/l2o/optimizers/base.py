@@ -8,7 +8,10 @@ The state is an explicit dataclass of tensors (as optax keeps state explicit),
 so a run can be checkpointed, a batch can be split or compacted
 (``select_state``) and a safeguard can mix the states of two solvers.
 Convention: every tensor field of a state has the batch as its first dimension;
-other fields (Python numbers) are shared by the batch.
+other fields (Python numbers) are shared by the batch. A field holding data shared by
+the whole batch (a solver's per-problem matrices, say) is declared with
+``shared_field()`` (``dataclasses.field`` metadata ``{"shared": True}``):
+``select_state`` and ``merge_state`` leave it whole instead of indexing its dim 0.
 """
 
 from __future__ import annotations
@@ -74,10 +77,28 @@ class Optimizer(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
 
+#: Field metadata of state fields shared by the batch (``shared_field``).
+SHARED = "shared"
+
+
+def shared_field(**kwargs: Any) -> Any:
+    """A dataclass field shared by the whole batch (no batch dimension): ``select_state``
+    and ``merge_state`` pass it through. ``kwargs`` go to ``dataclasses.field``."""
+    return dataclasses.field(metadata={SHARED: True}, **kwargs)
+
+
+def is_shared(f: dataclasses.Field) -> bool:
+    """Whether the state field ``f`` is declared shared by the batch (``shared_field``)."""
+    return bool(f.metadata.get(SHARED, False))
+
+
 def select_state(state: Any, idx: Tensor) -> Any:
-    """The state of the sub-batch ``idx``: indexes every tensor field on dim 0."""
+    """The state of the sub-batch ``idx``: indexes every tensor field on dim 0, except the
+    fields declared shared by the batch (``shared_field``), which the sub-batch shares."""
     changes = {}
     for f in dataclasses.fields(state):
+        if is_shared(f):
+            continue
         v = getattr(state, f.name)
         if isinstance(v, Tensor) and v.ndim > 0:
             changes[f.name] = v[idx]
@@ -90,13 +111,16 @@ def merge_state(state: Any, idx: Tensor, part: Any) -> Any:
     """``state`` with the rows ``idx`` replaced by the sub-batch state ``part``.
 
     The inverse of ``select_state``: tensor fields are copied (never written in
-    place); fields shared by the batch (Python numbers such as an iteration counter)
-    are taken from ``part``, the state that was just stepped.
+    place); fields shared by the batch (Python numbers such as an iteration counter, and
+    fields declared with ``shared_field``) are taken from ``part``, the state that was
+    just stepped.
     """
     changes = {}
     for f in dataclasses.fields(state):
         v, p = getattr(state, f.name), getattr(part, f.name)
-        if isinstance(v, Tensor) and v.ndim > 0:
+        if is_shared(f):
+            changes[f.name] = p
+        elif isinstance(v, Tensor) and v.ndim > 0:
             changes[f.name] = v.index_copy(0, idx, p.to(v.dtype))
         elif dataclasses.is_dataclass(v) and not isinstance(v, type):
             changes[f.name] = merge_state(v, idx, p)
