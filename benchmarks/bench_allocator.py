@@ -1,4 +1,4 @@
-"""Effect of ``l2o.performance.tune_allocator`` on one batched FISTA step.
+"""Effect of ``l2o.utils.performance.tune_allocator`` on one batched FISTA step.
 
 Runs the same float64 / float32 FISTA-with-restart steps on 1000 LASSO-preset
 instances in two fresh processes, one with glibc's default allocator settings and
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from l2o.atomic import write_results
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -23,7 +23,7 @@ CHILD = r"""
 import json, statistics, sys, time
 import torch
 from l2o import make_family, make_solver
-from l2o.performance import tune_allocator
+from l2o.utils.performance import tune_allocator
 torch.set_num_threads(2)
 tuned = tune_allocator() if sys.argv[1] == "1" else False
 p = make_family("lasso_250x500").sample(1000, 0)

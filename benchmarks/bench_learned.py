@@ -40,11 +40,13 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, run
-from l2o.atomic import write_results
-from l2o.performance import tune_allocator
 from l2o.training import load_run, prepare_run
 from l2o.training.checkpoint import read_json
 from l2o.training.config import load_config
+from l2o.utils.performance import tune_allocator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py, also when a test imports this file
+from _common import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from l2o.atomic import write_results
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 RESULTS = Path(__file__).parent / "results"
 # solver, family, batch, unroll K, segment S, gradient checkpointing

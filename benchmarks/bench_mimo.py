@@ -46,7 +46,6 @@ from pathlib import Path
 
 import torch
 
-from l2o.atomic import write_results
 from l2o.commands import eval_seed
 from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
@@ -55,6 +54,7 @@ from l2o.problems.mimo import MimoFamily, run_wmmse_to_convergence
 from l2o.registry import PRESETS
 from l2o.training import load_run, train
 from l2o.training.config import load_config
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"

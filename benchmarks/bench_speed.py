@@ -1,7 +1,7 @@
 """Speed of the learned LFISTA against FISTA on the LASSO preset: wall time to a target on
 every instance, and the cost of one iteration of each learned architecture.
 
-In one run, on this machine (torch threads 2, ``l2o.performance.tune_allocator()``):
+In one run, on this machine (torch threads 2, ``l2o.utils.performance.tune_allocator()``):
 
 1. Train LFISTA from ``examples/lfista_lasso.toml`` (or load the run directory given by
    ``--run``) and record the training time.
@@ -53,11 +53,11 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, solve
-from l2o.atomic import write_results
 from l2o.learned import GOMathL2O, MathL2O
-from l2o.performance import tune_allocator
 from l2o.training import load_config, load_run, train
 from l2o.training.trainer import _derive_seeds
+from l2o.utils.performance import tune_allocator
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lasso_oracle  # noqa: E402  (a sibling module of this script)

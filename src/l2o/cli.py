@@ -480,7 +480,7 @@ def demo(
 
 def main() -> None:
     """Console-script entry point (``l2o = "l2o.cli:main"``)."""
-    from l2o.performance import tune_allocator
+    from l2o.utils.performance import tune_allocator
 
     tune_allocator()  # the CLI owns its process: keep large temporaries in the heap
     app()

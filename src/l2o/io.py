@@ -42,7 +42,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from l2o.atomic import atomic_write
+from l2o.utils.files import atomic_write
 from l2o.problems import (
     Instances,
     LassoInstances,
@@ -569,7 +569,7 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 def save_npz_atomic(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> None:
-    """Write ``arrays`` to ``path`` as .npz atomically (``l2o.atomic.atomic_write``): an
+    """Write ``arrays`` to ``path`` as .npz atomically (``l2o.utils.files.atomic_write``): an
     existing file is never left half-written and no temporary file is left behind."""
     # A file handle, so that np.savez does not append ".npz" to the name.
     atomic_write(path, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}))

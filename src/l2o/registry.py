@@ -1,11 +1,43 @@
-"""Names for families, presets and solvers, so that configs and the CLI can name them."""
+"""Names for families, presets and solvers, so that configs and the CLI can name them.
+
+One registry of solvers, classical and learned alike: ``SOLVERS`` maps each solver's
+``name`` (its class attribute) to a ``SolverEntry`` (class, one-line description,
+``learned``); ``CLASSICAL`` and ``LEARNED`` are the two views, ``is_learned(name)`` tells
+them apart and ``make_solver(name, **kwargs)`` builds either kind (a learned solver
+untrained: weights come from a run directory, ``l2o.training.load_run``).
+
+What a solver accepts is declared by the solver (``Optimizer.skip(problem)``), and what a
+family uses by default by the family (``ProblemFamily.default_solver``, ``baselines``,
+``fallback``, ``file_format``), not by tables here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable
 
-from l2o import optimizers as opt
+from l2o.learned.base import LearnedOptimizer
+from l2o.learned.blackbox import L2ODM, RNNprop
+from l2o.learned.gnn_wmmse import GNNWMMSE
+from l2o.learned.go_math_l2o import GOMathL2O
+from l2o.learned.lfista import LFISTA
+from l2o.learned.lgd import LGD
+from l2o.learned.lista import ALISTA, LISTA
+from l2o.learned.math_l2o import MathL2O
+from l2o.optimizers.adam import Adam
+from l2o.optimizers.base import Optimizer
+from l2o.optimizers.fista import (
+    FISTA,
+    ISTA,
+    AcceleratedProjectedGradient,
+    FISTAPolish,
+    FISTARestart,
+    Nesterov,
+    ProjectedGradient,
+)
+from l2o.optimizers.gradient import GradientDescent, HeavyBall, NesterovStronglyConvex
+from l2o.optimizers.quasi_newton import LBFGS, Newton
+from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
 from l2o.problems import (
     DatasetLogisticFamily,
     LassoFamily,
@@ -19,11 +51,20 @@ from l2o.problems import (
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
+    """A registered family: its class and a one-line description."""
+
     factory: Callable[..., Any]
     description: str
-    #: For solvers restricted to some families (WMMSE and the linear precoders: "mimo"),
-    #: the family names they accept; None: any family (the generic solvers).
-    families: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverEntry:
+    """A registered solver: its class (``factory(**kwargs)`` builds one), a one-line
+    description and whether it is learned (an ``nn.Module`` trained by ``l2o train``)."""
+
+    factory: type[Optimizer]
+    description: str
+    learned: bool = False
 
 
 FAMILIES: dict[str, Entry] = {
@@ -66,35 +107,64 @@ PRESETS: dict[str, tuple[ProblemFamily, str]] = {
     ),
 }
 
-SOLVERS: dict[str, Entry] = {
-    "gd": Entry(opt.GradientDescent, "gradient descent, step 1/L (smooth problems)"),
-    "nesterov": Entry(opt.Nesterov, "Nesterov's accelerated gradient, convex variant (smooth problems)"),
-    "nesterov_sc": Entry(opt.NesterovStronglyConvex, "accelerated gradient, strongly convex variant (needs mu > 0)"),
-    "heavy_ball": Entry(opt.HeavyBall, "Polyak's heavy ball (smooth problems)"),
-    "adam": Entry(opt.Adam, "Adam, proximal for composite problems (lr=1e-2)"),
-    "ista": Entry(opt.ISTA, "proximal gradient (ISTA), step 1/L"),
-    "pgd": Entry(opt.ProjectedGradient, "projected gradient (ISTA with a box projection)"),
-    "fista": Entry(opt.FISTA, "FISTA (accelerated proximal gradient)"),
-    "fista_restart": Entry(opt.FISTARestart, "FISTA with adaptive gradient restart (O'Donoghue-Candes)"),
-    "fista_polish": Entry(opt.FISTAPolish, "FISTA with restart and active-set polishing (exact on LASSO / box QP)"),
-    "apgd": Entry(opt.AcceleratedProjectedGradient, "accelerated projected gradient with restart (boxes)"),
-    "lbfgs": Entry(opt.LBFGS, "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
-    "newton": Entry(opt.Newton, "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
-    "wmmse": Entry(opt.WMMSE, "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only", families=("mimo",)),
-    "mrt": Entry(opt.MRT, "maximum-ratio (eigen-)beamforming, full power (fixed precoder); MIMO only", families=("mimo",)),
-    "zf": Entry(opt.ZeroForcing, "zero-forcing on effective channels, needs M >= I d (fixed precoder); MIMO only",
-                families=("mimo",)),
-    "rzf": Entry(opt.RegularizedZeroForcing, "regularized ZF, reg = sigma^2 I d / P (fixed precoder); MIMO only",
-                 families=("mimo",)),
+#: Classical solvers, in the order ``l2o list`` shows them.
+_CLASSICAL: tuple[tuple[type[Optimizer], str], ...] = (
+    (GradientDescent, "gradient descent, step 1/L (smooth problems)"),
+    (Nesterov, "Nesterov's accelerated gradient, convex variant (smooth problems)"),
+    (NesterovStronglyConvex, "accelerated gradient, strongly convex variant (needs mu > 0)"),
+    (HeavyBall, "Polyak's heavy ball (smooth problems)"),
+    (Adam, "Adam, proximal for composite problems (lr=1e-2)"),
+    (ISTA, "proximal gradient (ISTA), step 1/L"),
+    (ProjectedGradient, "projected gradient (ISTA with a box projection)"),
+    (FISTA, "FISTA (accelerated proximal gradient)"),
+    (FISTARestart, "FISTA with adaptive gradient restart (O'Donoghue-Candes)"),
+    (FISTAPolish, "FISTA with restart and active-set polishing (exact on LASSO / box QP)"),
+    (AcceleratedProjectedGradient, "accelerated projected gradient with restart (boxes)"),
+    (LBFGS, "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
+    (Newton, "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
+    (WMMSE, "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only"),
+    (MRT, "maximum-ratio (eigen-)beamforming, full power (fixed precoder); MIMO only"),
+    (ZeroForcing, "zero-forcing on effective channels, needs M >= I d (fixed precoder); MIMO only"),
+    (RegularizedZeroForcing, "regularized ZF, reg = sigma^2 I d / P (fixed precoder); MIMO only"),
+)
+
+#: Learned solvers (``l2o train`` fits them; ``make_solver`` builds them untrained).
+_LEARNED: tuple[tuple[type[LearnedOptimizer], str], ...] = (
+    (LGD, "learned gradient descent: per-coordinate step multipliers (NeurIPS 2025; smooth problems)"),
+    (MathL2O, "Math-L2O: learned proximal gradient with preconditioner and momentum (ICML 2023)"),
+    (GOMathL2O, "GO-Math-L2O: Math-L2O on gradient-only features (CVPR 2024)"),
+    (LISTA, "LISTA: unrolled ISTA with untied learned layers (LASSO, one shared dictionary)"),
+    (ALISTA, "ALISTA: unrolled ISTA with an analytic weight, learned steps and thresholds (ICLR 2019)"),
+    (L2ODM, "L2O-DM: coordinatewise LSTM on the preprocessed gradient (NeurIPS 2016)"),
+    (RNNprop, "RNNprop: coordinatewise LSTM on Adam-normalized gradients (ICML 2017)"),
+    (LFISTA, "LFISTA: FISTA with restart and learned per-iteration step, threshold and momentum"),
+    (GNNWMMSE, "GNN-WMMSE: unrolled WMMSE steered by a graph neural network; MIMO sum-rate only"),
+)
+
+#: Every solver, classical then learned: name -> entry.
+SOLVERS: dict[str, SolverEntry] = {
+    **{cls.name: SolverEntry(cls, description) for cls, description in _CLASSICAL},
+    **{cls.name: SolverEntry(cls, description, learned=True) for cls, description in _LEARNED},
 }
+#: The classical solvers (baselines, safeguard fallbacks, ``l2o solve --solver``).
+CLASSICAL: dict[str, SolverEntry] = {name: e for name, e in SOLVERS.items() if not e.learned}
+#: The learned solvers (``[solver] name`` of a training config).
+LEARNED: dict[str, SolverEntry] = {name: e for name, e in SOLVERS.items() if e.learned}
+
+
+def is_learned(name: str) -> bool:
+    """Whether ``name`` is a registered learned solver (ValueError for an unknown name)."""
+    if name not in SOLVERS:
+        raise _unknown("solver", name, SOLVERS)
+    return SOLVERS[name].learned
 
 
 def _unknown(kind: str, name: str, valid) -> ValueError:
     return ValueError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
 
 
-def make_solver(name: str, **kwargs) -> opt.Optimizer:
-    """Instantiate a registered solver by name."""
+def make_solver(name: str, **kwargs) -> Optimizer:
+    """Instantiate a registered solver, classical or learned (untrained), by name."""
     if name not in SOLVERS:
         raise _unknown("solver", name, SOLVERS)
     return SOLVERS[name].factory(**kwargs)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from l2o import LassoFamily, QuadraticFamily, make_solver, run, solve
-from l2o.performance import tune_allocator
+from l2o.utils.performance import tune_allocator
 
 
 def test_residual_criterion_stops_on_the_fixed_point_residual():

@@ -17,7 +17,8 @@ import torch
 from typer.testing import CliRunner
 
 from l2o.cli import app
-from l2o.learned import GNNWMMSE, LEARNED
+from l2o.learned import GNNWMMSE
+from l2o.registry import LEARNED
 from l2o.learned.gnn_wmmse import channels, signal_model, solve_precoders, subproblem
 from l2o.optimizers.wmmse import WMMSE, mrt
 from l2o.problems import LassoFamily, MimoFamily
@@ -99,7 +100,7 @@ def test_untrained_layer_is_the_template():
 
 # ----- protocol details specific to MIMO ---------------------------------------------------------
 def test_registered_and_refuses_other_families():
-    assert LEARNED["gnn_wmmse"] is GNNWMMSE and GNNWMMSE.template == "wmmse"
+    assert LEARNED["gnn_wmmse"].factory is GNNWMMSE and GNNWMMSE.template == "wmmse"
     with pytest.raises(ValueError, match="MIMO sum-rate family only"):
         GNNWMMSE().check_problem(LassoFamily(m=5, n=10, nnz=2).sample(2, 0))
     for bad in ({"tail": "nope"}, {"hidden": 0}, {"rounds": -1}, {"mu_init": 0.0}, {"horizon": 0}):

@@ -22,7 +22,6 @@ import l2o
 from l2o.learned import (
     ALISTA,
     L2ODM,
-    LEARNED,
     GNNWMMSE,
     LFISTA,
     LGD,
@@ -30,16 +29,13 @@ from l2o.learned import (
     GOMathL2O,
     MathL2O,
     RNNprop,
-    make_learned,
 )
 from l2o.optimizers import select_state
 from l2o.problems import MimoFamily
+from l2o.registry import LEARNED, make_solver
 
 B = 4
 LASSO = l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1)
-
-
-
 
 PROBLEMS = {
     # LASSO with a shared dictionary (the only one LISTA / ALISTA accept)
@@ -53,10 +49,6 @@ PROBLEMS = {
     # MIMO weighted sum-rate (per-cell power budgets), 2 cells x 2 users, M = 4, N = d = 2
     "mimo": lambda: MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=2).sample(B, 0),
 }
-#: Problems reserved for the solvers of their family: the generic learned solvers are not
-#: paired with them (they would accept the MIMO problem's projection but are not meant for it).
-FAMILY_ONLY = {"mimo": {"gnn_wmmse"}}
-
 #: case id -> factory of a fresh float32 model. LISTA / ALISTA have a short horizon so
 #: that 10-50 steps run past it.
 CASES = {
@@ -93,13 +85,9 @@ def model(case: str, dtype: torch.dtype = torch.float32):
 
 
 def accepts(case: str, problem_name: str) -> bool:
-    if problem_name in FAMILY_ONLY and type(CASES[case]()).name not in FAMILY_ONLY[problem_name]:
-        return False
-    try:
-        model(case).check_problem(problem(problem_name))
-    except ValueError:
-        return False
-    return True
+    """The solver's own ``skip``: its ``check_problem``, and generic learned solvers are
+    not meant for the MIMO problem (they would accept its projection)."""
+    return model(case).skip(problem(problem_name)) is None
 
 
 PAIRS = [(c, p) for c in CASES for p in PROBLEMS if accepts(c, p)]
@@ -300,12 +288,29 @@ def test_unrolled_refuse_other_dictionaries(cls):
 # Registry and loading
 # --------------------------------------------------------------------------------------
 def test_registry_names_and_unknown_name():
-    for name, cls in LEARNED.items():
-        assert cls.name == name
-    m = make_learned("math_l2o", variant="P")
+    for name, entry in LEARNED.items():
+        assert entry.factory.name == name and entry.learned
+    m = make_solver("math_l2o", variant="P")
     assert isinstance(m, MathL2O) and m.hparams["variant"] == "P"
     with pytest.raises(ValueError, match="alista.*lgd.*math_l2o"):
-        make_learned("nope")
+        make_solver("nope")
+
+
+def test_generic_learned_solvers_skip_the_mimo_problem_with_a_reason():
+    """Only the learned solver built on WMMSE is meant for the MIMO problem."""
+    mimo = problem("mimo")
+    for case in CASES:
+        reason = model(case).skip(mimo)
+        if type(CASES[case]()).name == "gnn_wmmse":
+            assert reason is None
+        else:
+            assert reason and "\n" not in reason
+            try:  # the generic solvers that would accept its projection still skip it
+                model(case).check_problem(mimo)
+            except ValueError:
+                continue
+            assert "generic learned solver" in reason and "MIMO" in reason
+    assert LGD().skip(problem("least_squares")) is None
 
 
 @pytest.mark.parametrize("case", list(CASES))

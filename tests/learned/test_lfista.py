@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import l2o
-from l2o.learned import LEARNED, LFISTA
+from l2o.learned import LFISTA
+from l2o.registry import LEARNED
 from l2o.optimizers import FISTA, select_state
 from l2o.training import load_config, load_run, train
 
@@ -219,7 +220,7 @@ def test_arguments_and_problems_are_checked():
     with pytest.raises(ValueError, match="threshold=False"):
         LFISTA().check_problem(l2o.QuadraticFamily(n=12, box=0.1).sample(2, 0))
     LFISTA(threshold=False).check_problem(l2o.LeastSquaresFamily(d=10, m=16).sample(2, 0))
-    assert LEARNED["lfista"] is LFISTA and LFISTA.template == "fista_restart"
+    assert LEARNED["lfista"].factory is LFISTA and LFISTA.template == "fista_restart"
 
 
 def test_float32_model_on_float32_problem_tracks_float64():

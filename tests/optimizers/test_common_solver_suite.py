@@ -1,6 +1,6 @@
 """The common, registry-driven test suite that every classical solver must pass.
 
-Every solver in ``l2o.registry.SOLVERS`` is paired with every small test problem it
+Every classical solver in ``l2o.registry.CLASSICAL`` is paired with every small test problem it
 accepts (a pair is left out when ``check_problem`` or ``init`` refuses it with a
 ``ValueError``; ``test_check_problem_agrees_with_init`` checks that those two agree).
 For each pair the suite checks the protocol properties DESIGN.md asks of every
@@ -21,7 +21,7 @@ import torch
 import l2o
 from l2o.optimizers import select_state
 from l2o.problems.mimo import MimoInstances
-from l2o.registry import SOLVERS, make_solver
+from l2o.registry import CLASSICAL, make_solver
 
 # --------------------------------------------------------------------------------------
 # Problems: small, one per kind; shared and per-instance data matrices both appear.
@@ -105,7 +105,7 @@ def refusal(solver_name: str, problem_name: str) -> str | None:
     return None
 
 
-PAIRS = [(s, p) for s in SOLVERS for p in PROBLEMS if refusal(s, p) is None]
+PAIRS = [(s, p) for s in CLASSICAL for p in PROBLEMS if refusal(s, p) is None]
 PAIR_IDS = [f"{s}-{p}" for s, p in PAIRS]
 BOX_PAIRS = [(s, p) for s, p in PAIRS if p == "box_qp"]
 DESCENT_PAIRS = [(s, p) for s, p in PAIRS if s in DESCENT]
@@ -173,12 +173,12 @@ def exact_objective(p, x):
 # --------------------------------------------------------------------------------------
 def test_registry_is_covered_by_the_suite():
     """Every registered solver takes part in the suite with at least two problems."""
-    for name in SOLVERS:
+    for name in CLASSICAL:
         n_pairs = sum(1 for s, _ in PAIRS if s == name)
         assert n_pairs >= 2, f"solver {name!r} accepts only {n_pairs} suite problem(s)"
 
 
-@pytest.mark.parametrize("name", list(SOLVERS))
+@pytest.mark.parametrize("name", list(CLASSICAL))
 def test_registry_name_matches_solver_name(name):
     """Trajectories and records use ``solver.name``: it must be the registry key."""
     solver = make_solver(name)
@@ -230,7 +230,7 @@ def test_nesterov_sc_accepts_mu_zero_with_explicit_mu():
     assert bool(torch.isfinite(state.x).all())
 
 
-@pytest.mark.parametrize("solver_name", list(SOLVERS))
+@pytest.mark.parametrize("solver_name", list(CLASSICAL))
 @pytest.mark.parametrize("problem_name", list(PROBLEMS))
 def test_check_problem_agrees_with_init(solver_name, problem_name):
     """A pair that ``check_problem`` accepts must not be refused later by ``init``."""

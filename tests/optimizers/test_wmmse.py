@@ -261,8 +261,9 @@ def test_transmit_precoders_with_given_mu():
 def test_registry_and_refusals():
     for name, cls in [("wmmse", WMMSE), ("mrt", MRT), ("zf", ZeroForcing), ("rzf", RegularizedZeroForcing)]:
         solver = make_solver(name)
-        assert isinstance(solver, cls) and solver.name == name and SOLVERS[name].families == ("mimo",)
+        assert isinstance(solver, cls) and solver.name == name and not SOLVERS[name].learned
         qp = l2o.QuadraticFamily(n=4).sample(2, 0)
+        assert f"'{name}'" in solver.skip(qp) and "MIMO" in solver.skip(qp)
         with pytest.raises(ValueError, match=rf"'{name}'.*MIMO"):
             solver.check_problem(qp)
         with pytest.raises(ValueError, match=name):

@@ -21,6 +21,7 @@ from l2o.problems import (
     ShiftedInstances,
     make_generator,
 )
+from l2o.problems.shift import shifted
 
 FAMILIES = {
     "qp_shared": QuadraticFamily(n=6, condition_number=50.0),
@@ -276,7 +277,7 @@ def test_shifted_instances_are_the_inner_problem_moved_by_t(family, kind):
     g = make_generator(8)
     t = shift_vector(kind, inst, g)
     tt = torch.as_tensor(t, dtype=torch.float64)
-    sh = inst.shifted(t)
+    sh = shifted(inst, t)
     assert isinstance(sh, ShiftedInstances)
     assert (sh.batch_size, sh.dim, sh.dtype) == (inst.batch_size, inst.dim, inst.dtype)
     assert (sh.has_nonsmooth, sh.is_constrained) == (inst.has_nonsmooth, inst.is_constrained)
@@ -330,15 +331,15 @@ def test_x0_shift_moves_the_initial_point_only(family):
     base = family.sample(3, 2)
     torch.testing.assert_close(base.initial_point(), torch.zeros(3, base.dim, dtype=torch.float64), rtol=0, atol=0)
     for s in (-10.0, 50.0):
-        shifted = family.replace(x0_shift=s).sample(3, 2)
-        for a, b in zip(data(shifted), data(base)):
+        moved = family.replace(x0_shift=s).sample(3, 2)
+        for a, b in zip(data(moved), data(base)):
             assert torch.equal(a, b)  # the data do not depend on x0_shift
-        torch.testing.assert_close(shifted.initial_point(), torch.full((3, base.dim), s, dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(moved.initial_point(), torch.full((3, base.dim), s, dtype=torch.float64), rtol=0, atol=0)
         # ... and it survives index, to and the objective shift.
-        assert bool((shifted.index(torch.tensor([1])).initial_point() == s).all())
-        p32 = shifted.to(dtype=torch.float32).initial_point()
+        assert bool((moved.index(torch.tensor([1])).initial_point() == s).all())
+        p32 = moved.to(dtype=torch.float32).initial_point()
         assert p32.dtype == torch.float32 and bool((p32 == s).all())
-        assert bool((shifted.shifted(1.0).initial_point() == s).all())
+        assert bool((shifted(moved, 1.0).initial_point() == s).all())
         both = family.replace(x0_shift=s, objective_shift=3.0).sample(3, 2, dtype=torch.float32)
         assert both.initial_point().shape == (3, base.dim) and bool((both.initial_point() == s).all())
 
@@ -370,7 +371,7 @@ def test_float32_projected_iterates_of_a_shifted_box_qp_are_feasible(t):
 def test_prox_grad_is_one_proximal_gradient_step(make, dtype):
     inst = make(4, 2).to(dtype=dtype)
     g = make_generator(3)
-    for problem in (inst, inst.shifted(torch.randn(4, inst.dim, generator=g, dtype=torch.float64).to(dtype))):
+    for problem in (inst, shifted(inst, torch.randn(4, inst.dim, generator=g, dtype=torch.float64).to(dtype))):
         y = feasible_point(problem, g)
         # Alternate step scales: a cached fused operator must follow the scale.
         for c in (1.0, 0.5, 1.0, 1.9):
@@ -381,3 +382,14 @@ def test_prox_grad_is_one_proximal_gradient_step(make, dtype):
             tol = 1e-12 if dtype == torch.float64 else 2e-5
             scale = float(expected.abs().max()) + float(y.abs().max()) + 1.0
             torch.testing.assert_close(got, expected, rtol=0, atol=tol * scale)
+
+
+def test_shifted_is_a_function_of_the_shift_module():
+    """The objective shift is built by ``l2o.problems.shift.shifted`` (no ``Instances.shifted``
+    method, so ``problems.base`` does not import ``problems.shift``); families use it."""
+    inst = LassoFamily(m=6, n=10, nnz=3).sample(2, 0)
+    assert not hasattr(inst, "shifted")
+    sh = shifted(inst, 2.0)
+    assert isinstance(sh, ShiftedInstances) and sh.inner is inst and float(sh.t) == 2.0
+    via_family = LassoFamily(m=6, n=10, nnz=3, objective_shift=2.0).sample(2, 0)
+    assert isinstance(via_family, ShiftedInstances) and torch.equal(via_family.t, sh.t)

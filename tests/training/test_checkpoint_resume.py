@@ -12,8 +12,9 @@ import torch
 from typer.testing import CliRunner
 
 from l2o.cli import app
-from l2o.training import RunConfig, atomic_write, load_run, read_safetensors, save_safetensors, train
+from l2o.training import RunConfig, load_run, read_safetensors, save_safetensors, train
 from l2o.training.checkpoint import read_config
+from l2o.utils.files import atomic_write
 
 runner = CliRunner()
 

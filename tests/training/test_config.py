@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from l2o.problems import LassoFamily, LeastSquaresFamily
+from l2o.registry import LEARNED
 from l2o.training import RunConfig, TrainingConfig, load_config, lr_at
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -73,11 +74,9 @@ def test_int_is_accepted_where_a_float_is_expected():
 
 
 def test_examples_are_valid_or_name_a_solver_not_yet_registered():
-    from l2o.training.config import learned_registry
-
     files = sorted(EXAMPLES.glob("*.toml"))
     assert len(files) >= 9
-    known = learned_registry()
+    known = LEARNED
     for p in files:
         name = tomllib.loads(p.read_text())["solver"]["name"]
         if name in known:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import l2o
-from l2o.learned import LGD, make_learned
+from l2o.learned import LGD
+from l2o.registry import make_solver
 from l2o.problems import LassoFamily, LeastSquaresFamily
 from l2o.training import (
     Estimate,
@@ -161,7 +162,7 @@ def test_truncated_equals_full_when_segment_equals_unroll(loss):
 
 def test_truncated_gradient_is_the_mean_of_segment_gradients_with_detached_states():
     p = LassoFamily(m=8, n=16, nnz=3).sample(4, 2)
-    solver = make_learned("math_l2o", seed=0).double()
+    solver = make_solver("math_l2o", seed=0).double()
     params = trainable(solver)
     K, S, ml = 10, 4, MetaLoss("mean")
     est = grads_of(TruncatedBackprop(S, checkpoint=True), solver, p, K, ml)

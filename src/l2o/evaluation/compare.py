@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import Tensor
 
-from l2o.atomic import atomic_write
+from l2o.utils.files import atomic_write
 from l2o.evaluation.run import Trajectory, run
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances, Reference

@@ -27,6 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from l2o.optimizers.base import Optimizer
+from l2o.problems import Instances, MimoInstances
+
+#: Templates of the learned solvers meant for the MIMO sum-rate problem. The other
+#: (generic) learned solvers skip it: they would accept its projection onto the power
+#: budgets, but they are not designed for precoders.
+MIMO_TEMPLATES = ("wmmse",)
 
 
 class LearnedOptimizer(nn.Module, Optimizer):
@@ -43,10 +49,14 @@ class LearnedOptimizer(nn.Module, Optimizer):
         self.horizon = horizon
         self.hparams: dict[str, Any] = {"horizon": horizon, **hparams}
 
-    @property
-    def param_dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
-        return torch.get_default_dtype() if p is None else p.dtype
+    def skip(self, problem: Instances) -> str | None:
+        """``Optimizer.skip``; a generic learned solver also skips the MIMO sum-rate problem
+        (``MimoInstances``), which only the solvers built on WMMSE (``MIMO_TEMPLATES``) are for."""
+        reason = super().skip(problem)
+        if reason is None and isinstance(problem, MimoInstances) and self.template not in MIMO_TEMPLATES:
+            return (f"solver '{self.name}' is a generic learned solver, not meant for the MIMO sum-rate problem; "
+                    f"use a learned solver built on WMMSE ('gnn_wmmse')")
+        return reason
 
     def to_net(self, t: Tensor) -> Tensor:
         """Cast a problem tensor to the network's dtype (and device)."""

@@ -42,8 +42,9 @@ Template: with p = c = e = 1 (the initialization s = theta = m = 0, exactly) eve
 iteration is a FISTA-restart iteration; ``restart=False`` gives plain FISTA.
 
 Cost: on least-squares / LASSO instances with a shared Gram matrix (``LassoInstances``'
-fast path), an evaluation step is one ``addmm`` with M_k = I - t_k A^T A (cached per
-problem and step) and the elementwise work of a FISTA step, plus the guard's reduction.
+fast path), an evaluation step is one ``addmm`` with M_k = I - t_k A^T A (built once per
+step, n x n work next to the (B, n) x (n, n) GEMM, and kept in the state's shared field
+``affine``) and the elementwise work of a FISTA step, plus the guard's reduction.
 Under autograd (meta-training) the step is the generic differentiable form
 y - t grad f(y) followed by ``problem.prox``; the two agree to rounding.
 """
@@ -57,14 +58,10 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer
-from l2o.optimizers.base import batch_dot
+from l2o.optimizers.base import batch_dot, shared_field
 from l2o.problems.base import column
 from l2o.problems.lasso import LeastSquaresInstances
 from l2o.problems.parts import soft_threshold
-
-#: key of the per-problem cache of the fused matrices I - t A^T A (kept in the problem's __dict__)
-_CACHE = "_lfista_affine"
-
 
 @dataclasses.dataclass
 class LFISTAState:
@@ -73,7 +70,9 @@ class LFISTAState:
     has sent the instance to template steps; motion: ``(B,)`` the guard's d_{k-1}^2 =
     ||x_k - x_{k-1}||^2 / p_{k-1}^2 (the largest finite value before the first step);
     grew: ``(B,)`` 1.0 where d grew by more than rho at the last step; k: iterations
-    done (shared by the batch). All in the iterates' dtype."""
+    done (shared by the batch). All in the iterates' dtype. affine: the fused step's
+    ``(n, n)`` matrices I - (p / L) A^T A by step multiplier p, shared by the batch (the
+    one of the last step, and the template's p = 1 once guarded-out rows need it)."""
 
     x: Tensor
     y: Tensor
@@ -82,6 +81,7 @@ class LFISTAState:
     motion: Tensor
     grew: Tensor
     k: int = 0
+    affine: dict[float, Tensor] = shared_field(default_factory=dict)
 
 
 class LFISTA(LearnedOptimizer):
@@ -165,11 +165,14 @@ class LFISTA(LearnedOptimizer):
             e = 2.0 * float(torch.sigmoid(self.m[k]))
         active = state.learned > 0  # (B,) bool: instances still on learned steps
         all_learned = not guarded or bool(active.all())
+        affine = state.affine
         if not differentiable and _has_gram(problem):
-            x_new = _fused_prox_grad(problem, y, p, c)
+            M, affine = _affine(problem, affine, p)
+            x_new = _fused_prox_grad(problem, y, M, p, c)
             if not all_learned:  # the guarded-out rows again, with template scalars
                 rows = torch.nonzero(~active).squeeze(-1)
-                x_new[rows] = _fused_prox_grad(problem, y, 1.0, 1.0, rows)
+                M1, affine = _affine(problem, affine, 1.0)
+                x_new[rows] = _fused_prox_grad(problem, y, M1, 1.0, 1.0, rows)
         else:
             if guarded and not all_learned:  # template scalars for the guarded-out instances
                 p = torch.where(active, torch.as_tensor(p, dtype=x.dtype, device=x.device), 1.0)
@@ -201,7 +204,8 @@ class LFISTA(LearnedOptimizer):
                 beta = torch.where(diverging, torch.zeros_like(beta), beta)
                 learned = torch.where(diverging, torch.zeros_like(learned), learned)
         y_new = torch.addcmul(x_new, beta.unsqueeze(-1), dx)
-        return LFISTAState(x=x_new, y=y_new, t=t_new, learned=learned, motion=motion, grew=grew, k=k + 1)
+        return LFISTAState(x=x_new, y=y_new, t=t_new, learned=learned, motion=motion, grew=grew, k=k + 1,
+                           affine=affine)
 
     def _template_step(self, problem, state: LFISTAState) -> LFISTAState:
         """FISTA (with gradient restart if ``restart``), step 1 / L: ``FISTA.step``'s arithmetic."""
@@ -226,21 +230,27 @@ def _has_gram(problem) -> bool:
     return isinstance(problem, LeastSquaresInstances) and getattr(problem, "_gram", None) is not None
 
 
-def _fused_prox_grad(problem: LeastSquaresInstances, y: Tensor, p: float, c: float, rows: Tensor | None = None) -> Tensor:
-    """prox_{c t r}(y - t grad f(y)), t = p / L, as one GEMM: y (I - t G) + t A^T b.
+def _affine(problem: LeastSquaresInstances, affine: dict[float, Tensor], p: float) -> tuple[Tensor, dict[float, Tensor]]:
+    """M = I - (p / L) G for the step multiplier ``p``, taken from ``affine`` (the state's
+    shared matrices) or built (n x n work, small next to the (B, n) x (n, n) GEMM), and the
+    matrices the next state keeps: this one and the template's (p = 1), if built. A
+    sub-batch (``problem.index``) shares G and L, so its state shares the matrices too."""
+    M = affine.get(p)
+    if M is None:
+        L = problem.smoothness()[0]  # shared A: one L for the batch
+        M = torch.eye(problem.dim, dtype=problem.dtype, device=problem.device) - (p / L) * problem._gram
+    keep = {1.0: affine[1.0]} if 1.0 in affine else {}
+    keep[p] = M
+    return M, keep
 
-    M = I - t G is cached per step multiplier in the problem's ``__dict__`` (a sub-batch
-    from ``problem.index`` rebuilds it: n x n work, small next to the (B, n) x (n, n) GEMM);
-    the bias is scaled inside the GEMM (``beta = t``). With ``rows`` (a long tensor), the
-    step of those instances only, ``(len(rows), n)``.
+
+def _fused_prox_grad(problem: LeastSquaresInstances, y: Tensor, M: Tensor, p: float, c: float,
+                     rows: Tensor | None = None) -> Tensor:
+    """prox_{c t r}(y - t grad f(y)), t = p / L, as one GEMM: y M + t A^T b with
+    M = I - t G (``_affine``); the bias is scaled inside the GEMM (``beta = t``). With
+    ``rows`` (a long tensor), the step of those instances only, ``(len(rows), n)``.
     """
     L = problem.smoothness()[0]  # shared A: one L for the batch
-    cache = problem.__dict__.setdefault(_CACHE, {})
-    M = cache.get(p)
-    if M is None:
-        if len(cache) > 256:
-            cache.clear()
-        M = cache[p] = torch.eye(problem.dim, dtype=problem.dtype, device=problem.device) - (p / L) * problem._gram
     t = float(p / L)
     if rows is None:
         return problem.prox(torch.addmm(problem._Atb, y, M, beta=t), t * c)

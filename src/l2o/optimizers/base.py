@@ -8,7 +8,10 @@ The state is an explicit dataclass of tensors (as optax keeps state explicit),
 so a run can be checkpointed, a batch can be split or compacted
 (``select_state``) and a safeguard can mix the states of two solvers.
 Convention: every tensor field of a state has the batch as its first dimension;
-other fields (Python numbers) are shared by the batch.
+other fields (Python numbers) are shared by the batch. A field holding data shared by
+the whole batch (a solver's per-problem matrices, say) is declared with
+``shared_field()`` (``dataclasses.field`` metadata ``{"shared": True}``):
+``select_state`` and ``merge_state`` leave it whole instead of indexing its dim 0.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class Optimizer(ABC):
 
     * ``handles_nonsmooth``: accepts r != 0 (through its prox).
     * ``needs_hessian``: calls ``problem.hessian``.
+
+    ``check_problem`` raises for a problem the method cannot solve; ``skip`` gives the
+    reason as data (as benchopt's ``Solver.skip``), so that tables of solvers x problems
+    leave the pair out instead of catching exceptions.
     """
 
     name: ClassVar[str] = "optimizer"
@@ -45,6 +52,18 @@ class Optimizer(ABC):
                 f"use a proximal method such as 'fista', 'fista_restart' or 'ista' (or 'apgd' / 'pgd' for boxes)"
             )
 
+    def skip(self, problem: Instances) -> str | None:
+        """Why this solver is not meant for ``problem`` (one line), or None when it is.
+
+        Default: the message of ``check_problem``'s ``ValueError`` (the capability
+        attributes above, and each solver's own checks: WMMSE and the linear precoders
+        refuse problems that are not ``MimoInstances``)."""
+        try:
+            self.check_problem(problem)
+        except ValueError as e:
+            return str(e)
+        return None
+
     @abstractmethod
     def init(self, problem: Instances, x0: Tensor) -> Any:
         """Initial state at ``x0`` of shape ``(B, n)``."""
@@ -58,10 +77,28 @@ class Optimizer(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
 
+#: Field metadata of state fields shared by the batch (``shared_field``).
+SHARED = "shared"
+
+
+def shared_field(**kwargs: Any) -> Any:
+    """A dataclass field shared by the whole batch (no batch dimension): ``select_state``
+    and ``merge_state`` pass it through. ``kwargs`` go to ``dataclasses.field``."""
+    return dataclasses.field(metadata={SHARED: True}, **kwargs)
+
+
+def is_shared(f: dataclasses.Field) -> bool:
+    """Whether the state field ``f`` is declared shared by the batch (``shared_field``)."""
+    return bool(f.metadata.get(SHARED, False))
+
+
 def select_state(state: Any, idx: Tensor) -> Any:
-    """The state of the sub-batch ``idx``: indexes every tensor field on dim 0."""
+    """The state of the sub-batch ``idx``: indexes every tensor field on dim 0, except the
+    fields declared shared by the batch (``shared_field``), which the sub-batch shares."""
     changes = {}
     for f in dataclasses.fields(state):
+        if is_shared(f):
+            continue
         v = getattr(state, f.name)
         if isinstance(v, Tensor) and v.ndim > 0:
             changes[f.name] = v[idx]
@@ -74,13 +111,16 @@ def merge_state(state: Any, idx: Tensor, part: Any) -> Any:
     """``state`` with the rows ``idx`` replaced by the sub-batch state ``part``.
 
     The inverse of ``select_state``: tensor fields are copied (never written in
-    place); fields shared by the batch (Python numbers such as an iteration counter)
-    are taken from ``part``, the state that was just stepped.
+    place); fields shared by the batch (Python numbers such as an iteration counter, and
+    fields declared with ``shared_field``) are taken from ``part``, the state that was
+    just stepped.
     """
     changes = {}
     for f in dataclasses.fields(state):
         v, p = getattr(state, f.name), getattr(part, f.name)
-        if isinstance(v, Tensor) and v.ndim > 0:
+        if is_shared(f):
+            changes[f.name] = p
+        elif isinstance(v, Tensor) and v.ndim > 0:
             changes[f.name] = v.index_copy(0, idx, p.to(v.dtype))
         elif dataclasses.is_dataclass(v) and not isinstance(v, type):
             changes[f.name] = merge_state(v, idx, p)

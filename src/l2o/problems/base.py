@@ -258,12 +258,6 @@ class Instances(ABC):
     def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
         """Return ``(x*, method)`` in float64 with ``certificate(x*) <= tol``."""
 
-    def shifted(self, t: Tensor | float) -> "Instances":
-        """The batch of F(x + t) (the objective-shift of the CVPR 2024 OOD tests)."""
-        from l2o.problems.shift import ShiftedInstances
-
-        return ShiftedInstances(self, t)
-
 
 def run_to_certificate(
     problem: Instances,

@@ -4,6 +4,9 @@ The papers' real-data settings (UCI Ionosphere, Spambase) need downloads that ar
 not possible here; scikit-learn's bundled breast-cancer and digits data take their
 place. A batch is made of random subsamples (without replacement) of the rows of
 one standardized dataset, so instances share their distribution but not their data.
+
+The real-data splits of the synthetic ``LogisticFamily`` (train on Gaussian features,
+test on a bundled dataset) are built here (``real_data_splits``) and registered for it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import dataclasses
 import torch
 
 from l2o.problems.family import ProblemFamily
-from l2o.problems.logistic import PENALTIES, LogisticInstances
+from l2o.problems.base import Instances
+from l2o.problems.logistic import PENALTIES, LogisticFamily, LogisticInstances, logistic_solver
+from l2o.problems.splits import Split, lam_splits, register_splits
 
 DATASETS = {
     "breast_cancer": "scikit-learn breast cancer (569 x 30), malignant vs benign",
@@ -57,11 +62,14 @@ class DatasetLogisticFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "logistic_dataset"
+    file_format = "logistic"
 
-    def natural_splits(self) -> list:
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        return logistic_solver(problem)
+
+    def natural_splits(self) -> list[Split]:
         """The other bundled dataset, and lam halved / doubled."""
-        from l2o.problems.splits import Split, lam_splits
-
         others = [d for d in sorted(DATASETS) if d != self.dataset]
         return [
             *[Split(d, f"scikit-learn {d}", {"dataset": d}) for d in others],
@@ -85,3 +93,17 @@ class DatasetLogisticFamily(ProblemFamily):
             return LogisticInstances(X, y.expand(batch_size, -1).clone(), self.lam, self.penalty, self.x0_shift)
         rows = torch.rand(batch_size, X.shape[0], generator=g).argsort(-1)[:, :n_rows]
         return LogisticInstances(X[rows], y[rows], self.lam, self.penalty, self.x0_shift)
+
+
+def real_data_splits(family: LogisticFamily) -> list[Split]:
+    """The natural splits of the synthetic logistic family on real data: 80% subsamples of
+    the bundled breast-cancer and digits datasets, with the family's lam and penalty."""
+    return [
+        Split("breast_cancer", "scikit-learn breast cancer (569 x 30), 80% subsamples",
+              family=DatasetLogisticFamily(dataset="breast_cancer", lam=family.lam, penalty=family.penalty)),
+        Split("digits", "scikit-learn digits (1797 x 64, >= 5 vs < 5), 80% subsamples",
+              family=DatasetLogisticFamily(dataset="digits", lam=family.lam, penalty=family.penalty)),
+    ]
+
+
+register_splits(LogisticFamily, real_data_splits)

@@ -9,9 +9,17 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from l2o.problems.base import Instances
+from l2o.problems.shift import shifted
 
 if TYPE_CHECKING:
     from l2o.problems.splits import Split
+
+
+#: Baselines of ``l2o eval`` (registry names of classical solvers) for composite or
+#: constrained problems (r != 0) ...
+NONSMOOTH_BASELINES: tuple[str, ...] = ("ista", "fista", "fista_restart", "adam")
+#: ... and for smooth ones.
+SMOOTH_BASELINES: tuple[str, ...] = ("gd", "nesterov", "fista_restart", "adam", "lbfgs")
 
 
 def make_generator(seed: int | torch.Generator | None) -> torch.Generator:
@@ -38,6 +46,32 @@ class ProblemFamily(ABC):
     name: ClassVar[str] = "family"
     #: Whether the CVPR 2024 shifts (x0_shift, objective_shift) apply to this family.
     cvpr_shifts: ClassVar[bool] = True
+
+    # ----- declared defaults (registry names of classical solvers, io kinds) -------------
+    #: The solver ``l2o solve`` uses when none is named (``solver_for`` refines it by the
+    #: instances' structure).
+    default_solver: ClassVar[str] = "fista_restart"
+    #: The baselines of ``l2o eval`` for nonsmooth instances (r != 0) ...
+    baselines: ClassVar[tuple[str, ...]] = NONSMOOTH_BASELINES
+    #: ... and for smooth ones (``baselines_for`` picks by ``problem.has_nonsmooth``).
+    smooth_baselines: ClassVar[tuple[str, ...]] = SMOOTH_BASELINES
+    #: The classical solver a safeguard falls back to.
+    fallback: ClassVar[str] = "fista_restart"
+    #: The ``l2o solve`` file format (``l2o.io`` kind) its instances are read in, or None
+    #: (no format: ``l2o solve --checkpoint`` refuses runs of the family).
+    file_format: ClassVar[str | None] = None
+
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        """The default solver for ``problem``, instances of this family (or read in its
+        ``file_format``): ``default_solver`` unless the family refines it."""
+        return cls.default_solver
+
+    @classmethod
+    def baselines_for(cls, problem: Instances) -> tuple[str, ...]:
+        """The default baselines for ``problem``: ``baselines`` if it is nonsmooth, else
+        ``smooth_baselines``."""
+        return cls.baselines if problem.has_nonsmooth else cls.smooth_baselines
 
     def __post_init__(self) -> None:
         self.validate()
@@ -75,20 +109,15 @@ class ProblemFamily(ABC):
         if dtype != torch.float64 or torch.device(device) != torch.device("cpu"):
             inst = inst.to(dtype=dtype, device=device)
         if self.objective_shift != 0.0:
-            inst = inst.shifted(float(self.objective_shift))
+            inst = shifted(inst, float(self.objective_shift))
         return inst
 
     def replace(self, **changes) -> "ProblemFamily":
         """A copy with some hyperparameters changed (used to build OOD splits)."""
         return dataclasses.replace(self, **changes)
 
-    def natural_splits(self) -> list["Split"]:
+    def natural_splits(self) -> list[Split]:
         """The family's own out-of-distribution splits (data scale, noise, sparsity,
-        conditioning, dimension, ...); the common ones are in ``l2o.problems.splits``."""
+        conditioning, dimension, ...); the common ones and ``family_splits`` are in
+        ``l2o.problems.splits``."""
         return []
-
-    def splits(self) -> dict[str, "Split"]:
-        """Every named split: in distribution, the CVPR 2024 shifts, the natural ones."""
-        from l2o.problems.splits import family_splits
-
-        return family_splits(self)

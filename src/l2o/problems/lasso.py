@@ -30,6 +30,7 @@ from l2o.problems.parts import (
     solve_on_index_sets,
     spectral_norm_squared,
 )
+from l2o.problems.splits import Split, lam_splits, scaled
 
 
 class LeastSquaresInstances(Instances):
@@ -288,6 +289,7 @@ class LassoFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "lasso"
+    file_format = "lasso"
 
     def validate(self) -> None:
         self._check_positive_int("m", "n")
@@ -298,11 +300,9 @@ class LassoFamily(ProblemFamily):
         if not 0 <= self.correlation < 1:
             raise ValueError(f"lasso: correlation must be in [0, 1), got {self.correlation}")
 
-    def natural_splits(self) -> list:
+    def natural_splits(self) -> list[Split]:
         """Data scale, noise, sparsity, lam, conditioning (correlated columns) and a
         smaller dimension (for dimension-agnostic solvers)."""
-        from l2o.problems.splits import Split, lam_splits, scaled
-
         m, n = max(1, self.m // 2), max(1, self.n // 2)
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_true scale"),
@@ -348,14 +348,13 @@ class LeastSquaresFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "least_squares"
+    file_format = "lasso"  # the lasso format (A, b) with lam = 0 unless given
 
     def validate(self) -> None:
         self._check_positive_int("d", "m")
 
-    def natural_splits(self) -> list:
+    def natural_splits(self) -> list[Split]:
         """Data scale, noise and a larger dimension (for dimension-agnostic solvers)."""
-        from l2o.problems.splits import Split, scaled
-
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_gt scale"),
             scaled("noise_0.1", "noise_std", 0.1, "noise std of y"),

@@ -27,6 +27,7 @@ from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_cert
 from l2o.problems.family import ProblemFamily
 from l2o.problems.lasso import correlated_gaussian, sparse_vectors
 from l2o.problems.parts import L1, matvec, rmatvec, spectral_norm_squared
+from l2o.problems.splits import Split, lam_splits, registered_splits, scaled
 
 PENALTIES = ("l1", "l2")
 
@@ -201,9 +202,10 @@ class LogisticInstances(Instances):
         return x, f"{what} to relative duality gap <= {tol:g}"
 
 
-def labels_pm1(y: Tensor) -> Tensor:
-    """Map labels in {0, 1} or {-1, +1} to {-1, +1} (float)."""
-    return torch.where(y > 0, torch.ones_like(y), -torch.ones_like(y))
+def logistic_solver(problem: Instances) -> str:
+    """The default solver of logistic instances: Newton for the l2 penalty (smooth, cheap
+    Hessian), else FISTA with restart."""
+    return "newton" if getattr(problem, "penalty", "l1") == "l2" else "fista_restart"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +232,11 @@ class LogisticFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "logistic"
+    file_format = "logistic"
+
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        return logistic_solver(problem)
 
     def validate(self) -> None:
         self._check_positive_int("n_samples", "d")
@@ -242,13 +249,11 @@ class LogisticFamily(ProblemFamily):
         if not 0 <= self.correlation < 1:
             raise ValueError(f"logistic: correlation must be in [0, 1), got {self.correlation}")
 
-    def natural_splits(self) -> list:
+    def natural_splits(self) -> list[Split]:
         """Feature scale, label noise, sparsity, lam, correlated features, a larger
         dimension, and the real datasets scikit-learn ships (breast cancer, digits) in
-        place of the papers' UCI sets, which need downloads."""
-        from l2o.problems.datasets import DatasetLogisticFamily
-        from l2o.problems.splits import Split, lam_splits, scaled
-
+        place of the papers' UCI sets, which need downloads (those are built by
+        ``l2o.problems.datasets``, registered for this family)."""
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "feature scale"),
             scaled("label_noise_1", "noise_std", 1.0, "std of the margin noise before labelling"),
@@ -256,10 +261,7 @@ class LogisticFamily(ProblemFamily):
             *lam_splits(self.lam),
             scaled("correlated_0.5", "correlation", 0.5, "correlation of the features"),
             Split(f"dim_{2 * self.d}", f"{2 * self.d} features", {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
-            Split("breast_cancer", "scikit-learn breast cancer (569 x 30), 80% subsamples",
-                  family=DatasetLogisticFamily(dataset="breast_cancer", lam=self.lam, penalty=self.penalty)),
-            Split("digits", "scikit-learn digits (1797 x 64, >= 5 vs < 5), 80% subsamples",
-                  family=DatasetLogisticFamily(dataset="digits", lam=self.lam, penalty=self.penalty)),
+            *registered_splits(self),
         ]
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LogisticInstances:

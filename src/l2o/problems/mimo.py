@@ -591,6 +591,10 @@ class MimoFamily(ProblemFamily):
     name = "mimo"
     #: The CVPR 2024 shifts are for vector variables; precoders have their own splits.
     cvpr_shifts = False
+    default_solver = "wmmse"
+    #: WMMSE and the linear precoders (ZF is left out where it does not fit, M < I d).
+    baselines = smooth_baselines = ("wmmse", "mrt", "zf", "rzf")
+    fallback = "wmmse"
 
     def natural_splits(self) -> list:
         """Other user counts and cells (the GNN shares weights across nodes), SNR, and

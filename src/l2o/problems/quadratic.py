@@ -16,6 +16,7 @@ from torch import Tensor
 from l2o.problems.base import Instances, run_to_certificate
 from l2o.problems.family import ProblemFamily, make_generator
 from l2o.problems.parts import Box, solve_on_index_sets
+from l2o.problems.splits import Split, scaled
 
 
 class QuadraticInstances(Instances):
@@ -209,6 +210,13 @@ class QuadraticFamily(ProblemFamily):
     objective_shift: float = 0.0
 
     name = "quadratic"
+    default_solver = "newton"
+    file_format = "qp"
+
+    @classmethod
+    def solver_for(cls, problem: Instances) -> str:
+        """Accelerated projected gradient on a box, else Newton (one step on a QP)."""
+        return "apgd" if problem.is_constrained else cls.default_solver
 
     def validate(self) -> None:
         self._check_positive_int("n")
@@ -217,10 +225,8 @@ class QuadraticFamily(ProblemFamily):
         if self.box < 0:
             raise ValueError(f"quadratic: box must be >= 0 (0 = unconstrained), got {self.box}")
 
-    def natural_splits(self) -> list:
+    def natural_splits(self) -> list[Split]:
         """Data scale of q, a 10x worse conditioning, and a larger dimension."""
-        from l2o.problems.splits import Split, scaled
-
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "scale of q"),
             scaled(f"condition_{10 * self.condition_number:g}", "condition_number", 10.0 * self.condition_number,

@@ -2,7 +2,7 @@
 
 If x* minimizes F then x* - t minimizes G, with the same optimal value, the same
 smoothness and the same certificate; a solver that keys on the raw value of x
-(rather than on gradients) sees a different problem.
+(rather than on gradients) sees a different problem. ``shifted(problem, t)`` builds it.
 """
 
 from __future__ import annotations
@@ -88,3 +88,9 @@ class ShiftedInstances(Instances):
     def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
         ref = self.inner.reference(tol, max_iter)
         return ref.x - self.t, ref.method + " (shifted)"
+
+
+def shifted(problem: Instances, t: Tensor | float) -> ShiftedInstances:
+    """The batch of F(x + t) for the batch ``problem`` of F (the objective shift of the
+    CVPR 2024 OOD tests); ``t`` scalar, ``(n,)`` or ``(B, n)``."""
+    return ShiftedInstances(problem, t)

@@ -12,16 +12,21 @@ and each family adds its natural shifts in ``ProblemFamily.natural_splits`` (dat
 noise, sparsity, regularization, conditioning, dimension, real datasets). Splits are
 data: a name, a description and either field changes (``family.replace(**changes)``)
 or a different family (for a real dataset), so configs and the CLI name them.
+
+``family_splits(family)`` gives every named split of a family. A natural split that a
+family's own module cannot build without importing a module above it (the real datasets
+of ``LogisticFamily`` are ``DatasetLogisticFamily``s, defined in ``l2o.problems.datasets``,
+which imports ``l2o.problems.logistic``) is registered for the family type by the module
+that can build it (``register_splits``) and returned by ``registered_splits``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from l2o.problems.family import ProblemFamily
+from l2o.problems.family import ProblemFamily
 
 X0_SHIFTS = (10.0, -10.0, 20.0, -20.0, 50.0, -50.0, 100.0, -100.0)
 OBJECTIVE_SHIFTS = (1.0, 10.0)
@@ -76,6 +81,24 @@ def scaled(name: str, field: str, value: Any, what: str) -> Split:
 def lam_splits(lam: float) -> list[Split]:
     """``lam_{lam/2}`` and ``lam_{2 lam}``: the regularization halved and doubled."""
     return [scaled(f"lam_{v:g}", "lam", v, "lam") for v in (lam / 2, lam * 2)]
+
+
+#: Family type -> functions ``family -> [Split, ...]`` registered by modules above the
+#: family's own (``register_splits``), in registration order.
+_REGISTERED: dict[type[ProblemFamily], list[Callable[[Any], list[Split]]]] = {}
+
+
+def register_splits(family_type: type[ProblemFamily], make: Callable[[Any], list[Split]]) -> None:
+    """Add the natural splits ``make(family)`` to every family of type ``family_type``
+    (``family_type.natural_splits`` includes them through ``registered_splits``)."""
+    makers = _REGISTERED.setdefault(family_type, [])
+    if make not in makers:
+        makers.append(make)
+
+
+def registered_splits(family: ProblemFamily) -> list[Split]:
+    """The natural splits registered for ``type(family)`` (``register_splits``)."""
+    return [s for make in _REGISTERED.get(type(family), ()) for s in make(family)]
 
 
 def family_splits(family: ProblemFamily) -> dict[str, Split]:

@@ -24,7 +24,7 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from l2o.atomic import atomic_write
+from l2o.utils.files import atomic_write
 from l2o.evaluation.compare import (
     Comparison,
     read_records_csv,

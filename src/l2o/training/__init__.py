@@ -15,7 +15,7 @@ Three swappable pieces, as learned_optimization splits them:
     run = load_run("runs/math_l2o_lasso")        # run.solver: best weights, eval mode
 """
 
-from l2o.training.checkpoint import Run, atomic_write, load_run, read_safetensors, save_safetensors
+from l2o.training.checkpoint import Run, load_run, read_safetensors, save_safetensors
 from l2o.training.config import EvaluationConfig, RunConfig, TrainingConfig, load_config
 from l2o.training.estimators import Estimate, FullBackprop, GradientEstimator, TruncatedBackprop, make_estimator
 from l2o.training.learner import Learner, StepOutcome, lr_at, make_meta_optimizer
@@ -28,5 +28,5 @@ __all__ = [
     "Estimate", "GradientEstimator", "FullBackprop", "TruncatedBackprop", "make_estimator",
     "Learner", "StepOutcome", "make_meta_optimizer", "lr_at",
     "Trainer", "TrainResult", "StepInfo", "train", "prepare_run", "run_status", "validation_gap",
-    "Run", "load_run", "atomic_write", "save_safetensors", "read_safetensors",
+    "Run", "load_run", "save_safetensors", "read_safetensors",
 ]

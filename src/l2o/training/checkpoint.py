@@ -28,18 +28,23 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
-import struct
-import tomllib
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping
+from typing import Any, BinaryIO, Mapping
 
-import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-from l2o.atomic import atomic_write as _atomic_write
+from l2o.utils.files import (
+    atomic_write,
+    json_safe,
+    read_bytes,
+    read_json,
+    read_safetensors,
+    read_toml,
+    save_safetensors,
+    write_json,
+)
 
 CONFIG = "config.toml"
 WEIGHTS = "weights.safetensors"
@@ -50,87 +55,6 @@ STATE = "state.safetensors"
 STATE_JSON = "state.json"
 STATE_FORMAT = "l2o-train-state/1"
 LOG_COLUMNS = ("step", "loss", "val_gap", "lr", "seconds", "rejected", "unroll", "grad_norm")
-
-
-# ----- atomic files --------------------------------------------------------------------------------
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[BinaryIO], None]) -> None:
-    """Write ``data`` (bytes, text as UTF-8, or a function writing to a binary file) to
-    ``path`` atomically (``l2o.atomic.atomic_write``)."""
-    _atomic_write(path, data)
-
-
-def save_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, Tensor],
-                     metadata: Mapping[str, str] | None = None) -> None:
-    """Write named tensors (copied to contiguous CPU memory) atomically as safetensors."""
-    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    atomic_write(path, safetensors.torch.save(flat, metadata=dict(metadata) if metadata else None))
-
-
-def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file.
-
-    Raises ``ValueError`` naming the file when it is missing, empty, truncated or corrupt.
-    """
-    p = Path(path)
-    data = _read_bytes(p)
-    if len(data) < 8:
-        raise ValueError(f"cannot read '{p}': truncated safetensors file ({len(data)} bytes, no header)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n == 0 or 8 + n > len(data):
-        raise ValueError(f"cannot read '{p}': truncated or corrupt safetensors file "
-                         f"(header of {n} bytes, file of {len(data)} bytes)")
-    try:
-        header = json.loads(data[8:8 + n])
-        metadata = header.pop("__metadata__", None) or {}
-        end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
-        raise ValueError(f"cannot read '{p}': corrupt safetensors header ({e})") from None
-    if 8 + n + end > len(data):
-        raise ValueError(f"cannot read '{p}': truncated safetensors file "
-                         f"({len(data)} bytes, its header describes {8 + n + end})")
-    try:
-        tensors = safetensors.torch.load(data)
-    except Exception as e:  # safetensors_rust.SafetensorError and friends
-        raise ValueError(f"cannot read '{p}': corrupt safetensors file ({' '.join(str(e).split())})") from None
-    return tensors, {str(k): str(v) for k, v in metadata.items()}
-
-
-def _read_bytes(p: Path) -> bytes:
-    if not p.exists():
-        raise ValueError(f"'{p}' does not exist")
-    if not p.is_file():
-        raise ValueError(f"'{p}' is not a regular file")
-    data = p.read_bytes()
-    if not data:
-        raise ValueError(f"'{p}' is empty (0 bytes)")
-    return data
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Parsed JSON; ``ValueError`` naming the file when missing, empty or corrupt."""
-    p = Path(path)
-    text = _read_bytes(p)
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read '{p}': corrupt JSON ({e})") from None
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
-
-
-def _json_safe(v: Any) -> Any:
-    """Non-finite floats become null (strict JSON)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
 
 
 # ----- weights --------------------------------------------------------------------------------------
@@ -291,7 +215,7 @@ class RunDirectory:
             **opt_tensors,
             **{f"rng.{k}": g.get_state() for k, g in generators.items()},
         }
-        text = json.dumps(_json_safe(scalars), allow_nan=False)
+        text = json.dumps(json_safe(scalars), allow_nan=False)
         write_json(self.path(STATE_JSON), scalars)
         save_safetensors(self.path(STATE), tensors, {"format": STATE_FORMAT, "state_json": text})
 
@@ -316,7 +240,7 @@ class RunDirectory:
     def read_log(self, up_to_step: int) -> list[dict[str, Any]]:
         """The log rows with step <= ``up_to_step`` (later rows belong to lost steps)."""
         path = self.path(LOG)
-        text = _read_bytes(path).decode("utf-8")
+        text = read_bytes(path).decode("utf-8")
         rows = []
         try:
             for r in csv.DictReader(io.StringIO(text)):
@@ -377,11 +301,7 @@ def read_config(directory: str | os.PathLike[str]):
     from l2o.training.config import RunConfig
 
     path = Path(directory) / CONFIG
-    text = _read_bytes(path)
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read '{path}': invalid TOML ({e})") from None
+    data = read_toml(path)
     try:
         return RunConfig.from_dict(data)
     except ValueError as e:

@@ -34,6 +34,7 @@ import tomli_w
 import torch
 
 from l2o.problems.family import ProblemFamily
+from l2o.registry import CLASSICAL, FAMILIES, LEARNED, PRESETS, make_family
 from l2o.training.unroll import LOSSES, REDUCTIONS
 
 META_OPTIMIZERS = ("adam", "sgd")
@@ -69,7 +70,6 @@ class EvaluationConfig:
 
     def validate(self, family: ProblemFamily) -> None:
         from l2o.problems.splits import resolve_splits
-        from l2o.registry import SOLVERS
         from l2o.safeguard import RULES
 
         if self.splits:
@@ -77,8 +77,8 @@ class EvaluationConfig:
                 resolve_splits(family, list(self.splits))
             except ValueError as e:
                 raise ValueError(f"[evaluation] splits: {e}") from None
-        if self.fallback and self.fallback not in SOLVERS:
-            raise ValueError(f"[evaluation] fallback = {self.fallback!r} is not a solver; valid: {', '.join(sorted(SOLVERS))}")
+        if self.fallback and self.fallback not in CLASSICAL:
+            raise ValueError(f"[evaluation] fallback = {self.fallback!r} is not a solver; valid: {', '.join(sorted(CLASSICAL))}")
         if self.rule not in RULES:
             raise ValueError(f"[evaluation] rule = {self.rule!r}; valid rules: {', '.join(RULES)}")
         if self.check_every < 1 or self.batch < 1:
@@ -213,8 +213,6 @@ class TrainingConfig:
         if self.train_set_size and self.batch_size > self.train_set_size:
             raise bad("batch_size", f"<= train_set_size = {self.train_set_size}")
         try:
-            import torch
-
             torch.device(self.device)
         except (RuntimeError, ValueError):
             raise bad("device", "a torch device such as 'cpu' or 'cuda'") from None
@@ -272,8 +270,6 @@ class RunConfig:
     # ----- what it describes ------------------------------------------------------------------
     def make_family(self) -> ProblemFamily:
         """The problem family (a preset with its fields, or a family)."""
-        from l2o.registry import make_family
-
         return make_family(self.family, **self.family_params)
 
     def make_solver(self, family: ProblemFamily | None = None, dtype=None):
@@ -318,22 +314,14 @@ def load_config(path: str | Path) -> RunConfig:
         raise ValueError(f"{p}: {e}") from None
 
 
-# ----- learned solvers (the registry is l2o.learned.LEARNED) ---------------------------------------
-
-
-def learned_registry() -> dict[str, Any]:
-    """Name -> class of the learned solvers (``l2o.learned.LEARNED``)."""
-    from l2o.learned import LEARNED
-
-    return dict(LEARNED)
+# ----- learned solvers (the learned view of l2o.registry.SOLVERS) ---------------------------------
 
 
 def learned_factory(name: str):
     """The class of the learned solver ``name`` (a ``LearnedOptimizer`` subclass)."""
-    registry = learned_registry()
-    if name not in registry:
-        raise ValueError(f"[solver] name = {name!r} is not a learned solver; valid: {', '.join(sorted(registry))}")
-    return registry[name]
+    if name not in LEARNED:
+        raise ValueError(f"[solver] name = {name!r} is not a learned solver; valid: {', '.join(sorted(LEARNED))}")
+    return LEARNED[name].factory
 
 
 # ----- validation helpers ----------------------------------------------------------------------------
@@ -409,8 +397,6 @@ def _evaluation_from(table: Mapping[str, Any]) -> EvaluationConfig:
 
 
 def _resolve_family(table: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    from l2o.registry import FAMILIES, PRESETS
-
     if "family" not in table:
         raise ValueError("[problem] needs family = a family or preset name (see `l2o list`)")
     name = table["family"]
@@ -481,6 +467,4 @@ def _toml_safe(value: Any) -> Any:
         return {k: _toml_safe(v) for k, v in value.items() if v is not None}
     if isinstance(value, tuple):
         return [_toml_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return value  # tomli_w writes inf / nan
-    return value
+    return value  # tomli_w writes inf / nan

@@ -1,0 +1,1 @@
+"""Helpers below every other layer: atomic files and readers with one-line errors, process settings."""
