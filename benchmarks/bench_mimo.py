@@ -49,8 +49,9 @@ import torch
 from l2o.commands import eval_seed
 from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
-from l2o.optimizers.wmmse import WMMSE, mrt, regularized_zero_forcing, zero_forcing
-from l2o.problems.mimo import MimoFamily, run_wmmse_to_convergence
+from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
+from l2o.problems.mimo import MimoFamily
+from l2o.problems.mimo.reference import run_wmmse_to_convergence
 from l2o.registry import PRESETS
 from l2o.training import load_run, train
 from l2o.training.config import load_config
@@ -179,7 +180,7 @@ def main_comparison(solver: GNNWMMSE, family: MimoFamily, batch: int, seed: int,
     ref_seconds = time.perf_counter() - t0
     k = iterations_to_converge(p, R_ref, max_iter)
     T = solver.horizon
-    linear = {"mrt": mrt, "zf": zero_forcing, "rzf": regularized_zero_forcing}
+    linear = {"mrt": MRT().precoder, "zf": ZeroForcing().precoder, "rzf": RegularizedZeroForcing().precoder}
     if p.tx_antennas < p.users * p.streams:
         linear.pop("zf")
     jobs = {

@@ -9,6 +9,7 @@ NaN from zero or large starts, rebuild from ``hparams``) run in the common suite
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 
@@ -18,14 +19,19 @@ from typer.testing import CliRunner
 
 from l2o.cli import app
 from l2o.learned import GNNWMMSE
+from l2o.optimizers import select_state
+from l2o.optimizers.wmmse import WMMSE
 from l2o.registry import LEARNED
-from l2o.learned.gnn_wmmse import channels, signal_model, solve_precoders, subproblem
-from l2o.optimizers.wmmse import WMMSE, mrt
 from l2o.problems import LassoFamily, MimoFamily
-from l2o.problems.mimo import (
+from l2o.problems.mimo.channel import (
     mmse_receivers,
+    mrt,
     pack,
     scale_to_budget,
+    signal_model,
+    solve_precoders,
+    stacked_channels,
+    subproblem,
     transmit_covariance,
     user_rates,
 )
@@ -57,11 +63,11 @@ def assert_feasible(p, x, rtol=1e-6):
 
 
 # ----- kernels ---------------------------------------------------------------------------------
-def test_kernels_match_the_mimo_module():
+def test_stacked_kernels_match_the_channel_algebra():
     p = batch()
     V = p.unpack(p.initial_point() + 0.1 * torch.randn(4, p.dim, generator=torch.Generator().manual_seed(0),
                                                        dtype=torch.float64))
-    ch = channels(p)
+    ch = stacked_channels(p.H, p.noise, p.budget)
     sm = signal_model(ch, V, p.noise)
     U, W = mmse_receivers(p.H, V, p.noise)
     torch.testing.assert_close(sm.Y, U @ W, rtol=1e-10, atol=1e-12)
@@ -98,6 +104,24 @@ def test_untrained_layer_is_the_template():
     torch.testing.assert_close(x1, pack(scale_to_budget(ref, p.budget)), rtol=1e-9, atol=1e-10)
 
 
+def test_channel_constants_live_in_the_state_not_on_the_problem():
+    """``init`` computes the stacked channels once; they travel in the state (batch-first,
+    selected with the iterate) and nothing is written on the problem."""
+    p = SMALL.sample(3, 0)
+    before = dict(vars(p))
+    model = GNNWMMSE(horizon=2, hidden=8).double()
+    with torch.no_grad():
+        s = run(model, p, p.initial_point(), 3)[-1]
+    assert vars(p).keys() == before.keys()
+    ch = stacked_channels(p.H, p.noise, p.budget)
+    for f in dataclasses.fields(ch):
+        assert torch.equal(getattr(s.channels, f.name), getattr(ch, f.name)), f.name
+    idx = torch.tensor([2, 0])
+    sub = select_state(s, idx)
+    for f in dataclasses.fields(ch):
+        assert torch.equal(getattr(sub.channels, f.name), getattr(ch, f.name)[idx]), f.name
+
+
 # ----- protocol details specific to MIMO ---------------------------------------------------------
 def test_registered_and_refuses_other_families():
     assert LEARNED["gnn_wmmse"].factory is GNNWMMSE and GNNWMMSE.template == "wmmse"
@@ -128,7 +152,7 @@ def test_iterates_always_feasible_and_finite(dtype, start):
         assert_feasible(p, s.x)
     assert (p.sum_rate(states[-1].x) > p.sum_rate(states[0].x)).all()
     if start == "zero":
-        torch.testing.assert_close(states[0].x, mrt(p))
+        torch.testing.assert_close(states[0].x, mrt(p.H, p.streams, p.budget))
 
 
 def test_float32_model_on_float64_problem_keeps_float64():
@@ -145,7 +169,7 @@ def test_tail_last_reuses_the_last_layer():
     with torch.no_grad():
         s = run(model, p, p.initial_point(), 5)[-1]
         late = model.step(p, s)
-        last = model.layer_step(model.layers[-1], p, s.x, s.x_prev)
+        last = model.layer_step(model.layers[-1], p, s)
     assert torch.equal(late.x, last)
 
 

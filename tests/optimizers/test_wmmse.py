@@ -19,15 +19,15 @@ from scipy.optimize import brentq
 
 import l2o
 from l2o.optimizers import select_state
-from l2o.optimizers.wmmse import (
-    MRT,
-    WMMSE,
-    RegularizedZeroForcing,
-    ZeroForcing,
+from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
+from l2o.problems import MimoFamily, make_generator
+from l2o.problems.mimo.channel import (
     bisection_mu,
+    direct_channels,
     mmse_receivers,
     mrt,
     mse_weights,
+    pack,
     receive_filters,
     regularized_zero_forcing,
     transmit_covariance,
@@ -35,8 +35,6 @@ from l2o.optimizers.wmmse import (
     wmmse_update,
     zero_forcing,
 )
-from l2o.problems import MimoFamily, make_generator
-from l2o.problems.mimo import direct_channels, pack
 from l2o.registry import SOLVERS, make_solver
 
 SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)
@@ -49,6 +47,18 @@ FAMILIES = {
     # M = 8 > K I d = 2: A is singular, the unconstrained V the minimum-norm one
     "singular_A": MimoFamily(cells=1, users=2, tx_antennas=8, rx_antennas=2, streams=1, power=1e4),
 }
+
+
+def mrt_of(p):
+    return mrt(p.H, p.streams, p.budget)
+
+
+def zf_of(p):
+    return zero_forcing(p.H, p.streams, p.budget)
+
+
+def rzf_of(p, reg=None):
+    return regularized_zero_forcing(p.H, p.streams, p.budget, p.noise, reg)
 
 
 def random_feasible(p, seed: int = 1):
@@ -348,7 +358,7 @@ def test_finite_from_zero_and_huge_starts(kind, dtype):
 
 
 # ----- linear precoders --------------------------------------------------------------------------------
-@pytest.mark.parametrize("fn", [mrt, zero_forcing, regularized_zero_forcing], ids=["mrt", "zf", "rzf"])
+@pytest.mark.parametrize("fn", [mrt_of, zf_of, rzf_of], ids=["mrt", "zf", "rzf"])
 def test_linear_precoders_are_feasible_at_full_power(fn):
     for fam in (SMALL, FAMILIES["geometric"], MimoFamily(cells=1, users=4, tx_antennas=8, power=100.0)):
         p = fam.sample(3, 0)
@@ -362,7 +372,7 @@ def test_linear_precoders_are_feasible_at_full_power(fn):
 def test_zero_forcing_cancels_intra_cell_interference():
     # d = N: every receive antenna is nulled, H_{i} V_{j} = 0 for i != j
     p = MimoFamily(cells=1, users=3, tx_antennas=6, rx_antennas=2, streams=2, power=10.0).sample(4, 0)
-    V = p.unpack(zero_forcing(p))
+    V = p.unpack(zf_of(p))
     Hk = p.H[:, 0, :, 0]  # (B, I, N, M)
     cross = torch.einsum("bint,bjts->bijns", Hk, V[:, 0])  # H_i V_j
     off = ~torch.eye(3, dtype=torch.bool)
@@ -370,25 +380,25 @@ def test_zero_forcing_cancels_intra_cell_interference():
     assert float(cross[:, off].abs().max()) < 1e-12 * own_scale
     # d < N: nulled after combining with the d strongest left singular vectors
     p = MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=3, streams=1).sample(3, 1)
-    V = p.unpack(zero_forcing(p))
+    V = p.unpack(zf_of(p))
     Ud = torch.linalg.svd(direct_channels(p.H))[0][..., :1]  # (B, K, I, N, 1)
     for k in range(2):
         eff = torch.einsum("bin,bint,bjts->bij", Ud[:, k, :, :, 0].conj(), p.H[:, k, :, k], V[:, k])
         assert float(eff[:, 0, 1].abs().max()) < 1e-12 * float(eff[:, 0, 0].abs().max())
     # RZF tends to ZF as reg -> 0, and improves on ZF at low SNR on average
-    torch.testing.assert_close(regularized_zero_forcing(p, 1e-12), zero_forcing(p), rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(rzf_of(p, 1e-12), zf_of(p), rtol=1e-8, atol=1e-10)
     low = MimoFamily(cells=1, users=4, tx_antennas=4, rx_antennas=1, streams=1, power=1.0).sample(64, 2)
-    assert float(low.sum_rate(regularized_zero_forcing(low)).mean()) > float(low.sum_rate(zero_forcing(low)).mean())
+    assert float(low.sum_rate(rzf_of(low)).mean()) > float(low.sum_rate(zf_of(low)).mean())
 
 
 def test_zero_forcing_needs_enough_antennas():
     p = MimoFamily(cells=2, users=3, tx_antennas=4, rx_antennas=2, streams=2).sample(2, 0)  # I d = 6 > M = 4
     with pytest.raises(ValueError, match=r"M >= users \* streams"):
-        zero_forcing(p)
+        zf_of(p)
     with pytest.raises(ValueError, match=r"'zf' needs tx_antennas M >= users \* streams = 6"):
         ZeroForcing().check_problem(p)
-    regularized_zero_forcing(p)  # RZF and MRT have no such requirement
-    mrt(p)
+    rzf_of(p)  # RZF and MRT have no such requirement
+    mrt_of(p)
 
 
 @pytest.mark.parametrize("name", ["mrt", "zf", "rzf"])
@@ -396,7 +406,7 @@ def test_linear_precoder_solvers_keep_their_precoder(name):
     p = SMALL.replace(tx_antennas=4, users=2, streams=2).sample(3, 0)
     solver = make_solver(name)
     state = solver.init(p, p.initial_point())
-    expected = {"mrt": mrt, "zf": zero_forcing, "rzf": regularized_zero_forcing}[name](p)
+    expected = {"mrt": mrt_of, "zf": zf_of, "rzf": rzf_of}[name](p)
     assert torch.equal(state.x, expected)
     assert torch.equal(solver.step(p, state).x, expected)
     traj = l2o.run(solver, p, reference=None, max_iter=3, record_certificate=True)
@@ -410,5 +420,5 @@ def test_wmmse_improves_on_the_linear_precoders():
     for _ in range(100):
         state = WMMSE().step(p, state)
     rate = p.sum_rate(state.x)
-    for fn in (mrt, zero_forcing, regularized_zero_forcing):
+    for fn in (mrt_of, zf_of, rzf_of):
         assert float((rate - p.sum_rate(fn(p))).min()) > 0

@@ -1,0 +1,30 @@
+"""Multi-cell multi-user MIMO weighted sum-rate maximization (the WMMSE setting).
+
+* ``channel``: the tensor-level algebra (packing, signals and interference, MMSE
+  receivers and weights, the V update, MRT / ZF / RZF, budgets);
+* ``instances``: ``MimoInstances`` (-rate, gradient, budget projection, start, certificate);
+* ``family``: ``MimoFamily`` (hexagonal cells, user drops, path loss);
+* ``reference``: the reference solution (best of several WMMSE runs); not imported here,
+  since it runs a solver.
+"""
+
+from l2o.problems.mimo.channel import (
+    complex_dtype,
+    direct_channels,
+    mmse_receivers,
+    pack,
+    per_cell_power,
+    scale_to_budget,
+    signal_and_interference,
+    transmit_covariance,
+    unpack,
+    user_rates,
+)
+from l2o.problems.mimo.family import MimoFamily, hexagonal_grid
+from l2o.problems.mimo.instances import POWER_TOL, MimoInstances
+
+__all__ = [
+    "MimoFamily", "MimoInstances", "POWER_TOL", "hexagonal_grid", "complex_dtype", "direct_channels",
+    "mmse_receivers", "pack", "per_cell_power", "scale_to_budget", "signal_and_interference",
+    "transmit_covariance", "unpack", "user_rates",
+]
