@@ -41,7 +41,6 @@ def test_evaluate_run_typed_arguments_and_default_horizon(ls_run, tmp_path):
         ({"iterations": 0}, "iterations is 0; expected an integer >= 1"),
         ({"device": "nodevice"}, "device 'nodevice' is not a torch device"),
         ({"baselines": ["nope"]}, "baselines: unknown solver 'nope'; valid solvers:"),
-        ({"baselines": ["lgd"]}, "baselines names 'lgd', the learned solver's own name"),
         ({"baselines": ["wmmse"]}, "baselines: solver 'wmmse' solves the MIMO sum-rate family only"),
     ],
 )
