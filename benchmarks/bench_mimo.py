@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from l2o.commands import eval_seed
+from l2o.evaluation.defaults import eval_seed
 from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
 from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing

@@ -3,7 +3,7 @@
 Trains Math-L2O (PA, features grad and x) and GO-Math-L2O (gradient-only features)
 with the SAME training (the GO-Math-L2O example's [training] table, scaled down as it
 says) on the LASSO and logistic presets, then runs the robustness report
-(``l2o.evaluation.robustness.evaluate_ood``: every OOD split, the learned solver, its
+(``l2o.workflows.robustness.evaluate_ood``: every OOD split, the learned solver, its
 safeguarded form and the classical baselines on the same instances and clock) and
 records:
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from l2o.commands import train_demo
-from l2o.evaluation.robustness import evaluate_ood
+from l2o.workflows.demo import train_demo
+from l2o.workflows.robustness import evaluate_ood
 from l2o.report.table import format_value as _f
 from l2o.training.config import RunConfig, load_config
 from l2o.utils.performance import tune_allocator

@@ -27,7 +27,10 @@ shared by the batch; input without any batch axis is one instance and B = 1):
 
 Every problem with the data is reported as a ``DataError`` (a ``ValueError``) with one
 line that names the key, what was found and what was expected. Unknown keys are
-errors too (a misspelt ``lamda`` must not silently become the default).
+errors too (a misspelt ``lamda`` must not silently become the default). Errors about
+an argument (``lam``, ``penalty``, an output ``path``) name it as the caller does:
+``names`` maps a parameter to the name a message uses (the command line passes its
+flags, ``{"lam": "--lam"}``); by default the parameter's own name.
 """
 
 from __future__ import annotations
@@ -204,13 +207,19 @@ def _one_line(e: BaseException, limit: int = 200) -> str:
 class _Checker:
     """Helpers that fetch and check one key, with messages naming it."""
 
-    def __init__(self, kind: str, arrays: Mapping[str, Any], source: str, matlab: bool):
+    def __init__(self, kind: str, arrays: Mapping[str, Any], source: str, matlab: bool,
+                 names: Mapping[str, str] | None = None):
         self.kind, self.arrays, self.source, self.matlab = kind, dict(arrays), source, matlab
+        self.names = dict(names or {})
         unknown = sorted(set(self.arrays) - set(KEYS[kind]))
         if unknown:
             raise DataError(
                 f"{kind}: unknown key(s) {', '.join(map(repr, unknown))} in {source}; expected keys: {', '.join(KEYS[kind])}"
             )
+
+    def param(self, name: str) -> str:
+        """How the caller calls its parameter ``name`` (``names``), for messages."""
+        return self.names.get(name, name)
 
     def err(self, key: str, msg: str) -> DataError:
         return DataError(f"{self.kind} key {key!r} {msg}")
@@ -282,12 +291,12 @@ def _lam(c: _Checker, override: float | None, default: float | None) -> tuple[np
     """lam as a 0-d or ``(B,)`` array (the override, the file's key or ``default``) and its batch size."""
     if override is not None:
         if not math.isfinite(float(override)) or override < 0:
-            raise DataError(f"--lam is {override}; expected a finite number >= 0")
+            raise DataError(f"{c.param('lam')} is {override}; expected a finite number >= 0")
         return np.asarray(float(override)), None
     a = c.get("lam")
     if a is None:
         if default is None:
-            raise c.missing("lam", "a scalar or (B,) array >= 0 (or pass --lam)")
+            raise c.missing("lam", f"a scalar or (B,) array >= 0 (or pass {c.param('lam')})")
         return np.asarray(float(default)), None
     a = c.scalar_or_batch("lam", c.numeric("lam", a))
     if (a < 0).any():
@@ -484,7 +493,7 @@ def _validate_mimo(c: _Checker) -> Loaded:
 def _penalty(c: _Checker, override: str | None) -> str:
     if override is not None:
         if override.strip().lower() not in PENALTIES:
-            raise DataError(f"--penalty is {override!r}; expected 'l1' or 'l2'")
+            raise DataError(f"{c.param('penalty')} is {override!r}; expected 'l1' or 'l2'")
         return override.strip().lower()
     a = c.get("penalty")
     if a is None:
@@ -507,6 +516,7 @@ def validate(
     penalty: str | None = None,
     source: str = "the input",
     matlab: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> Loaded:
     """Check named arrays (see the module docstring for keys and shapes) and build the batch.
 
@@ -516,19 +526,22 @@ def validate(
         lam, penalty: override (or supply) ``lam`` / ``penalty`` (lasso, logistic).
         source: named in messages.
         matlab: read 2-D row/column vectors as vectors (MATLAB has no 1-D arrays).
+        names: how messages name the parameters ``lam`` and ``penalty`` (default: so).
 
     Raises:
         DataError: with one line naming the key, what was found and what was expected.
     """
     if kind not in KINDS:
         raise DataError(f"unknown problem {kind!r}; expected one of {', '.join(KINDS)}")
+    n = dict(names or {})
+    lam_n, pen_n = n.get("lam", "lam"), n.get("penalty", "penalty")
     if kind == "qp" and (lam is not None or penalty is not None):
-        raise DataError("--lam and --penalty apply to lasso and logistic only, not to qp")
+        raise DataError(f"{lam_n} and {pen_n} apply to lasso and logistic only, not to qp")
     if kind == "lasso" and penalty is not None:
-        raise DataError("--penalty applies to logistic only; lasso's penalty is always l1")
-    c = _Checker(kind, arrays, source, matlab)
+        raise DataError(f"{pen_n} applies to logistic only; lasso's penalty is always l1")
+    c = _Checker(kind, arrays, source, matlab, n)
     if kind == "mimo" and (lam is not None or penalty is not None):
-        raise DataError("--lam and --penalty apply to lasso and logistic only, not to mimo")
+        raise DataError(f"{lam_n} and {pen_n} apply to lasso and logistic only, not to mimo")
     if kind == "qp":
         return _validate_qp(c)
     if kind == "lasso":
@@ -538,13 +551,14 @@ def validate(
     return _validate_logistic(c, lam, penalty)
 
 
-def load(kind: str, path: str | os.PathLike[str], *, lam: float | None = None, penalty: str | None = None) -> Loaded:
+def load(kind: str, path: str | os.PathLike[str], *, lam: float | None = None, penalty: str | None = None,
+         names: Mapping[str, str] | None = None) -> Loaded:
     """Read and validate a problem file; see ``validate``. Raises ``DataError``."""
     if kind not in KINDS:
         raise DataError(f"unknown problem {kind!r}; expected one of {', '.join(KINDS)}")
     arrays = read_arrays(path, kind)
     matlab = Path(path).suffix.lower() == ".mat"
-    return validate(kind, arrays, lam=lam, penalty=penalty, source=f"'{path}'", matlab=matlab)
+    return validate(kind, arrays, lam=lam, penalty=penalty, source=f"'{path}'", matlab=matlab, names=names)
 
 
 def load_problem(kind: str, path: str | os.PathLike[str], *, lam: float | None = None, penalty: str | None = None) -> Instances:
@@ -555,16 +569,17 @@ def load_problem(kind: str, path: str | os.PathLike[str], *, lam: float | None =
 # ----- writing ------------------------------------------------------------------------------
 
 
-def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """Fail early (before a long solve) when ``path`` cannot be a ``.npz`` output."""
+def check_output_path(path: str | os.PathLike[str], name: str = "path") -> Path:
+    """Fail early (before a long solve) when ``path`` cannot be a ``.npz`` output;
+    messages call it ``name``."""
     p = Path(path)
     if p.suffix.lower() != ".npz":
-        raise DataError(f"--out '{p}' must end in .npz")
+        raise DataError(f"{name} '{p}' must end in .npz")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise DataError(f"--out '{p}': directory '{parent}' does not exist")
+        raise DataError(f"{name} '{p}': directory '{parent}' does not exist")
     if p.is_dir():
-        raise DataError(f"--out '{p}' is a directory")
+        raise DataError(f"{name} '{p}' is a directory")
     return p
 
 

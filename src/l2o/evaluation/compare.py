@@ -27,14 +27,13 @@ import torch
 from torch import Tensor
 
 from l2o.utils.files import atomic_write
+from l2o.evaluation.defaults import HORIZON_FACTOR
 from l2o.evaluation.run import Trajectory, run
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances, Reference
 
 #: Iterations of classical solvers when no learned solver sets the horizon.
 DEFAULT_MAX_ITER = 1000
-#: A learned solver is evaluated at this multiple of its training horizon by default.
-HORIZON_FACTOR = 10
 #: Significant digits of the numbers in the records CSV (relative error 5e-10).
 FLOAT_DIGITS = 10
 #: Columns of ``Comparison.records()`` and of the CSV, in order.

@@ -16,14 +16,14 @@ Three swappable pieces, as learned_optimization splits them:
 """
 
 from l2o.training.checkpoint import Run, load_run, read_safetensors, save_safetensors
-from l2o.training.config import EvaluationConfig, RunConfig, TrainingConfig, load_config
+from l2o.training.config import RunConfig, TrainingConfig, load_config
 from l2o.training.estimators import Estimate, FullBackprop, GradientEstimator, TruncatedBackprop, make_estimator
 from l2o.training.learner import Learner, StepOutcome, lr_at, make_meta_optimizer
 from l2o.training.trainer import StepInfo, Trainer, TrainResult, prepare_run, run_status, train, validation_gap
 from l2o.training.unroll import MetaLoss, Unrolled, detach_state, unroll
 
 __all__ = [
-    "EvaluationConfig", "RunConfig", "TrainingConfig", "load_config",
+    "RunConfig", "TrainingConfig", "load_config",
     "unroll", "Unrolled", "MetaLoss", "detach_state",
     "Estimate", "GradientEstimator", "FullBackprop", "TruncatedBackprop", "make_estimator",
     "Learner", "StepOutcome", "make_meta_optimizer", "lr_at",

@@ -47,42 +47,9 @@ def torch_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"dtype is {name!r}; expected one of {', '.join(DTYPES)}")
     return getattr(torch, name)
+
+
 TABLES = ("problem", "solver", "training", "evaluation")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationConfig:
-    """The optional ``[evaluation]`` table: what ``l2o eval DIR --ood`` runs by default.
-
-    Attributes:
-        splits: OOD split names (``l2o list`` shows them; empty: every split of the family).
-        fallback: the safeguard's classical solver ("" = the family's default).
-        rule: the safeguard rule, "descent" or "residual".
-        check_every: learned iterations per safeguard check.
-        batch: instances per split.
-    """
-
-    splits: tuple[str, ...] = ()
-    fallback: str = ""
-    rule: str = "descent"
-    check_every: int = 1
-    batch: int = 64
-
-    def validate(self, family: ProblemFamily) -> None:
-        from l2o.problems.splits import resolve_splits
-        from l2o.safeguard import RULES
-
-        if self.splits:
-            try:
-                resolve_splits(family, list(self.splits))
-            except ValueError as e:
-                raise ValueError(f"[evaluation] splits: {e}") from None
-        if self.fallback and self.fallback not in CLASSICAL:
-            raise ValueError(f"[evaluation] fallback = {self.fallback!r} is not a solver; valid: {', '.join(sorted(CLASSICAL))}")
-        if self.rule not in RULES:
-            raise ValueError(f"[evaluation] rule = {self.rule!r}; valid rules: {', '.join(RULES)}")
-        if self.check_every < 1 or self.batch < 1:
-            raise ValueError("[evaluation] check_every and batch must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,14 +188,19 @@ class TrainingConfig:
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """A resolved run config: problem family (name + every field), learned solver (name +
-    every constructor argument) and training settings."""
+    every constructor argument) and training settings.
+
+    ``evaluation`` is the optional ``[evaluation]`` table as given: training does not read
+    it; ``l2o.workflows.robustness.EvaluationConfig`` checks and resolves it where it is
+    used (``l2o eval --ood``, and ``l2o train`` when it loads a config).
+    """
 
     family: str
     family_params: dict[str, Any]
     solver: str
     solver_params: dict[str, Any]
     training: TrainingConfig
-    evaluation: EvaluationConfig = EvaluationConfig()
+    evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     # ----- construction --------------------------------------------------------------------
     @classmethod
@@ -246,12 +218,9 @@ class RunConfig:
         training = _training_from(data.get("training", {}))
         family, family_params = _resolve_family(data["problem"])
         solver, solver_params = _resolve_solver(data["solver"], training)
-        evaluation = _evaluation_from(data.get("evaluation", {}))
-        config = cls(family=family, family_params=family_params, solver=solver, solver_params=solver_params,
-                     training=training, evaluation=evaluation)
-        if evaluation != EvaluationConfig():
-            evaluation.validate(config.make_family())
-        return config
+        evaluation = _opaque_table(data.get("evaluation", {}))
+        return cls(family=family, family_params=family_params, solver=solver, solver_params=solver_params,
+                   training=training, evaluation=evaluation)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested-dict form that ``from_dict`` reads (None values are left out: TOML has no null)."""
@@ -260,7 +229,7 @@ class RunConfig:
             "problem": {"family": self.family, **strip(self.family_params)},
             "solver": {"name": self.solver, **strip(self.solver_params)},
             "training": dataclasses.asdict(self.training),
-            "evaluation": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.evaluation).items()},
+            "evaluation": _opaque_table(self.evaluation),
         }
 
     def to_toml(self) -> str:
@@ -382,18 +351,9 @@ def _training_from(table: Mapping[str, Any]) -> TrainingConfig:
     return TrainingConfig(**values)
 
 
-def _evaluation_from(table: Mapping[str, Any]) -> EvaluationConfig:
-    fields = {f.name: f for f in dataclasses.fields(EvaluationConfig)}
-    _check_keys("[evaluation]", table, fields)
-    values = {}
-    for k, v in table.items():
-        if k == "splits":
-            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                raise ValueError(f"[evaluation] splits = {v!r}; expected an array of split names such as [\"id\", \"x0_+10\"]")
-            values[k] = tuple(v)
-        else:
-            values[k] = _coerce("[evaluation]", k, v, _kind_of(fields[k].type, fields[k].default))
-    return EvaluationConfig(**values)
+def _opaque_table(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a table this module does not interpret (``[evaluation]``), arrays as lists."""
+    return {str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in table.items()}
 
 
 def _resolve_family(table: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

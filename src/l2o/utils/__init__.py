@@ -1,1 +1,1 @@
-"""Helpers below every other layer: atomic files and readers with one-line errors, process settings."""
+"""Small helpers with one job each, below every other layer of l2o (they import no l2o module)."""

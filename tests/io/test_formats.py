@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 import torch
 
-from l2o.io import DataError, load, load_problem, save_npz_atomic, validate
+from l2o.io import DataError, check_output_path, load, load_problem, save_npz_atomic, validate
 from l2o.problems import LassoInstances, LogisticInstances, QuadraticInstances
 
 
@@ -144,3 +144,33 @@ def test_unbounded_check_broadcasts_over_batches():
         validate("qp", {"Q": np.stack([singular, spd(rng, 3)]), "q": np.stack([bad_q, bad_q])})
     # with a box the same data are a valid (bounded) problem
     validate("qp", {"Q": singular, "q": bad_q, "lower": -np.ones(3), "upper": np.ones(3)})
+
+
+def test_argument_errors_name_the_parameter_or_the_callers_name():
+    """Errors about an argument name the parameter (not a command-line flag) unless the
+    caller says how it calls it (``names``; the CLI passes its flags)."""
+    lasso = {"A": np.ones((3, 2)), "b": np.ones(3)}
+    cases = [  # (call, message, message with the caller's names)
+        (lambda **k: validate("lasso", {**lasso, "lam": 0.1}, lam=-2.0, **k),
+         "lam is -2.0; expected a finite number >= 0", "--lam is -2.0; expected a finite number >= 0"),
+        (lambda **k: validate("lasso", lasso, **k), "(or pass lam)", "(or pass --lam)"),
+        (lambda **k: validate("logistic", {"X": np.ones((2, 2)), "y": [1, -1]}, penalty="l3", **k),
+         "penalty is 'l3'; expected 'l1' or 'l2'", "--penalty is 'l3'; expected 'l1' or 'l2'"),
+        (lambda **k: validate("qp", {"Q": np.eye(2), "q": np.ones(2)}, lam=1.0, **k),
+         "lam and penalty apply to lasso and logistic only, not to qp",
+         "--lam and --penalty apply to lasso and logistic only, not to qp"),
+        (lambda **k: validate("lasso", {**lasso, "lam": 0.1}, penalty="l1", **k),
+         "penalty applies to logistic only; lasso's penalty is always l1",
+         "--penalty applies to logistic only; lasso's penalty is always l1"),
+    ]
+    for call, message, flagged in cases:
+        with pytest.raises(DataError) as e:
+            call()
+        assert message in str(e.value) and "--" not in str(e.value)
+        with pytest.raises(DataError) as e:
+            call(names={"lam": "--lam", "penalty": "--penalty"})
+        assert flagged in str(e.value)
+    with pytest.raises(DataError, match=r"^path 'x.txt' must end in .npz$"):
+        check_output_path("x.txt")
+    with pytest.raises(DataError, match=r"^--out 'x.txt' must end in .npz$"):
+        check_output_path("x.txt", name="--out")

@@ -1,14 +1,12 @@
-"""End-to-end tests of the ``l2o`` command line: list, solve (against independent
-solvers), bad input (one line on stderr, exit status 2), atomic output, demo."""
+"""``l2o solve``: files in, certified solutions out, checked against independent solvers
+(scikit-learn, cvxpy, numpy); bad input is one line ``error: ...`` with exit status 2;
+the MIMO kind (channels in, precoders out); ``--checkpoint`` (a trained run's solver)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,42 +15,26 @@ import scipy.io
 import torch
 from typer.testing import CliRunner
 
+import l2o
 from l2o.cli import app
-from l2o.report.table import quantile, render_table, summarize
+from l2o.problems import MimoFamily
 
 runner = CliRunner()
 
-
-
-
-def invoke(*args: str):
+def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
 
 def solve_ok(*args: str) -> dict:
     res = invoke("solve", *args, "--json")
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
 
-
 def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
-
 
 def spd(rng: np.random.Generator, n: int) -> np.ndarray:
     M = rng.standard_normal((n, n))
     return M @ M.T / n + 0.05 * np.eye(n)
-
-
-# ----- list -----------------------------------------------------------------------------------
-
-
-def test_list_shows_families_presets_solvers():
-    res = invoke("list")
-    assert res.exit_code == 0, res.output
-    for name in ("families", "presets", "solvers", "lasso", "lasso_250x500", "box_qp_100", "fista_restart", "newton"):
-        assert name in res.stdout
-
 
 # ----- solve: correctness against independent solvers -------------------------------------------
 
@@ -401,72 +383,112 @@ def test_existing_out_untouched_when_solve_fails(tmp_path):
         assert z["x"].shape == (4,)
     assert sorted(os.listdir(tmp_path)) == ["bad.npz", "ok.npz", "sol.npz"]
 
+# ----- mimo: channels from a file, WMMSE by default, precoders out --------------------------------
 
-# ----- demo and the summary table --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def channels():
+    p = MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=1, power=5.0).sample(3, 4)
+    return p, p.H.numpy()
 
+def test_batch_from_npz_matches_wmmse_and_writes_precoders(channels, tmp_path):
+    p, H = channels
+    np.savez(tmp_path / "h.npz", H=H, streams=1, power=5.0)
+    res = invoke("solve", "-p", "mimo", "-d", tmp_path / "h.npz", "--tol", 1e-7, "--out", tmp_path / "s.npz")
+    assert res.exit_code == 0, res.output
+    out = np.load(tmp_path / "s.npz")
+    assert out["V"].shape == (3, 2, 2, 4, 1) and out["V"].dtype == np.complex128
+    assert bool(out["converged"].all())
+    ref = l2o.solve(l2o.make_solver("wmmse"), p, tol=1e-7)
+    np.testing.assert_allclose(out["sum_rate"], p.sum_rate(ref.x).numpy(), rtol=1e-9)
+    power = (np.abs(out["V"]) ** 2).sum(axis=(2, 3, 4))
+    assert (power <= 5.0 * (1 + 1e-9)).all()
 
-def test_demo_json():
-    res = invoke("demo", "--json", "--no-train", "--batch", "8", "--iterations", "200")
+def test_one_instance_json_and_per_cell_power(channels, tmp_path):
+    _, H = channels
+    np.savez(tmp_path / "one.npz", H=H[0], power=np.array([1.0, 3.0]), noise=0.5, weights=np.ones((2, 2)))
+    res = invoke("solve", "-p", "mimo", "-d", tmp_path / "one.npz", "--json", "--tol", 1e-6)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["problem"] == "lasso_250x500" and out["batch"] == 8
-    assert [s["name"] for s in out["solvers"]] == ["ista", "fista", "fista_restart", "adam"]
-    for s in out["solvers"]:
-        assert s["learned"] is False
-        assert [t["tol"] for t in s["tolerances"]] == [1e-2, 1e-4, 1e-6]
-        for t in s["tolerances"]:
-            for key in ("iterations_median", "iterations_p90", "seconds_median", "seconds_p90"):
-                assert t[key] is None or (isinstance(t[key], (int, float)) and t[key] >= 0)
-    fista = {t["tol"]: t for t in out["solvers"][2]["tolerances"]}
-    assert fista[1e-2]["iterations_median"] is not None  # restarted FISTA reaches 1e-2 in 200 iterations
+    assert out["solver"] == "wmmse" and out["batched"] is False and out["sum_rate"] > 0
+    assert len(out["x"]) == 2 * 2 * 2 * 4 * 2  # streams default min(M, N) = 2
 
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (lambda H: {"H": H[:, :, :, :1]}, "mimo key 'H' has shape (3, 2, 2, 1, 2, 4)"),
+        (lambda H: {"H": H[..., :1, :], "streams": 2}, "mimo key 'streams' is 2; expected an integer in [1, min(M=4, N=1)]"),
+        (lambda H: {"H": H, "streams": 3}, "mimo key 'streams' is 3; expected an integer in [1, min(M=4, N=2)]"),
+        (lambda H: {"H": H, "power": -1.0}, "mimo key 'power' has the value -1; expected numbers > 0"),
+        (lambda H: {"H": H, "power": np.ones(5)}, "mimo key 'power' has shape (5,); expected a scalar or (2,)"),
+        (lambda H: {"H": np.where(np.arange(4) == 2, np.nan, H)}, "mimo key 'H' contains"),
+        (lambda H: {"H": H, "weights": np.ones(3)}, "mimo key 'weights' has shape (3,)"),
+        (lambda H: {"H": H, "lamda": 1.0}, "mimo: unknown key(s) 'lamda'"),
+        (lambda H: {"H": H.astype(str)}, "mimo key 'H' holds"),
+    ],
+)
+def test_bad_mimo_files_are_one_line_errors(channels, tmp_path, arrays, message):
+    _, H = channels
+    np.savez(tmp_path / "bad.npz", **arrays(H))
+    res = invoke("solve", "-p", "mimo", "-d", tmp_path / "bad.npz")
+    assert res.exit_code == 2
+    assert message in res.output and "Traceback" not in res.output
 
-def test_demo_table_and_bad_option():
-    res = invoke("demo", "--batch", "4", "--iterations", "30", "--problem", "qp_100")
+def test_lam_is_refused_for_mimo(channels, tmp_path):
+    np.savez(tmp_path / "h.npz", H=channels[1])
+    res = invoke("solve", "-p", "mimo", "-d", tmp_path / "h.npz", "--lam", 0.1)
+    assert res.exit_code == 2 and "--lam and --penalty apply to lasso and logistic only" in res.output
+
+# ----- --checkpoint: the trained solver of a run directory (fixtures in conftest.py) --------------
+
+def test_solve_with_checkpoint_least_squares(ls_run, tmp_path):
+    rng = np.random.default_rng(0)
+    A, b = rng.standard_normal((3, 12, 8)), rng.standard_normal((3, 12))
+    np.savez(tmp_path / "ls.npz", A=A, b=b)  # no lam: least squares
+    res = invoke("solve", "--checkpoint", ls_run, "--data", tmp_path / "ls.npz", "--tol", "1e-10", "--max-iter",
+                 "20000", "--json", "--out", tmp_path / "x.npz")
     assert res.exit_code == 0, res.output
-    assert "fista_restart" in res.stdout and "1e-6" in res.stdout
-    res = invoke("demo", "--problem", "nope")
-    assert res.exit_code == 2 and res.stderr.startswith("error: unknown preset 'nope'")
-    res = invoke("demo", "--batch", "0")
-    assert res.exit_code == 2 and res.stderr.strip() == "error: --batch is 0; expected an integer >= 1"
+    out = json.loads(res.stdout)
+    assert out["solver"] == "lgd" and out["problem"] == "lasso" and out["checkpoint"] == str(ls_run)
+    assert out["converged"] == [True, True, True]
+    x = np.array(out["x"])
+    for i in range(3):
+        ref = np.linalg.lstsq(A[i], b[i], rcond=None)[0]
+        np.testing.assert_allclose(x[i], ref, rtol=1e-4, atol=1e-6)
+    assert np.load(tmp_path / "x.npz")["x"].shape == (3, 8)
+    res = invoke("solve", "-c", ls_run, "-d", tmp_path / "ls.npz", "--max-iter", "20000")
+    assert res.exit_code == 0, res.output
+    assert "solver lgd" in res.stdout
 
+def test_solve_with_checkpoint_errors(ls_run, lasso_run, tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "lam.npz", A=rng.standard_normal((12, 8)), b=rng.standard_normal(12), lam=0.5)
+    cases = [
+        (("--checkpoint", ls_run, "--data", tmp_path / "lam.npz"),
+         "error: the checkpoint's solver cannot solve this data: solver 'lgd' handles smooth"),
+        (("--checkpoint", ls_run, "--data", tmp_path / "lam.npz", "--problem", "qp"),
+         "error: --problem qp does not match the checkpoint: its solver was trained on the least_squares family"),
+        (("--checkpoint", ls_run, "--data", tmp_path / "lam.npz", "--solver", "fista"),
+         "error: --solver and --checkpoint exclude each other"),
+        (("--checkpoint", tmp_path / "nope", "--data", tmp_path / "lam.npz"),
+         f"error: run directory '{tmp_path / 'nope'}' does not exist"),
+        (("--checkpoint", lasso_run, "--data", tmp_path / "lam.npz"),
+         "error: the checkpoint's solver cannot solve this data: solver 'alista': problem A has shape (12, 8)"),
+        (("--data", tmp_path / "lam.npz"), "error: Missing option '--problem' / '-p' (or --checkpoint DIR"),
+    ]
+    for args, fragment in cases:
+        res = invoke("solve", *args)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.stderr.startswith(fragment), (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1
 
-def test_quantile_treats_unreached_as_infinite():
-    assert quantile(np.array([1.0, 2.0, 3.0]), 0.5) == 2.0
-    assert quantile(np.array([1.0, 2.0, np.inf]), 0.5) == 2.0
-    assert quantile(np.array([1.0, 2.0, np.inf]), 0.9) is None
-    assert quantile(np.array([np.nan, 1.0]), 0.5) is None
-    assert quantile(np.arange(11.0), 0.9) == pytest.approx(9.0)
-    assert quantile(np.array([*range(10), np.inf]), 0.9) == pytest.approx(9.0)
+def test_solve_with_alista_checkpoint_on_its_dictionary(lasso_run, tmp_path):
+    import l2o
 
-
-def test_summarize_and_render():
-    from l2o.evaluation import Trajectory
-
-    gap = torch.tensor([[1.0, 1.0], [1e-3, 0.5], [1e-5, 1e-3]], dtype=torch.float64)
-    traj = Trajectory(solver="s", iterations=torch.tensor([0, 10, 20]), objective=gap, gap=gap, certificate=None,
-                      time=torch.tensor([0.0, 0.1, 0.2], dtype=torch.float64), x=torch.zeros(2, 1))
-    rows = summarize({"s": traj}, (1e-2, 1e-4), learned={"s"})
-    assert [r["tol"] for r in rows] == [1e-2, 1e-4]
-    assert rows[0]["iterations_median"] == 15 and rows[0]["iterations_p90"] == 19 and rows[0]["reached"] == 1.0
-    assert rows[1]["iterations_median"] is None and rows[1]["reached"] == 0.5 and rows[0]["learned"] is True
-    assert math.isclose(rows[0]["seconds_median"], 0.15)
-    table = render_table(rows, title="t")
-    assert table.row_count == 2 and len(table.columns) == 8
-
-
-# ----- the installed console script ---------------------------------------------------------------
-
-
-def test_console_script_subprocess(tmp_path):
-    exe = shutil.which("l2o", path=str(Path(sys.executable).parent))
-    assert exe is not None, "console script l2o is not installed next to the interpreter"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    res = subprocess.run([exe, "list"], capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert "fista_restart" in res.stdout and "lasso_250x500" in res.stdout
-    (tmp_path / "in.npz").write_bytes(b"")
-    res = subprocess.run([exe, "solve", "--problem", "lasso", "--data", str(tmp_path / "in.npz")],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 2 and res.stdout == ""
-    assert res.stderr.strip().splitlines() == [f"error: data file '{tmp_path / 'in.npz'}' is empty (0 bytes)"]
+    family = l2o.LassoFamily(m=10, n=20, nnz=3)
+    inst = family.sample(2, 5)
+    np.savez(tmp_path / "lasso.npz", A=family.dictionary().numpy(), b=inst.b.numpy(), lam=0.1)
+    res = invoke("solve", "--checkpoint", lasso_run, "--data", tmp_path / "lasso.npz", "--max-iter", "50", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["solver"] == "alista" and out["problem"] == "lasso" and len(out["x"]) == 2
+    assert all(np.isfinite(out["objective"]))

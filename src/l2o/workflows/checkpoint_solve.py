@@ -1,0 +1,227 @@
+"""Solving the instances of a data file, what ``l2o solve`` does: with a classical solver
+(``solve_file``) or with the trained solver of a run directory, the file then read as
+the kind of problem the run was trained on (``load_for_checkpoint``).
+
+Nothing here prints; ``solve_file`` returns the solution as the documented output
+arrays. Every error caused by the input is a ``ValueError`` (``l2o.io.DataError`` for
+the data) with one line that names the parameter; ``names`` maps a parameter to the name
+the caller uses for it (the command line passes its flags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from l2o.evaluation import SolveResult, solve
+from l2o.io import KINDS, DataError, Loaded, load, read_arrays, validate
+from l2o.optimizers.base import Optimizer
+from l2o.problems import Instances
+from l2o.registry import make_solver
+from l2o.training import Run, load_run
+
+#: Problem family name -> the ``l2o solve`` file format its instances are read in.
+FAMILY_KINDS = {
+    "lasso": "lasso",
+    "least_squares": "lasso",  # the lasso format (A, b) with lam = 0 unless given
+    "quadratic": "qp",
+    "logistic": "logistic",
+    "logistic_dataset": "logistic",
+}
+
+
+def kind_of_family(family: Any) -> str:
+    """The data format of a family's instances: LASSO -> 'lasso'; least squares
+    1/2||Wx - y||^2 -> 'lasso' with lam = 0 (keys A = W, b = y, lam optional); quadratic
+    -> 'qp'; logistic (synthetic or dataset) -> 'logistic'. By ``family.name``."""
+    name = family_name(family)
+    if name not in FAMILY_KINDS:
+        raise ValueError(f"the run's problem family {name!r} has no file format for `l2o solve`; "
+                         f"supported: {', '.join(sorted(FAMILY_KINDS))}")
+    return FAMILY_KINDS[name]
+
+
+def family_name(family: Any) -> str:
+    """``family.name`` (the class name for a family without one)."""
+    return getattr(family, "name", type(family).__name__)
+
+
+def lam_defaults_to_zero(family: Any) -> bool:
+    """Whether a file read for ``family`` takes lam = 0 when it has none: the least-squares
+    family (``family.name == "least_squares"``), read in the lasso format."""
+    return getattr(family, "name", None) == "least_squares"
+
+
+def default_solver(kind: str, instances: Instances) -> str:
+    """qp: 'apgd' with a box, else 'newton'; lasso: 'fista_restart'; logistic:
+    'newton' for l2, 'fista_restart' for l1; mimo: 'wmmse'."""
+    if kind == "mimo":
+        return "wmmse"
+    if kind == "qp":
+        return "apgd" if instances.is_constrained else "newton"
+    if kind == "logistic" and getattr(instances, "penalty", "l1") == "l2":
+        return "newton"
+    return "fista_restart"
+
+
+def check_every_for(solver: Any) -> int:
+    """How often ``solve`` checks the certificate: every iteration for solvers with
+    Hessian steps (few, expensive iterations), else every 10."""
+    return 1 if getattr(solver, "needs_hessian", False) else 10
+
+
+def solution_arrays(result: SolveResult, loaded: Loaded, solver: str) -> dict[str, np.ndarray]:
+    """The documented output keys of ``l2o solve``; per-instance arrays lose the batch
+    axis for one instance. MIMO (``loaded.kind == "mimo"``) adds ``V`` (the complex
+    precoders) and ``sum_rate`` (nats) next to the packed x."""
+    pick = (lambda a: a) if loaded.batched else (lambda a: a[0])  # noqa: E731
+    extra = {}
+    if loaded.kind == "mimo":
+        inst = loaded.instances
+        x64 = result.x.to(torch.float64)
+        extra = {"V": pick(inst.unpack(x64).cpu().numpy()), "sum_rate": pick(inst.sum_rate(x64).cpu().numpy())}
+    return {
+        **extra,
+        "x": pick(result.x.cpu().numpy()),
+        "objective": pick(result.objective.cpu().numpy()),
+        "iterations": pick(result.iterations.cpu().numpy()),
+        "converged": pick(result.converged.cpu().numpy()),
+        "certificate": pick(result.certificate.cpu().numpy()),
+        "certificate_name": np.array(result.certificate_name),
+        "solver": np.array(solver),
+        "seconds": np.array(result.seconds),
+    }
+
+
+@dataclasses.dataclass
+class CheckpointProblem:
+    """A data file read for a trained solver: ``loaded`` (the validated batch, float64),
+    ``kind`` ('qp', 'lasso', 'logistic'), ``solver`` (the learned module, eval mode),
+    ``name`` (the learned solver's name) and ``run`` (the loaded run)."""
+
+    loaded: Loaded
+    kind: str
+    solver: Any
+    name: str
+    run: Run
+
+
+def load_for_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    problem: str | None = None,
+    lam: float | None = None,
+    penalty: str | None = None,
+    run: Run | None = None,
+    names: Mapping[str, str] | None = None,
+) -> CheckpointProblem:
+    """Read ``data`` as the kind of problem the run in ``checkpoint`` was trained on.
+
+    The kind comes from the run's family (``kind_of_family``); ``problem``, when given,
+    must agree with it. A least-squares run reads the lasso format with lam = 0 when
+    the file has no ``lam`` and none is given. The learned solver's own check (for
+    instance ALISTA's: the same dictionary A) runs here, so a mismatch is one line.
+    ``names``: how messages call the parameters ``problem``, ``lam`` and ``penalty``.
+    """
+    n = dict(names or {})
+    if problem is not None and problem not in KINDS:
+        raise DataError(f"unknown problem {problem!r}; expected one of {', '.join(KINDS)}")
+    run = load_run(checkpoint) if run is None else run
+    kind = kind_of_family(run.family)
+    if problem is not None and problem != kind:
+        p = n.get("problem", "problem")
+        raise ValueError(f"{p} {problem} does not match the checkpoint: its solver was trained on the "
+                         f"{family_name(run.family)} family, which reads {p} {kind} files")
+    arrays = read_arrays(data, kind)
+    if lam_defaults_to_zero(run.family) and lam is None and "lam" not in arrays:
+        lam = 0.0
+    loaded = validate(kind, arrays, lam=lam, penalty=penalty, source=f"'{data}'",
+                      matlab=Path(data).suffix.lower() == ".mat", names=n)
+    solver = run.solver
+    try:
+        solver.check_problem(loaded.instances)
+    except ValueError as e:
+        raise ValueError(f"the checkpoint's solver cannot solve this data: {' '.join(str(e).split())}") from None
+    return CheckpointProblem(loaded=loaded, kind=kind, solver=solver, name=run.config.solver, run=run)
+
+
+@dataclasses.dataclass
+class FileSolution:
+    """What ``solve_file`` produced: the validated input (``loaded``, its ``kind``), the
+    solver's name, the ``SolveResult`` and the output ``arrays`` (``solution_arrays``)."""
+
+    loaded: Loaded
+    kind: str
+    solver: str
+    result: SolveResult
+    arrays: dict[str, np.ndarray]
+
+
+def check_solve_options(problem: str | None, checkpoint: Any, solver: str | None, tol: float, max_iter: int) -> None:
+    """``ValueError`` naming the parameter for a bad combination or value."""
+    if problem is None and checkpoint is None:
+        raise ValueError("problem is required without checkpoint (a trained run directory)")
+    if problem is not None and problem not in KINDS:
+        raise DataError(f"unknown problem {problem!r}; expected one of {', '.join(KINDS)}")
+    if checkpoint is not None and solver is not None:
+        raise ValueError("solver and checkpoint exclude each other: the checkpoint's trained solver solves")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol is {tol}; expected a number > 0")
+    if max_iter < 0:
+        raise ValueError(f"max_iter is {max_iter}; expected an integer >= 0")
+
+
+def solve_file(
+    data: str | os.PathLike[str],
+    problem: str | None = None,
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    solver: str | None = None,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    lam: float | None = None,
+    penalty: str | None = None,
+    names: Mapping[str, str] | None = None,
+) -> FileSolution:
+    """Solve the instances in ``data`` to a certificate <= ``tol``.
+
+    Args:
+        data: a problem file (``l2o.io``).
+        problem: its kind (``l2o.io.KINDS``); required without ``checkpoint``.
+        checkpoint: a run directory whose trained solver solves (``load_for_checkpoint``);
+            excludes ``solver``.
+        solver: a registered solver name (None: ``default_solver`` of the kind).
+        tol, max_iter: of ``l2o.solve``; the certificate is checked every
+            ``check_every_for(solver)`` iterations.
+        lam, penalty: override (or supply) the file's ``lam`` / ``penalty``.
+        names: how messages call the parameters ``problem``, ``lam``, ``penalty``.
+    """
+    check_solve_options(problem, checkpoint, solver, tol, max_iter)
+    method: Optimizer
+    if checkpoint is not None:
+        trained = load_for_checkpoint(checkpoint, data, problem, lam=lam, penalty=penalty, names=names)
+        loaded, kind, name, method = trained.loaded, trained.kind, trained.name, trained.solver
+    else:
+        assert problem is not None  # check_solve_options
+        kind = problem
+        if solver is not None:
+            make_solver(solver)  # an unknown name: one line with the valid names, before reading the file
+        loaded = load(kind, data, lam=lam, penalty=penalty, names=names)
+        name = solver or default_solver(kind, loaded.instances)
+        method = make_solver(name)
+        method.check_problem(loaded.instances)
+    result = solve(method, loaded.instances, tol=tol, max_iter=max_iter, check_every=check_every_for(method))
+    return FileSolution(loaded=loaded, kind=kind, solver=name, result=result,
+                        arrays=solution_arrays(result, loaded, name))
+
+
+__all__ = [
+    "FAMILY_KINDS", "kind_of_family", "default_solver", "check_every_for", "solution_arrays", "CheckpointProblem",
+    "load_for_checkpoint", "FileSolution", "check_solve_options", "solve_file",
+]
