@@ -15,13 +15,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from l2o.problems.base import (
-    GAP_FLOOR,
-    Instances,
-    as_batch_vector,
-    column,
-    run_to_certificate,
-)
+from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, column
 from l2o.problems.family import ProblemFamily, make_generator
 from l2o.problems.parts import (
     L1,
@@ -225,19 +219,17 @@ class LeastSquaresInstances(Instances):
         return "relative duality gap" if bool((self.lam > 0).all()) else "relative gradient norm"
 
     # ----- reference ------------------------------------------------------------------------
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        if not self.has_nonsmooth:
-            # Minimum-norm least-squares solution (the limit of GD from 0).
-            x = (torch.linalg.pinv(self.A) @ self.b.unsqueeze(-1)).squeeze(-1) if not self.shared_matrix else (
-                self.b @ torch.linalg.pinv(self.A).mT
-            )
-            return x, "closed form (pseudo-inverse)"
-        from l2o.optimizers.fista import FISTA
+    reference_solver = "fista_restart"
+    reference_method = "FISTA with adaptive restart to relative duality gap <= {tol:g}"
 
-        solver = FISTA(restart=True)
-        x0 = torch.zeros(self.batch_size, self.dim, dtype=self.dtype, device=self.device)
-        x = run_to_certificate(self, solver.step, solver.init(self, x0), lambda s: s.x, tol, max_iter)
-        return x, f"FISTA with adaptive restart to relative duality gap <= {tol:g}"
+    def closed_form(self) -> tuple[Tensor, str] | None:
+        """Least squares (lam = 0): the minimum-norm solution (the limit of GD from 0)."""
+        if self.has_nonsmooth:
+            return None
+        x = (torch.linalg.pinv(self.A) @ self.b.unsqueeze(-1)).squeeze(-1) if not self.shared_matrix else (
+            self.b @ torch.linalg.pinv(self.A).mT
+        )
+        return x, "closed form (pseudo-inverse)"
 
 
 LassoInstances = LeastSquaresInstances

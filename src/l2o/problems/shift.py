@@ -85,6 +85,8 @@ class ShiftedInstances(Instances):
     def certificate_name(self) -> str:
         return self.inner.certificate_name()
 
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        ref = self.inner.reference(tol, max_iter)
-        return ref.x - self.t, ref.method + " (shifted)"
+
+    # The reference is the inner problem's moved by -t (``l2o.evaluation.reference``).
+    @property
+    def can_index(self) -> bool:  # type: ignore[override]
+        return self.inner.can_index
