@@ -38,7 +38,7 @@ import peers  # noqa: E402
 
 from l2o import make_family, make_solver, solve  # noqa: E402
 from l2o.atomic import write_results  # noqa: E402
-from l2o.evaluation import reference
+from l2o.evaluation import reference  # noqa: E402
 from l2o.performance import tune_allocator  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -29,7 +29,7 @@ import lasso_oracle  # noqa: E402
 
 from l2o import make_solver, run  # noqa: E402
 from l2o.atomic import write_results  # noqa: E402
-from l2o.evaluation import reference
+from l2o.evaluation import reference  # noqa: E402
 from l2o.training import RunConfig, load_run, prepare_run  # noqa: E402
 from l2o.training.config import load_config  # noqa: E402
 
