@@ -47,7 +47,8 @@ class StoppingCriterion(ABC):
 
 
 class Certificate(StoppingCriterion):
-    """Done where the family's certificate ``problem.certificate(x) <= tol`` (in float64)."""
+    """Done where the family's certificate ``problem.certificate(x) <= tol`` (in float64),
+    as decided by ``problem.certified(x, tol)``."""
 
     float64 = True
 
@@ -55,8 +56,7 @@ class Certificate(StoppingCriterion):
         self.tol = _check_tol("tol", tol)
 
     def done(self, problem: Instances, x: Tensor, previous: Tensor | None = None) -> Tensor:
-        cert = problem.certificate(x)
-        return (cert <= self.tol) & torch.isfinite(cert)
+        return problem.certified(x, self.tol)
 
     def __repr__(self) -> str:
         return f"Certificate(tol={self.tol:g})"

@@ -210,6 +210,13 @@ class Instances(ABC):
         """
         return self.fixed_point_residual(x)
 
+    def certified(self, x: Tensor, tol: float) -> Tensor:
+        """``(B,)`` bool: ``certificate(x) <= tol`` (and finite). Families override it where
+        part of the certificate is expensive and only needed where it may reach ``tol``;
+        a True here implies ``certificate(x) <= tol`` (up to rounding)."""
+        cert = self.certificate(x)
+        return (cert <= tol) & torch.isfinite(cert)
+
     def certificate_name(self) -> str:
         return "relative gradient-mapping norm"
 

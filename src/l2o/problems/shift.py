@@ -76,6 +76,9 @@ class ShiftedInstances(Instances):
     def certificate(self, x: Tensor) -> Tensor:
         return self.inner.certificate(x + self.t)
 
+    def certified(self, x: Tensor, tol: float) -> Tensor:
+        return self.inner.certified(x + self.t, tol)
+
     def active_pattern(self, x: Tensor) -> Tensor:
         return self.inner.active_pattern(x + self.t)
 
