@@ -39,6 +39,7 @@ import peers  # noqa: E402
 from l2o import make_family, make_solver, solve  # noqa: E402
 from l2o.utils.performance import tune_allocator  # noqa: E402
 from _common import write_results  # noqa: E402
+from l2o.evaluation import reference  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = (1e-4, 1e-6)
@@ -117,7 +118,7 @@ def bench_problem(kind: str, batch: int, repeats: int, ours: list[str], which_pe
     preset = {"lasso": "lasso_250x500", "box_qp": "box_qp_100"}[kind]
     problem = make_family(preset).sample(batch, 0)
     t = time.perf_counter()
-    ref = problem.reference()
+    ref = reference(problem)
     ref_seconds = time.perf_counter() - t
     f_star = ref.objective.numpy()
     denom = ref.gap_denominator.numpy()

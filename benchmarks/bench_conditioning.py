@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import lasso_oracle  # noqa: E402
 
 from l2o import make_solver, run  # noqa: E402
+from l2o.evaluation import reference  # noqa: E402
 from l2o.training import RunConfig, load_run, prepare_run  # noqa: E402
 from l2o.training.config import load_config  # noqa: E402
 from _common import write_results  # noqa: E402
@@ -44,7 +45,7 @@ def measure(rho: float, workdir: Path, batch: int, seed: int = 2024) -> dict:
     status = prepare_run(config, run_dir)
     learned = load_run(run_dir)
     problem = learned.family.sample(batch, seed, dtype=torch.float64)
-    ref = problem.reference()
+    ref = reference(problem)
     row = {"correlation": rho, "run": status}
     for name, solver in (("lfista", learned.solver.double()), ("fista_restart", make_solver("fista_restart"))):
         its = run(solver, problem, max_iter=2000, reference=ref).iterations_to(TARGET)

@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, run
+from l2o.evaluation import reference
 from l2o.training import load_run, prepare_run
 from l2o.training.checkpoint import read_json
 from l2o.training.config import load_config
@@ -133,7 +134,7 @@ def _final_objective(solver, problem, x0, iterations: int) -> torch.Tensor:
 def convergence(run_, kind: str, batch: int, seed: int = 777, plot: Path | None = None) -> dict:
     """Median relative gap at 10, 100, 10x-horizon iterations vs the baselines."""
     problem = run_.family.sample(batch, seed, dtype=torch.float32)
-    ref = problem.reference()
+    ref = reference(problem)
     horizon = run_.config.training.unroll
     K = 10 * horizon
     solvers = {run_.config.solver: run_.solver, **{b: make_solver(b) for b in BASELINES[kind]}}
@@ -164,7 +165,7 @@ def speed_target(runs: dict, batch: int, seed: int = 999) -> dict:
     """Seconds for every instance of a 1000-batch to reach 1e-4: learned vs fista_restart."""
     family = make_family("lasso_250x500")
     problem = family.sample(batch, seed, dtype=torch.float32)
-    ref = problem.reference()
+    ref = reference(problem)
     rows = {}
 
     def measure(name, solver, max_iter):

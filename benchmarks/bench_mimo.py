@@ -51,7 +51,7 @@ from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
 from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
 from l2o.problems.mimo import MimoFamily
-from l2o.problems.mimo.reference import run_wmmse_to_convergence
+from l2o.evaluation.reference import run_to_stationarity
 from l2o.registry import PRESETS
 from l2o.training import load_run, train
 from l2o.training.config import load_config
@@ -106,9 +106,8 @@ def run_steps(solver, problem, steps: int) -> torch.Tensor:
 
 def converged_reference(problem64) -> tuple[torch.Tensor, torch.Tensor]:
     """float64 WMMSE from MRT until the rate change is < REFERENCE_RTOL: (R* (B,), iterations (B,))."""
-    x, its = run_wmmse_to_convergence(problem64, problem64.initial_point(), WMMSE(), REFERENCE_RTOL,
-                                      REFERENCE_MAX_ITER, check_every=10)
-    return problem64.sum_rate(x), its
+    res = run_to_stationarity(WMMSE(), problem64, problem64.initial_point(), REFERENCE_RTOL, REFERENCE_MAX_ITER)
+    return problem64.sum_rate(res.x), res.iterations
 
 
 def compacted_wmmse(problem, max_iter: int, finished) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,6 +53,7 @@ from pathlib import Path
 import torch
 
 from l2o import make_family, make_solver, solve
+from l2o.evaluation import reference
 from l2o.learned import GOMathL2O, MathL2O
 from l2o.training import load_config, load_run, train
 from l2o.training.trainer import _derive_seeds
@@ -242,7 +243,7 @@ def bench(run, batch: int, seed: int, repeats: int, check_every: int, max_iter: 
     family = make_family("lasso_250x500")
     problem64 = family.sample(batch, seed)
     t0 = time.perf_counter()
-    ref = problem64.reference()
+    ref = reference(problem64)
     ref_seconds = time.perf_counter() - t0
     exact = problem64
     problems = {dt: (problem64 if dt == torch.float64 else problem64.to(dtype=dt)) for dt in DTYPES}

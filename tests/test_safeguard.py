@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import l2o
+from l2o.evaluation import reference
 from l2o.learned import GOMathL2O, MathL2O
 from l2o.optimizers import ISTA, FISTARestart, Optimizer, merge_state, select_state
 from l2o.problems import LassoFamily, LogisticFamily
@@ -84,7 +85,7 @@ def test_harmful_learned_solver_meets_the_ista_rate_bound(lasso):
     """Under the descent rule every candidate of a solver that climbs is rejected: the
     iterates are ISTA's and satisfy F(x_k) - F* <= L ||x_0 - x*||^2 / (2k)
     (Beck and Teboulle 2009, Thm 3.1)."""
-    ref = lasso.reference()
+    ref = reference(lasso)
     x0 = lasso.initial_point() + 1.0
     sg = Safeguard(Harmful(), ISTA(), rule="descent")
     states = _trajectory(sg, lasso, x0, 60)
@@ -101,7 +102,7 @@ def test_harmful_learned_solver_meets_the_ista_rate_bound(lasso):
 def test_random_learned_weights_meet_the_fallback_bound_from_the_last_accepted_point(lasso, rule, seed):
     """With m = 1 and no back-off every iterate is checked; after the last accepted
     point x_j the run is ISTA from x_j, so F(x_k) - F* <= L ||x_j - x*||^2 / (2 (k - j))."""
-    ref = lasso.reference()
+    ref = reference(lasso)
     x0 = lasso.initial_point() + 2.0
     learned = Harmful() if seed == "harmful" else random_go_math(seed)
     sg = Safeguard(learned, ISTA(), rule=rule, delta=0.1, max_backoff=0)

@@ -1,6 +1,6 @@
 """l2o: learning to optimize, with classical baselines and guarantees."""
 
-from l2o.evaluation import Comparison, SolveResult, Trajectory, compare, run, solve
+from l2o.evaluation import Comparison, Reference, SolveResult, Trajectory, compare, reference, run, solve
 from l2o.problems import (
     AutogradInstances,
     DatasetLogisticFamily,
@@ -19,7 +19,7 @@ from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_family, make_solver
 __version__ = "0.1.0"
 
 __all__ = [
-    "run", "solve", "compare", "Trajectory", "SolveResult", "Comparison", "Instances", "AutogradInstances",
+    "run", "solve", "compare", "reference", "Trajectory", "SolveResult", "Comparison", "Reference", "Instances", "AutogradInstances",
     "QuadraticFamily", "QuadraticInstances", "LeastSquaresFamily", "LeastSquaresInstances",
     "LassoFamily", "LassoInstances", "LogisticFamily", "LogisticInstances", "DatasetLogisticFamily",
     "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver",

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from l2o import make_solver
+from l2o.evaluation import reference
 from l2o.problems.lasso import LassoFamily
 
 PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "lasso_oracle.py"
@@ -21,7 +22,7 @@ spec.loader.exec_module(oracle)
 @pytest.fixture(scope="module")
 def batch():
     problem = LassoFamily(m=30, n=60, nnz=6, lam=0.05).sample(8, 3)
-    return problem, problem.reference()
+    return problem, reference(problem)
 
 
 def test_cg_on_the_oracle_support_reaches_the_optimum_and_bounds_F(batch):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from l2o import make_family
+from l2o.evaluation import reference
 
 PEERS_PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
 TARGETS = (1e-4, 1e-6)
@@ -49,14 +50,14 @@ def peers():
 @pytest.fixture(scope="module")
 def lasso_data():
     p = make_family("lasso_250x500", m=20, n=40, nnz=5).sample(3, 0)
-    ref = p.reference()
+    ref = reference(p)
     return p.A.numpy(), p.b.numpy(), ref.objective.numpy(), ref.gap_denominator.numpy()
 
 
 @pytest.fixture(scope="module")
 def box_qp_data():
     p = make_family("box_qp_100", n=10, condition_number=50.0).sample(3, 0)
-    ref = p.reference()
+    ref = reference(p)
     return p.Q.numpy(), p.q.numpy(), p.lower.numpy(), p.upper.numpy(), ref.objective.numpy(), ref.gap_denominator.numpy()
 
 

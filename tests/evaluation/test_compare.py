@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import l2o
+from l2o.evaluation import reference
 from l2o.evaluation.compare import (
     COLUMNS,
     Comparison,
@@ -47,7 +48,7 @@ def lgd(horizon: int = 4) -> LGD:
 
 def test_same_instances_and_start_as_run():
     p = ls()
-    ref = p.reference()
+    ref = reference(p)
     x0 = torch.full((p.batch_size, p.dim), 0.3, dtype=p.dtype)
     comp = compare({"gd": l2o.make_solver("gd"), "nes": l2o.make_solver("nesterov")}, p, reference=ref,
                    max_iter=15, x0=x0)

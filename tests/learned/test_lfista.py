@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import l2o
+from l2o.evaluation import reference
 from l2o.learned import LFISTA
 from l2o.registry import LEARNED
 from l2o.optimizers import FISTA, select_state
@@ -150,7 +151,7 @@ def test_past_the_horizon_every_step_is_a_fista_restart_step():
 def test_converges_ten_times_past_its_horizon():
     """Whatever its scalars, the solver converges: after the horizon it is FISTA with restart."""
     p = LASSO.sample(16, 2)
-    ref = p.reference()
+    ref = reference(p)
     model = perturbed(LFISTA(horizon=10).double(), scale=1.5)
     states = trajectory(model, p, p.initial_point(), 100)
     at_horizon, at_10x = (ref.relative_gap(p.objective(states[k].x)) for k in (9, 99))
@@ -167,7 +168,7 @@ def long_steps(model: LFISTA, multiplier: float) -> LFISTA:
 
 def test_guard_catches_divergence_and_falls_back_to_the_template():
     p = l2o.make_family("lasso_250x500").sample(32, 5)
-    ref = p.reference()
+    ref = reference(p)
     x0 = p.initial_point()
     unguarded = trajectory(long_steps(LFISTA(horizon=40, max_step=3.0, guard=0.0).double(), 2.9), p, x0, 40)[-1]
     assert float(ref.relative_gap(p.objective(unguarded.x)).max()) > 1e3  # steps of 2.9 / L diverge

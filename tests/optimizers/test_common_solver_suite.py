@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import l2o
+from l2o.evaluation import reference
 from l2o.optimizers import select_state
 from l2o.problems.mimo import MimoInstances
 from l2o.registry import CLASSICAL, make_solver
@@ -130,7 +131,7 @@ def start(p, kind: str = "random", seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     v = torch.randn(p.batch_size, p.dim, generator=g, dtype=torch.float64)
     if kind == "mixed":
-        x_star = p.to(dtype=torch.float64).reference().x
+        x_star = reference(p.to(dtype=torch.float64)).x
         near = x_star + 1e-3 * v * (x_star != 0)
         v = torch.where(torch.arange(p.batch_size).unsqueeze(-1) % 2 == 0, near, 10.0 * v)
     v = v.to(p.dtype)
@@ -397,7 +398,7 @@ def test_progress(solver_name, problem_name, dtype, kind):
         states = iterate(make_solver(solver_name), p, p.prox(start(p, kind), 1.0), 50)
         assert bool((exact_objective(p, states[-1].x) < exact_objective(p, states[0].x)).all())
         return
-    f_star = problem(problem_name).reference().objective
+    f_star = reference(problem(problem_name)).objective
     states = iterate(make_solver(solver_name), p, start(p, kind), 50)
     gap0 = exact_objective(p, states[0].x) - f_star
     gap50 = exact_objective(p, states[-1].x) - f_star

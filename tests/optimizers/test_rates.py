@@ -1,7 +1,7 @@
 """Textbook convergence guarantees, checked at every iteration of a run in float64.
 
 Each bound is checked for k = 1..K against the certified reference of the problem
-(``problem.reference()``, closed form for QPs and least squares), with a slack for
+(``reference(problem)``, closed form for QPs and least squares), with a slack for
 rounding only: ``gap_k <= bound_k * (1 + 1e-9) + 1e-12``. Where a bound is loose on
 random instances, a negative control shows that it still has power: a method without
 the guarantee (e.g. gradient descent against an accelerated bound) violates it.
@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import l2o
+from l2o.evaluation import reference
 from l2o.registry import make_solver
 
 B = 4
@@ -32,7 +33,7 @@ MUL, ABS = 1e-9, 1e-12  # rounding slack
 @functools.lru_cache(maxsize=None)
 def lasso():
     p = l2o.LassoFamily(m=30, n=60, nnz=6, lam=0.1).sample(B, 0)
-    p.reference(tol=1e-13)
+    reference(p, tol=1e-13)
     return p
 
 
@@ -77,7 +78,7 @@ def start(p, kind):
 def nearest_minimizer(p, x0):
     """(x*, F*) with x* the minimizer closest to x0 (for the affine solution set of an
     underdetermined least squares: the projection of x0), else the reference."""
-    ref = p.reference()
+    ref = reference(p)
     if p is least_squares_under():
         A, b = p.A, p.b
         x_star = x0 - (torch.linalg.pinv(A) @ (torch.bmm(A, x0.unsqueeze(-1)).squeeze(-1) - b).unsqueeze(-1)).squeeze(-1)
@@ -151,7 +152,7 @@ def test_accelerated_bound_has_power():
     so the test above would catch an accelerated method that lost its momentum."""
     p = qp(1e4)
     x0 = start(p, "random")
-    ref = p.reference()
+    ref = reference(p)
     L, R2 = p.smoothness(), (x0 - ref.x).square().sum(-1)
     _, F = run_states(make_solver("gd"), p, x0)
     bound = 2 * L * R2 / (ks() + 1) ** 2
@@ -171,7 +172,7 @@ SC_PROBLEMS = ["qp", "least_squares_over", "logistic_l2"]
 def strongly_convex_data(problem_name, kind):
     p = PROBLEMS[problem_name]()
     x0 = start(p, kind)
-    ref = p.reference()
+    ref = reference(p)
     L, mu = p.smoothness(), p.strong_convexity()
     assert bool((mu > 0).all()) and bool((mu < L).all())
     return p, x0, ref, L, mu
@@ -217,7 +218,7 @@ def test_gradient_descent_distance_rate(problem_name, kind):
 def polished_logistic_minimizer(p):
     """The reference of an l2 logistic batch, refined by exact Newton steps so that it is
     accurate to ~1e-15 in x (the reference is certified on the objective only)."""
-    x = p.reference().x.clone()
+    x = reference(p).x.clone()
     for _ in range(3):
         _, g = p.value_and_grad(x)
         x = x - torch.linalg.solve(p.hessian(x), g.unsqueeze(-1)).squeeze(-1)
@@ -232,7 +233,7 @@ def test_gradient_descent_matches_closed_form_on_quadratic(condition_number):
     checked to 1e-10 (relative) at every k, so the step size is exactly 1/lambda_max."""
     p = qp(condition_number)
     x0 = start(p, "random")
-    ref = p.reference()
+    ref = reference(p)
     evals, U = torch.linalg.eigh(p.Q)
     L = evals[-1]
     assert torch.allclose(p.smoothness(), L.expand(B), rtol=1e-12)
@@ -262,7 +263,7 @@ def test_heavy_ball_polyak_parameters_on_quadratic():
     for k in range(1, 31):
         x, x_prev = x - alpha * p.grad(x) + beta * (x - x_prev), x
         assert torch.allclose(X[k], x, rtol=1e-12, atol=1e-12), f"heavy ball differs from Polyak's recursion at k={k}"
-    ref = p.reference()
+    ref = reference(p)
     gap = ref.relative_gap(F[-1])
     assert float(gap.abs().max()) < 1e-10
     _, F_gd = run_states(make_solver("gd"), p, x0, 200)
@@ -289,7 +290,7 @@ def test_fista_restart_is_faster_than_fista_on_lasso():
     """Both reach a 1e-10 relative gap on LASSO (reference certified to 1e-13); with
     adaptive restart in fewer iterations on every instance."""
     p = lasso()
-    ref = p.reference(tol=1e-13)
+    ref = reference(p, tol=1e-13)
     its = {}
     for name in ["fista", "fista_restart"]:
         tr = l2o.run(make_solver(name), p, max_iter=3000, reference=ref, tol=1e-10)

@@ -18,6 +18,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from l2o.evaluation import reference
 from l2o.problems import GAP_FLOOR, DatasetLogisticFamily, LogisticFamily, LogisticInstances, make_generator
 from l2o.problems.datasets import load_dataset
 
@@ -228,7 +229,7 @@ def _sklearn_logistic(X: np.ndarray, y: np.ndarray, lam: float, penalty: str, so
 
 
 def _check_against_sklearn(inst: LogisticInstances, solver: str) -> None:
-    ref = inst.reference()
+    ref = reference(inst)
     assert bool((ref.certificate <= 1e-10).all())
     X, y, lam = batch_X(inst), inst.y.numpy(), inst.lam.numpy()
     w_sk = torch.as_tensor(
@@ -281,7 +282,7 @@ def test_synthetic_family_data():
     # The labels are linearly separable through a 20-sparse planted w* (noise_std = 0):
     # a hard-margin-like fit (tiny lam, l2) classifies every sample correctly.
     sep = LogisticFamily(n_samples=60, d=8, nnz=3, lam=1e-6, penalty="l2").sample(2, 0)
-    w = sep.reference().x
+    w = reference(sep).x
     assert bool((sep.margins(w) > 0).all())
     # ... while noisy labels are not all fit by a regularized model.
     noisy = LogisticFamily(noise_std=3.0).sample(1, 0)

@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from l2o.evaluation import reference
 from l2o.problems import QuadraticFamily, QuadraticInstances, make_generator
 
 PROPERTY = settings(max_examples=30, deadline=None, database=None)
@@ -192,7 +193,7 @@ def test_unconstrained_prox_is_identity():
 @pytest.mark.parametrize("shared", [True, False])
 def test_unconstrained_reference_matches_scipy_solve(shared):
     inst = QuadraticFamily(n=15, condition_number=1e3, shared_matrix=shared).sample(4, 11)
-    ref = inst.reference()
+    ref = reference(inst)
     Q, q = batch_Q(inst), inst.q.numpy()
     x_scipy = torch.as_tensor(np.stack([scipy.linalg.solve(Q[b], -q[b], assume_a="pos") for b in range(4)]))
     assert rel_norm(ref.x, x_scipy) < 1e-10
@@ -219,7 +220,7 @@ def test_singular_reference_is_min_norm_lstsq(shared):
     q = (Qb @ torch.randn(B, n, 1, generator=g, dtype=torch.float64)).squeeze(-1)
     inst = QuadraticInstances(Q, q)
     assert float(inst.strong_convexity().max()) == 0.0
-    ref = inst.reference()
+    ref = reference(inst)
     x_np = np.stack([np.linalg.lstsq(Qb[b].numpy(), -q[b].numpy(), rcond=None)[0] for b in range(B)])
     assert rel_norm(ref.x, torch.as_tensor(x_np)) < 1e-8
     torch.testing.assert_close(ref.objective, inst.objective(torch.as_tensor(x_np)), rtol=1e-10, atol=1e-12)
@@ -247,7 +248,7 @@ def _cvxpy_box_qp(Q: np.ndarray, q: np.ndarray, lower: float, upper: float) -> n
 )
 def test_box_reference_matches_cvxpy(family, batch):
     inst = family.sample(batch, 3)
-    ref = inst.reference()
+    ref = reference(inst)
     assert bool((ref.certificate <= 1e-10).all())
     box = family.box
     assert bool((ref.x.abs() <= box).all())  # feasible
@@ -269,7 +270,7 @@ def test_box_reference_matches_cvxpy(family, batch):
 
 def test_polish_accepts_exactly_the_optimal_active_sets():
     inst = QuadraticFamily(n=25, condition_number=100.0, box=0.3).sample(4, 3)
-    ref = inst.reference()
+    ref = reference(inst)
     x, accepted = inst.polish(ref.x)
     assert bool(accepted.all())
     assert bool((inst.certificate(x) <= 1e-12).all())

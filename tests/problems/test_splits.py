@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from l2o.evaluation import reference
 from l2o.problems import DatasetLogisticFamily, LassoFamily, LogisticFamily, ShiftedInstances
 from l2o.problems.splits import X0_SHIFTS, Split, family_splits, register_splits, registered_splits, resolve_splits
 from l2o.registry import PRESETS
@@ -42,8 +43,8 @@ def test_objective_shift_split_moves_the_minimizer_by_minus_t():
     shifted = family_splits(family)["objective_shift_10"].apply(family)
     p, q = family.sample(3, 1), shifted.sample(3, 1)
     assert isinstance(q, ShiftedInstances)
-    torch.testing.assert_close(q.reference().x, p.reference().x - 10.0, atol=1e-7, rtol=0)
-    torch.testing.assert_close(q.reference().objective, p.reference().objective)
+    torch.testing.assert_close(reference(q).x, reference(p).x - 10.0, atol=1e-7, rtol=0)
+    torch.testing.assert_close(reference(q).objective, reference(p).objective)
 
 
 def test_lasso_natural_splits_change_what_they_say():

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import l2o
+from l2o.evaluation import reference
 from l2o.learned import LGD
 from l2o.registry import make_solver
 from l2o.problems import LassoFamily, LeastSquaresFamily
@@ -60,7 +61,7 @@ def test_training_lgd_lowers_the_validation_gap(tmp_path):
     # independent check on fresh test instances with l2o.run: trained beats untrained (= GD)
     run = load_run(tmp_path / "run")
     test = run.family.sample(64, 12345)
-    ref = test.reference()
+    ref = reference(test)
     untrained = run.config.make_solver()
     trained_gap = l2o.run(run.solver, test, max_iter=20, reference=ref).gap[-1].mean()
     untrained_gap = l2o.run(untrained, test, max_iter=20, reference=ref).gap[-1].mean()
@@ -117,7 +118,7 @@ def test_cvar_reduction_averages_the_worst_instances():
 def test_log_gap_loss_matches_its_formula():
     fam = LeastSquaresFamily(d=6, m=9, noise_std=0.1)
     p = fam.sample(4, 0)
-    ref = p.reference()
+    ref = reference(p)
     solver = LGD(hidden=8, expansion=10.0).double()
     out = unroll(solver, p, solver.init(p, p.initial_point()), 5)
     gap = (out.objectives - ref.objective) / ref.gap_denominator

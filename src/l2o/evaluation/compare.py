@@ -26,11 +26,13 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import Tensor
 
-from l2o.utils.files import atomic_write
 from l2o.evaluation.defaults import HORIZON_FACTOR
+from l2o.evaluation.reference import Reference
+from l2o.evaluation.reference import reference as compute_reference
+from l2o.utils.files import atomic_write
 from l2o.evaluation.run import Trajectory, run
 from l2o.optimizers.base import Optimizer
-from l2o.problems.base import Instances, Reference
+from l2o.problems.base import Instances
 
 #: Iterations of classical solvers when no learned solver sets the horizon.
 DEFAULT_MAX_ITER = 1000
@@ -165,7 +167,7 @@ def compare(
     Args:
         solvers: name -> solver (classical ``Optimizer`` or learned ``nn.Module``).
         problem: the batch of ``B`` instances, shared by all solvers.
-        reference: a ``Reference``; None or True computes ``problem.reference()`` once
+        reference: a ``Reference``; None or True computes ``l2o.reference(problem)`` once
             (shared by all solvers); False records the certificate instead of a gap.
         max_iter: iterations for every solver (an int), per solver (a mapping; missing
             names get the default), or None for the default: ``10 * horizon`` for a
@@ -202,7 +204,7 @@ def compare(
                 text = str(e)
                 raise ValueError(text if f"'{name}'" in text else f"solver '{name}' does not fit this problem: {text}") from None
     if reference is None or reference is True:
-        ref: Reference | None = problem.reference()
+        ref: Reference | None = compute_reference(problem)
     elif reference is False:
         ref = None
     else:

@@ -1,14 +1,11 @@
-"""Running a solver on a batch: trajectories for analysis, ``solve`` for use.
+"""Running a solver on a batch: trajectories for analysis (``solve``, in
+``l2o.evaluation.solve``, is for use).
 
 ``run`` records per instance and per iteration the objective, the relative
 suboptimality (F - F*) / max(|F*|, floor) (the rule is in ``l2o.problems.base``)
 and the elapsed solver time. Time counts only the solver's own steps: the
 bookkeeping (objective and gap in float64) is excluded, so trajectories of
 different solvers are on the same clock.
-
-``solve`` stops each instance on its own certificate (relative duality gap or KKT
-residual) and drops converged instances from the batch, so the tail of slow
-instances does not pay for the fast ones.
 """
 
 from __future__ import annotations
@@ -21,13 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from l2o.optimizers.base import Optimizer, select_state
-from l2o.problems.base import Instances, Reference
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from l2o.evaluation.reference import Reference
+from l2o.evaluation.reference import reference as compute_reference
+from l2o.evaluation.solve import sync
+from l2o.optimizers.base import Optimizer
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -111,7 +106,7 @@ def run(
     Args:
         x0: ``(B, n)`` starting point (default ``problem.initial_point()``).
         max_iter: number of iterations K.
-        reference: a ``Reference``, True to compute ``problem.reference()``, or None.
+        reference: a ``Reference``, True to compute ``l2o.reference(problem)``, or None.
         tol: stop early once every instance's gap (or certificate, without a
             reference) is <= tol, checked at recorded iterations.
         record_every: record every this many iterations (and the last one).
@@ -121,7 +116,7 @@ def run(
         raise ValueError(f"max_iter must be >= 0, got {max_iter}")
     if record_every < 1:
         raise ValueError(f"record_every must be >= 1, got {record_every}")
-    ref = problem.reference() if reference is True else (reference or None)
+    ref = compute_reference(problem) if reference is True else (reference or None)
     exact = problem.as_float64()
     x = problem.initial_point() if x0 is None else x0.to(dtype=problem.dtype, device=problem.device)
     if x.shape != (problem.batch_size, problem.dim):
@@ -154,10 +149,10 @@ def run(
     for k in range(1, max_iter + 1):
         if done:
             break
-        _sync(problem.device)
+        sync(problem.device)
         start = time.perf_counter()
         state = solver.step(problem, state)
-        _sync(problem.device)
+        sync(problem.device)
         elapsed += time.perf_counter() - start
         if k % record_every == 0 or k == max_iter:
             done = record(k, state)
@@ -170,114 +165,4 @@ def run(
         time=torch.tensor(times, dtype=torch.float64),
         x=state.x,
         fallback=torch.stack(fired) if fired else None,
-    )
-
-
-@dataclasses.dataclass
-class SolveResult:
-    """Per-instance outcome of ``solve``.
-
-    Attributes:
-        x: ``(B, n)`` solutions; objective, certificate: ``(B,)``;
-        iterations: ``(B,)`` iterations each instance ran; converged: ``(B,)`` bool;
-        seconds: wall time of the solve (whole batch); certificate_name: what the
-        certificate measures.
-    """
-
-    x: Tensor
-    objective: Tensor
-    certificate: Tensor
-    iterations: Tensor
-    converged: Tensor
-    seconds: float
-    certificate_name: str
-
-
-@torch.no_grad()
-def solve(
-    solver: Optimizer,
-    problem: Instances,
-    x0: Tensor | None = None,
-    tol: float = 1e-8,
-    max_iter: int = 10_000,
-    check_every: int = 10,
-    criterion: str = "certificate",
-) -> SolveResult:
-    """Solve every instance until its certificate is <= ``tol`` (or ``max_iter``).
-
-    The certificate is checked every ``check_every`` iterations, always in float64
-    (a float32 duality gap is rounding noise below about 1e-5, while float32
-    iterates themselves get much closer); converged instances leave the batch
-    (their state is kept as it was), so the work per iteration shrinks as
-    instances finish.
-
-    ``criterion="residual"`` stops instead on the relative fixed-point residual
-    ``problem.fixed_point_residual`` computed in the working dtype (for float32 solves to high
-    accuracy, where a float64 duality gap of a float32 iterate cannot drop below
-    about 1e-6 although the iterate itself is far more accurate).
-    """
-    if criterion not in ("certificate", "residual"):
-        raise ValueError(f"criterion must be 'certificate' or 'residual', got {criterion!r}")
-    if tol <= 0:
-        raise ValueError(f"tol must be > 0, got {tol}")
-    if max_iter < 0:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-    if check_every < 1:
-        raise ValueError(f"check_every must be >= 1, got {check_every}")
-    B = problem.batch_size
-    x = problem.initial_point() if x0 is None else x0.to(dtype=problem.dtype, device=problem.device)
-    if x.shape != (B, problem.dim):
-        raise ValueError(f"x0 must have shape {(B, problem.dim)}, got {tuple(x.shape)}")
-    _sync(problem.device)
-    start = time.perf_counter()
-    x_out = x.clone()
-    iterations = torch.zeros(B, dtype=torch.long)
-    converged = torch.zeros(B, dtype=torch.bool)
-    active = torch.arange(B, device=problem.device)
-    sub = problem
-    # float64 instances for the certificate (timed: part of a certified solve); the
-    # residual criterion works in the problem's dtype and needs them only at the end
-    full = None if criterion == "residual" else problem.as_float64()
-    exact = full
-    state = solver.init(problem, x)
-
-    def retire(k: int) -> None:
-        nonlocal active, sub, exact, state
-        if criterion == "residual":
-            cert = sub.fixed_point_residual(state.x)
-        else:
-            cert = exact.certificate(state.x.to(torch.float64))
-        done = (cert <= tol) & torch.isfinite(cert)
-        if not bool(done.any()):
-            return
-        idx = active[done]
-        x_out[idx] = state.x[done]
-        iterations[idx.cpu()] = k
-        converged[idx.cpu()] = True
-        keep = torch.nonzero(~done).squeeze(-1)
-        active = active[keep]
-        if active.numel():
-            same = exact is sub
-            sub = sub.index(keep)
-            if exact is not None:
-                exact = sub if same else exact.index(keep)
-            state = select_state(state, keep)
-
-    retire(0)
-    k = 0
-    while active.numel() and k < max_iter:
-        k += 1
-        state = solver.step(sub, state)
-        if k % check_every == 0 or k == max_iter:
-            retire(k)
-    if active.numel():
-        x_out[active] = state.x
-        iterations[active.cpu()] = k
-    _sync(problem.device)
-    seconds = time.perf_counter() - start
-    full = full if full is not None else problem.as_float64()
-    x64 = x_out.to(torch.float64)
-    return SolveResult(
-        x=x_out, objective=full.objective(x64), certificate=full.certificate(x64),
-        iterations=iterations, converged=converged, seconds=seconds, certificate_name=problem.certificate_name(),
     )

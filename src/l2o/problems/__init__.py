@@ -1,6 +1,6 @@
 """Problem families and batched instances."""
 
-from l2o.problems.base import GAP_FLOOR, Instances, Reference
+from l2o.problems.base import GAP_FLOOR, Instances
 from l2o.problems.custom import AutogradInstances
 from l2o.problems.datasets import DatasetLogisticFamily
 from l2o.problems.family import ProblemFamily, make_generator
@@ -11,7 +11,7 @@ from l2o.problems.quadratic import QuadraticFamily, QuadraticInstances
 from l2o.problems.shift import ShiftedInstances
 
 __all__ = [
-    "GAP_FLOOR", "Instances", "AutogradInstances", "Reference", "ProblemFamily", "make_generator",
+    "GAP_FLOOR", "Instances", "AutogradInstances", "ProblemFamily", "make_generator",
     "LassoFamily", "LassoInstances", "LeastSquaresFamily", "LeastSquaresInstances",
     "LogisticFamily", "LogisticInstances", "DatasetLogisticFamily",
     "QuadraticFamily", "QuadraticInstances", "ShiftedInstances", "MimoFamily", "MimoInstances",

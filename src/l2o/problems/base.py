@@ -12,9 +12,9 @@ dtype on one device, and every method follows that dtype and device.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from typing import Callable
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
@@ -29,30 +29,6 @@ from torch import Tensor
 # origin, and then relative to that thousandth. For LASSO, logistic regression
 # and QPs with F* < 0 the floor never binds on the presets.
 GAP_FLOOR = 1e-3
-
-
-@dataclasses.dataclass(frozen=True)
-class Reference:
-    """A certified reference optimum of a batch.
-
-    Attributes:
-        x: ``(B, n)`` minimizer (float64).
-        objective: ``(B,)`` F(x*) (float64).
-        certificate: ``(B,)`` relative duality gap or KKT residual at ``x``.
-        gap_denominator: ``(B,)`` denominator of the relative gap (see GAP_FLOOR).
-        method: how the reference was computed, in words.
-    """
-
-    x: Tensor
-    objective: Tensor
-    certificate: Tensor
-    gap_denominator: Tensor
-    method: str
-
-    def relative_gap(self, objective: Tensor) -> Tensor:
-        """(F - F*) / denominator, computed in float64. ``objective``: ``(B,)``."""
-        obj = objective.to(torch.float64)
-        return (obj - self.objective.to(obj.device)) / self.gap_denominator.to(obj.device)
 
 
 def as_batch_vector(value: Tensor | float, batch_size: int, like: Tensor) -> Tensor:
@@ -79,7 +55,8 @@ class Instances(ABC):
     Subclasses implement the smooth part (``smooth_objective``, ``grad``,
     ``smoothness``), the nonsmooth part (``nonsmooth_objective``, ``prox``;
     the defaults are r = 0), ``index`` and ``to``. Everything else (objective,
-    gradient mapping, certificates, references) is derived here.
+    gradient mapping, certificates) is derived here; references are computed by
+    ``l2o.evaluation.reference`` from ``closed_form`` or the declared ``reference_solver``.
     """
 
     #: True when r is not identically zero (LASSO, sparse logistic, a box).
@@ -88,6 +65,9 @@ class Instances(ABC):
     is_constrained: bool = False
     #: Initial-point shift: the default starting point is ``x0_shift * 1``.
     x0_shift: float = 0.0
+    #: False for instances that cannot be sub-batched (``index`` refuses): the solve loop
+    #: then keeps converged instances in the batch instead of dropping them.
+    can_index: bool = True
 
     # ----- data layout ---------------------------------------------------------------
     @property
@@ -230,57 +210,42 @@ class Instances(ABC):
         """
         return self.fixed_point_residual(x)
 
+    def certified(self, x: Tensor, tol: float) -> Tensor:
+        """``(B,)`` bool: ``certificate(x) <= tol`` (and finite). Families override it where
+        part of the certificate is expensive and only needed where it may reach ``tol``;
+        a True here implies ``certificate(x) <= tol`` (up to rounding)."""
+        cert = self.certificate(x)
+        return (cert <= tol) & torch.isfinite(cert)
+
     def certificate_name(self) -> str:
         return "relative gradient-mapping norm"
 
-    # ----- reference optimum -----------------------------------------------------------
-    def reference(self, tol: float = 1e-10, max_iter: int = 100_000) -> Reference:
-        """Certified optimum, computed once in float64 and cached.
+    # ----- reference optimum (computed by l2o.evaluation.reference) ------------------
+    #: The solver that computes references where there is no closed form: a registry
+    #: name (``l2o.registry.SOLVERS``), run by ``l2o.evaluation.solve`` until the
+    #: certificate is <= tol. Class-level data; a class may compute it per batch.
+    reference_solver: str = "fista_restart"
+    #: Keyword arguments of that solver.
+    reference_solver_kwargs: Mapping[str, Any] = MappingProxyType({})
+    #: How the iterative reference is described (``Reference.method``); ``{solver}`` is
+    #: the solver's name and ``{tol}`` the tolerance.
+    reference_method: str = "{solver} to certificate <= {tol:g}"
 
-        Subclasses implement ``_solve_reference`` (closed form, or a classical method
-        run until ``certificate <= tol``); the result is checked here.
-        """
-        cached = getattr(self, "_reference_cache", None)
-        if cached is not None and cached[0] <= tol:
-            return cached[1]
-        exact = self.as_float64()
-        x_star, method = exact._solve_reference(tol, max_iter)
-        f_star = exact.objective(x_star)
-        cert = exact.certificate(x_star)
-        f_origin = exact.objective(exact.prox(torch.zeros_like(x_star), 1.0 / exact.smoothness()))
-        denom = torch.maximum(f_star.abs(), GAP_FLOOR * (f_origin - f_star).abs())
-        denom = torch.where(denom > 0, denom, torch.ones_like(denom))
-        ref = Reference(x=x_star, objective=f_star, certificate=cert, gap_denominator=denom, method=method)
-        object.__setattr__(self, "_reference_cache", (tol, ref))
-        return ref
+    #: Nonconvex families (MIMO sum-rate) have no certificate of global optimality: their
+    #: reference is the best, per instance, of runs of ``reference_solver`` from the
+    #: points of ``reference_starts``, each until its objective changes by less than
+    #: ``reference_rtol`` (relative) in one iteration, at most ``reference_max_iter``.
+    reference_rtol: float = 1e-9
+    reference_max_iter: int = 5000
 
-    @abstractmethod
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        """Return ``(x*, method)`` in float64 with ``certificate(x*) <= tol``."""
+    def reference_starts(self) -> list[tuple[str, Tensor]] | None:
+        """Named starting points ``[(name, x0 (B, n)), ...]`` of a multi-start reference, or
+        None (the default: the reference is certified, from ``closed_form`` or a single
+        run of ``reference_solver`` to its certificate)."""
+        return None
 
+    def closed_form(self) -> tuple[Tensor, str] | None:
+        """``(x*, method)``: a minimizer in closed form and how it was computed (e.g.
+        ``"closed form (Cholesky)"``), or None where there is none (the default)."""
+        return None
 
-def run_to_certificate(
-    problem: Instances,
-    step_fn: Callable[[Instances, object], object],
-    state: object,
-    get_x: Callable[[object], Tensor],
-    tol: float,
-    max_iter: int,
-    check_every: int = 10,
-) -> Tensor:
-    """Iterate ``state = step_fn(problem, state)`` until ``certificate <= tol`` everywhere.
-
-    Used to compute references; raises if the certificate is not reached, so a
-    reference is never silently uncertified.
-    """
-    for k in range(1, max_iter + 1):
-        state = step_fn(problem, state)
-        if k % check_every == 0 and bool((problem.certificate(get_x(state)) <= tol).all()):
-            return get_x(state)
-    cert = problem.certificate(get_x(state))
-    if bool((cert <= tol).all()):
-        return get_x(state)
-    raise RuntimeError(
-        f"reference solver did not certify {int((cert > tol).sum())} of {problem.batch_size} instances to "
-        f"{tol:g} in {max_iter} iterations (worst certificate {float(cert.max()):.3g})"
-    )

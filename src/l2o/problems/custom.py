@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from l2o.problems.base import Instances, as_batch_vector, run_to_certificate
+from l2o.problems.base import Instances, as_batch_vector
 
 
 class AutogradInstances(Instances):
@@ -61,6 +61,10 @@ class AutogradInstances(Instances):
         self.has_nonsmooth = penalty is not None
         self.is_constrained = hasattr(penalty, "lower")
         self.x0_shift = x0_shift
+
+    #: ``index`` refuses (the objective is an opaque function): the solve loop keeps
+    #: converged instances in the batch.
+    can_index = False
 
     @property
     def batch_size(self) -> int:
@@ -119,11 +123,10 @@ class AutogradInstances(Instances):
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.penalty.subdifferential_bounds(x) if self.has_nonsmooth else super().subdifferential_bounds(x)
 
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        from l2o.optimizers.fista import FISTA
-        from l2o.optimizers.quasi_newton import LBFGS
+    # ----- reference ------------------------------------------------------------------------
+    reference_method = "{solver} to relative fixed-point residual <= {tol:g}"
 
-        solver = FISTA(restart=True) if self.has_nonsmooth else LBFGS()
-        x0 = self.prox(torch.zeros(self._B, self._n, dtype=self._dtype, device=self._device), 1.0 / self._L)
-        x = run_to_certificate(self, solver.step, solver.init(self, x0), lambda s: s.x, tol, max_iter)
-        return x, f"{solver.name} to relative fixed-point residual <= {tol:g}"
+    @property
+    def reference_solver(self) -> str:  # type: ignore[override]
+        """FISTA with restart, or L-BFGS when the problem is smooth."""
+        return "fista_restart" if self.has_nonsmooth else "lbfgs"

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector, run_to_certificate
+from l2o.problems.base import GAP_FLOOR, Instances, as_batch_vector
 from l2o.problems.family import ProblemFamily
 from l2o.problems.lasso import correlated_gaussian, sparse_vectors
 from l2o.problems.parts import L1, matvec, rmatvec, spectral_norm_squared
@@ -186,20 +186,19 @@ class LogisticInstances(Instances):
     def certificate_name(self) -> str:
         return "relative duality gap" if bool((self.lam > 0).all()) else "relative gradient norm"
 
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        from l2o.optimizers.fista import FISTA
-        from l2o.optimizers.quasi_newton import Newton
+    # ----- reference ------------------------------------------------------------------------
+    def _newton_reference(self) -> bool:
+        return self.penalty == "l2" and bool((self.lam > 0).all())
 
-        x0 = torch.zeros(self.batch_size, self.dim, dtype=self.dtype, device=self.device)
-        if self.penalty == "l2" and bool((self.lam > 0).all()):
-            solver, what = Newton(), "Newton with line search"
-            check = 1
-        else:
-            solver, what = FISTA(restart=True), "FISTA with adaptive restart"
-            check = 10
-        state = solver.init(self, x0)
-        x = run_to_certificate(self, solver.step, state, lambda s: s.x, tol, max_iter, check_every=check)
-        return x, f"{what} to relative duality gap <= {tol:g}"
+    @property
+    def reference_solver(self) -> str:  # type: ignore[override]
+        """Newton for ridge (smooth, strongly convex, cheap Hessian), else FISTA with restart."""
+        return "newton" if self._newton_reference() else "fista_restart"
+
+    @property
+    def reference_method(self) -> str:  # type: ignore[override]
+        what = "Newton with line search" if self._newton_reference() else "FISTA with adaptive restart"
+        return what + " to relative duality gap <= {tol:g}"
 
 
 def logistic_solver(problem: Instances) -> str:

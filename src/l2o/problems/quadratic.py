@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from l2o.problems.base import Instances, run_to_certificate
+from l2o.problems.base import Instances
 from l2o.problems.family import ProblemFamily, make_generator
 from l2o.problems.parts import Box, solve_on_index_sets
 from l2o.problems.splits import Split, scaled
@@ -153,26 +153,25 @@ class QuadraticInstances(Instances):
     def certificate_name(self) -> str:
         return "relative projected-gradient (KKT) residual" if self.is_constrained else "relative gradient norm"
 
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        mu = self.strong_convexity()
-        if not self.is_constrained:
-            if not bool((mu > 0).all()):
-                x = -(torch.linalg.pinv(self.Q) @ self.q.unsqueeze(-1)).squeeze(-1) if not self.shared_matrix else (
-                    -self.q @ torch.linalg.pinv(self.Q)
-                )
-                return x, "closed form (pseudo-inverse)"
-            chol = torch.linalg.cholesky(self.Q)
-            if self.shared_matrix:
-                x = -torch.cholesky_solve(self.q.mT, chol).mT
-            else:
-                x = -torch.cholesky_solve(self.q.unsqueeze(-1), chol).squeeze(-1)
-            return x, "closed form (Cholesky)"
-        from l2o.optimizers.fista import FISTA
+    reference_solver = "fista_restart"
+    reference_method = "accelerated projected gradient with restart to KKT residual <= {tol:g}"
 
-        solver = FISTA(restart=True)
-        x0 = self.prox(torch.zeros_like(self.q), 1.0)
-        x = run_to_certificate(self, solver.step, solver.init(self, x0), lambda s: s.x, tol, max_iter)
-        return x, f"accelerated projected gradient with restart to KKT residual <= {tol:g}"
+    def closed_form(self) -> tuple[Tensor, str] | None:
+        """Unconstrained: -Q^{-1} q by Cholesky (mu > 0), else the minimum-norm -Q^+ q."""
+        if self.is_constrained:
+            return None
+        mu = self.strong_convexity()
+        if not bool((mu > 0).all()):
+            x = -(torch.linalg.pinv(self.Q) @ self.q.unsqueeze(-1)).squeeze(-1) if not self.shared_matrix else (
+                -self.q @ torch.linalg.pinv(self.Q)
+            )
+            return x, "closed form (pseudo-inverse)"
+        chol = torch.linalg.cholesky(self.Q)
+        if self.shared_matrix:
+            x = -torch.cholesky_solve(self.q.mT, chol).mT
+        else:
+            x = -torch.cholesky_solve(self.q.unsqueeze(-1), chol).squeeze(-1)
+        return x, "closed form (Cholesky)"
 
 
 def random_spd(batch: int | None, n: int, condition_number: float, g: torch.Generator) -> Tensor:

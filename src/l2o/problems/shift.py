@@ -76,6 +76,9 @@ class ShiftedInstances(Instances):
     def certificate(self, x: Tensor) -> Tensor:
         return self.inner.certificate(x + self.t)
 
+    def certified(self, x: Tensor, tol: float) -> Tensor:
+        return self.inner.certified(x + self.t, tol)
+
     def active_pattern(self, x: Tensor) -> Tensor:
         return self.inner.active_pattern(x + self.t)
 
@@ -85,9 +88,11 @@ class ShiftedInstances(Instances):
     def certificate_name(self) -> str:
         return self.inner.certificate_name()
 
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        ref = self.inner.reference(tol, max_iter)
-        return ref.x - self.t, ref.method + " (shifted)"
+
+    # The reference is the inner problem's moved by -t (``l2o.evaluation.reference``).
+    @property
+    def can_index(self) -> bool:  # type: ignore[override]
+        return self.inner.can_index
 
 
 def shifted(problem: Instances, t: Tensor | float) -> ShiftedInstances:

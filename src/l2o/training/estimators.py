@@ -18,7 +18,8 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from l2o.problems.base import Instances, Reference
+from l2o.evaluation.reference import Reference
+from l2o.problems.base import Instances
 from l2o.training.unroll import MetaLoss, detach_state, unroll
 
 

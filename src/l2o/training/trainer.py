@@ -29,12 +29,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from l2o.problems.base import Instances, Reference
+from l2o.evaluation.reference import Reference, reference
+from l2o.problems.base import Instances
 from l2o.training.checkpoint import (
     RunDirectory,
     TrainingState,
     assign_weights,
     read_config,
+    read_json,
     restore_optimizer,
     weights_of,
 )
@@ -116,11 +118,6 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _subset_reference(ref: Reference, idx: Tensor) -> Reference:
-    return dataclasses.replace(ref, x=ref.x[idx], objective=ref.objective[idx], certificate=ref.certificate[idx],
-                               gap_denominator=ref.gap_denominator[idx])
-
-
 class Trainer:
     """Meta-trains the config's learned solver on its family (see ``train``).
 
@@ -171,11 +168,11 @@ class Trainer:
         self.g_data = _generator(self.seed_data)
         self.g_unroll = _generator(self.seed_unroll)
         self.train_set = self._sample(cfg.train_set_size, self.seed_train_set) if cfg.train_set_size else None
-        self.train_ref = self.train_set.reference() if self.train_set is not None and self.loss.needs_reference else None
+        self.train_ref = reference(self.train_set) if self.train_set is not None and self.loss.needs_reference else None
         if cfg.val_batch:
             self.val_set = self._sample(cfg.val_batch, self.seed_val)
             self.val_exact = self.val_set.as_float64()
-            self.val_ref = self.val_set.reference()
+            self.val_ref = reference(self.val_set)
         else:
             self.val_set = self.val_exact = self.val_ref = None
 
@@ -183,11 +180,11 @@ class Trainer:
         cfg = self.cfg
         if self.train_set is None:
             problem = self._sample(cfg.batch_size, self.g_data)
-            return problem, (problem.reference() if self.loss.needs_reference else None)
+            return problem, (reference(problem) if self.loss.needs_reference else None)
         if cfg.batch_size == cfg.train_set_size:
             return self.train_set, self.train_ref
         idx = torch.randperm(cfg.train_set_size, generator=self.g_data)[: cfg.batch_size]
-        ref = _subset_reference(self.train_ref, idx) if self.train_ref is not None else None
+        ref = self.train_ref.index(idx) if self.train_ref is not None else None
         return self.train_set.index(idx.to(self.device)), ref
 
     def _horizon(self) -> int:
@@ -383,16 +380,20 @@ def train(
     return Trainer(config, out_dir, progress=progress, callback=callback).fit(resume=resume)
 
 
+def _training_part(config: RunConfig) -> dict:
+    """The config without its ``[evaluation]`` table, which does not change training (a run
+    directory written with the table's defaults filled in is the same run)."""
+    return {k: v for k, v in config.to_dict().items() if k != "evaluation"}
+
+
 def run_status(config: RunConfig, out_dir: str | Path) -> str:
     """What ``out_dir`` holds for ``config``: "new" (no run), "cut_off" (a run of this
     config that did not finish: resume it) or "finished". A run of another config is a
     ``ValueError``, so that nothing there is overwritten."""
-    from l2o.training.checkpoint import read_config, read_json
-
     root = Path(out_dir)
     if not (root / "config.toml").exists():
         return "new"
-    if read_config(root).to_dict() != config.to_dict():
+    if _training_part(read_config(root)) != _training_part(config):
         raise ValueError(f"'{root}' holds a different training run; remove it or choose another directory")
     metrics = read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
     return "finished" if metrics.get("finished") else "cut_off"

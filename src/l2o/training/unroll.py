@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from l2o.problems.base import Instances, Reference
+from l2o.evaluation.reference import Reference
+from l2o.problems.base import Instances
 
 LOSSES = ("last", "mean", "weighted", "log_gap")
 REDUCTIONS = ("mean", "sum", "cvar")

@@ -4,8 +4,9 @@
   receivers and weights, the V update, MRT / ZF / RZF, budgets);
 * ``instances``: ``MimoInstances`` (-rate, gradient, budget projection, start, certificate);
 * ``family``: ``MimoFamily`` (hexagonal cells, user drops, path loss);
-* ``reference``: the reference solution (best of several WMMSE runs); not imported here,
-  since it runs a solver.
+
+Its reference solution (the best of several WMMSE runs, ``MimoInstances.reference_starts``)
+is computed by ``l2o.evaluation.reference``, since it runs a solver.
 """
 
 from l2o.problems.mimo.channel import (

@@ -36,10 +36,13 @@ from l2o.problems.mimo.channel import (
     mrt,
     pack,
     per_cell_power,
+    regularized_zero_forcing,
+    scale_to_budget,
     transmit_covariance,
     unpack,
     user_rates,
     wmmse_update,
+    zero_forcing,
 )
 
 #: Relative tolerance of the power budget in ``nonsmooth_objective``: iterates of float32
@@ -266,8 +269,28 @@ class MimoInstances(Instances):
     def certificate_name(self) -> str:
         return "relative WMMSE fixed-point residual ||V - WMMSE(V)|| / ||V||"
 
-    def _solve_reference(self, tol: float, max_iter: int) -> tuple[Tensor, str]:
-        """Best of several WMMSE runs, per instance (``l2o.problems.mimo.reference.solve_reference``)."""
-        from l2o.problems.mimo.reference import solve_reference  # moved to evaluation by the lead
+    # ----- reference (computed by l2o.evaluation.reference) -------------------------------
+    #: The reference is the best of WMMSE runs from several starts (a local optimum: the
+    #: sum-rate is nonconvex), each until the relative change of the rate in one iteration
+    #: is below ``reference_rtol``.
+    reference_solver = "wmmse"
+    reference_rtol = 1e-9
+    reference_max_iter = 5000
+    #: Random feasible starts of the reference, after MRT, RZF and ZF.
+    reference_random_starts = 3
 
-        return solve_reference(self, tol, max_iter)
+    def reference_starts(self) -> list[tuple[str, Tensor]]:
+        """The starts of the reference runs: MRT, RZF, ZF (where M >= I d) and
+        ``reference_random_starts`` random feasible points (complex Gaussian precoders at
+        full power, the same draws for every instance, so that a sub-batch gets the same
+        starts as the batch). Each ``(name, x0 (B, n))``."""
+        H, d, budget = self.H, self.streams, self.budget
+        starts = [("MRT", mrt(H, d, budget)), ("RZF", regularized_zero_forcing(H, d, budget, self.noise))]
+        if self.tx_antennas >= self.users * self.streams:
+            starts.append(("ZF", zero_forcing(H, d, budget)))
+        g = torch.Generator().manual_seed(0)
+        for s in range(self.reference_random_starts):
+            z = torch.randn(1, self.dim, generator=g, dtype=torch.float64).to(self.dtype).to(self.device)
+            V = self.unpack(z.expand(self.batch_size, -1))
+            starts.append((f"random {s}", pack(scale_to_budget(V, budget))))
+        return starts
