@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 
 from l2o.problems.base import Instances
 from l2o.problems.shift import shifted
-
-if TYPE_CHECKING:
-    from l2o.problems.splits import Split
 
 
 #: Baselines of ``l2o eval`` (registry names of classical solvers) for composite or
@@ -121,3 +119,29 @@ class ProblemFamily(ABC):
         conditioning, dimension, ...); the common ones and ``family_splits`` are in
         ``l2o.problems.splits``."""
         return []
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A named test distribution derived from a training family.
+
+    Attributes:
+        name: what ``--split`` and configs call it.
+        description: one line for reports.
+        changes: field changes applied to the training family (``family.replace``).
+        family: a replacement family (a different family type, such as a bundled real
+            dataset), used instead of ``changes`` when set.
+        kind: "id", "cvpr" (the CVPR 2024 shifts) or "natural".
+    """
+
+    name: str
+    description: str
+    changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    family: ProblemFamily | None = None
+    kind: str = "natural"
+
+    def apply(self, base: ProblemFamily) -> ProblemFamily:
+        """The family this split samples from, given the training family ``base``."""
+        if self.family is not None:
+            return self.family.replace(x0_shift=base.x0_shift, objective_shift=base.objective_shift)
+        return base.replace(**self.changes) if self.changes else base

@@ -26,36 +26,10 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from l2o.problems.family import ProblemFamily
+from l2o.problems.family import ProblemFamily, Split
 
 X0_SHIFTS = (10.0, -10.0, 20.0, -20.0, 50.0, -50.0, 100.0, -100.0)
 OBJECTIVE_SHIFTS = (1.0, 10.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """A named test distribution derived from a training family.
-
-    Attributes:
-        name: what ``--split`` and configs call it.
-        description: one line for reports.
-        changes: field changes applied to the training family (``family.replace``).
-        family: a replacement family (a different family type, such as a bundled real
-            dataset), used instead of ``changes`` when set.
-        kind: "id", "cvpr" (the CVPR 2024 shifts) or "natural".
-    """
-
-    name: str
-    description: str
-    changes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    family: ProblemFamily | None = None
-    kind: str = "natural"
-
-    def apply(self, base: ProblemFamily) -> ProblemFamily:
-        """The family this split samples from, given the training family ``base``."""
-        if self.family is not None:
-            return self.family.replace(x0_shift=base.x0_shift, objective_shift=base.objective_shift)
-        return base.replace(**self.changes) if self.changes else base
 
 
 def _fmt(v: float) -> str:

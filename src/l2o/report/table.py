@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from l2o.evaluation import Trajectory
+from l2o.evaluation.compare import trajectories_from_records
 
 DEFAULT_TOLERANCES: tuple[float, ...] = (1e-2, 1e-4, 1e-6)
 
@@ -90,8 +91,6 @@ def summarize_records(rows: Sequence[Mapping[str, Any]], tolerances: Sequence[fl
                       ) -> list[dict[str, Any]]:
     """``summarize`` of tidy records (``Comparison.records()`` or a records CSV read back
     with ``read_records_csv``); iterations and seconds are as fine as the records."""
-    from l2o.evaluation.compare import trajectories_from_records
-
     trajectories, learned = trajectories_from_records(rows)
     return summarize(trajectories, tolerances, learned=learned)
 

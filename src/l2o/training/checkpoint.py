@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Mapping
 import torch
 from torch import Tensor, nn
 
+from l2o.training.config import RunConfig
 from l2o.utils.files import (
     atomic_write,
     json_safe,
@@ -298,8 +299,6 @@ class Run:
 
 def read_config(directory: str | os.PathLike[str]):
     """The resolved ``RunConfig`` of a run directory."""
-    from l2o.training.config import RunConfig
-
     path = Path(directory) / CONFIG
     data = read_toml(path)
     try:
