@@ -140,3 +140,15 @@ def test_mimo_references_come_from_the_hook():
     ref = reference(p)
     assert "local optimum" in ref.method and "WMMSE" in ref.method
     torch.testing.assert_close(-ref.objective, p.sum_rate(ref.x))
+
+
+@pytest.mark.parametrize("family", [l2o.LassoFamily(m=40, n=80, nnz=6),
+                                    l2o.QuadraticFamily(n=30, condition_number=50.0, box=0.1)])
+def test_iterative_references_are_polished_to_the_exact_optimum(family):
+    """The solver stops at certificate <= tol; the active-set polish then lands on the optimum
+    itself wherever it verifies the optimality conditions."""
+    p = family.sample(4, 1)
+    ref = reference(p, tol=1e-6)
+    assert ref.method.endswith("then polished on its active set where that verifies optimality")
+    assert bool((ref.certificate <= 1e-12).all())
+    torch.testing.assert_close(ref.x, solved("fista_polish", p), rtol=0, atol=1e-8)
