@@ -1,10 +1,11 @@
-"""Active-set polishing (``fista_polish``, ``Instances.polish``) and the allocator setting."""
+"""Active-set polishing (``fista_polish``, ``Instances.polish``, ``solve_on_index_sets``) and the allocator setting."""
 
 import pytest
 import torch
 
 from l2o import LassoFamily, QuadraticFamily, make_solver, run
 from l2o.evaluation import reference
+from l2o.problems.parts import solve_on_index_sets
 from l2o.utils.performance import tune_allocator
 
 
@@ -37,3 +38,20 @@ def test_tune_allocator_applies_on_glibc_and_is_idempotent():
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert tune_allocator() is expected
     assert tune_allocator() is expected
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_solve_on_index_sets_by_chunks_matches_one_dense_solve_per_instance(chunk):
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(30, 20, generator=g, dtype=torch.float64)
+    H = A.T @ A
+    rhs = torch.randn(7, 20, generator=g, dtype=torch.float64)
+    mask = torch.rand(7, 20, generator=g) < torch.linspace(0.0, 0.9, 7, dtype=torch.float64).unsqueeze(-1)
+    z, ok = solve_on_index_sets(H, rhs, mask, chunk=chunk)
+    assert bool(ok.all())
+    for b in range(7):
+        idx = torch.nonzero(mask[b]).squeeze(-1)
+        expected = torch.zeros(20, dtype=torch.float64)
+        if idx.numel():
+            expected[idx] = torch.linalg.solve(H[idx][:, idx], rhs[b, idx])
+        torch.testing.assert_close(z[b], expected, rtol=0, atol=1e-10)

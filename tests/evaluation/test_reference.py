@@ -120,24 +120,42 @@ def test_autograd_instances_declare_their_solver():
     torch.testing.assert_close(ref.x, c, rtol=0, atol=1e-9)
 
 
-class _HookedInstances(LeastSquaresInstances):
-    """Instances that compute their own reference (the temporary MIMO hook)."""
+class _MultiStart(LeastSquaresInstances):
+    """Least squares declaring a multi-start reference (as nonconvex families do)."""
 
-    def _solve_reference(self, tol, max_iter):
-        return torch.full((self.batch_size, self.dim), 0.25, dtype=self.dtype), f"by hand (tol {tol:g}, {max_iter})"
+    reference_solver = "nesterov"
+    reference_rtol = 0.0
+    reference_max_iter = 400
+
+    def reference_starts(self):
+        zero = torch.zeros(self.batch_size, self.dim, dtype=self.dtype)
+        return [("zero", zero), ("far", zero + 10.0)]
 
 
-def test_instances_with_their_own_reference_solver_use_it():
+def test_declared_starts_give_the_best_of_the_runs_from_them():
     g = torch.Generator().manual_seed(0)
-    p = _HookedInstances(torch.randn(5, 3, generator=g, dtype=torch.float64),
-                         torch.randn(2, 5, generator=g, dtype=torch.float64))
-    ref = reference(p, tol=1e-3, max_iter=7)
-    assert ref.method == "by hand (tol 0.001, 7)" and bool((ref.x == 0.25).all())
+    p = _MultiStart(torch.randn(8, 3, generator=g, dtype=torch.float64), torch.randn(2, 8, generator=g, dtype=torch.float64))
+    ref = reference(p)
+    assert ref.method.startswith("best of NESTEROV runs from zero, far") and "not certified global" in ref.method
+    exact = LeastSquaresInstances(p.A, p.b).closed_form()[0]
+    torch.testing.assert_close(ref.x, exact, rtol=0, atol=1e-8)
     torch.testing.assert_close(ref.objective, p.objective(ref.x))
 
 
-def test_mimo_references_come_from_the_hook():
+def test_mimo_references_are_the_best_of_several_wmmse_runs():
     p = l2o.problems.MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=1).sample(2, 0)
     ref = reference(p)
     assert "local optimum" in ref.method and "WMMSE" in ref.method
     torch.testing.assert_close(-ref.objective, p.sum_rate(ref.x))
+
+
+@pytest.mark.parametrize("family", [l2o.LassoFamily(m=40, n=80, nnz=6),
+                                    l2o.QuadraticFamily(n=30, condition_number=50.0, box=0.1)])
+def test_iterative_references_are_polished_to_the_exact_optimum(family):
+    """The solver stops at certificate <= tol; the active-set polish then lands on the optimum
+    itself wherever it verifies the optimality conditions."""
+    p = family.sample(4, 1)
+    ref = reference(p, tol=1e-6)
+    assert ref.method.endswith("then polished on its active set where that verifies optimality")
+    assert bool((ref.certificate <= 1e-12).all())
+    torch.testing.assert_close(ref.x, solved("fista_polish", p), rtol=0, atol=1e-8)

@@ -8,6 +8,8 @@ instances that cannot be sub-batched.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from evaluation_cases import graded_qp, lasso, mixed_qp, plain_loop, qp
@@ -245,3 +247,50 @@ def test_instances_that_cannot_be_sub_batched_keep_their_converged_iterate():
     for i in range(4):
         assert torch.equal(res.x[i], X[int(res.iterations[i]), i])
     assert bool((custom.fixed_point_residual(res.x) <= 1e-6).all())
+
+
+# --------------------------------------------------------------------------------------
+# float32 iterates: the README example, stalls, float32 iterates of float64 instances
+# --------------------------------------------------------------------------------------
+def test_the_readme_float32_example_converges_fast():
+    """``l2o.solve(fista_restart, float32 LASSO, tol=1e-6)``: the float64 duality gap of a
+    float32 iterate used to stall at ~5e-6, so this ran to max_iter = 10000 unconverged."""
+    fam = l2o.make_family("lasso_250x500")
+    p = fam.sample(200, torch.Generator().manual_seed(0)).to(dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = l2o.solve(make_solver("fista_restart"), p, tol=1e-6)
+    assert bool(res.converged.all()) and int(res.iterations.max()) <= 200
+    assert bool((res.certificate <= 1e-6).all())
+    ref = reference(p)
+    assert float(ref.relative_gap(res.objective).max()) <= 1e-6  # the certificate bounds the gap
+
+
+def test_float32_iterates_that_stall_stop_early_with_a_warning():
+    """A tolerance below what float32 iterates reach: the instances leave the batch once their
+    iterates stop changing, unconverged and with a warning, instead of running to max_iter."""
+    p = l2o.QuadraticFamily(n=30, condition_number=100.0).sample(4, 0, dtype=torch.float32)
+    with pytest.warns(RuntimeWarning, match=r"4 of 4 instance\(s\) stopped .*float32 .*float64"):
+        res = l2o.solve(make_solver("fista_restart"), p, tol=1e-12, max_iter=10_000)
+    assert not bool(res.converged.any()) and int(res.iterations.max()) < 2000
+    assert bool((res.certificate > 1e-12).all())
+    # float64 iterates are never declared stalled: they run to max_iter
+    res64 = l2o.solve(make_solver("fista_restart"), p.to(dtype=torch.float64), tol=1e-30, max_iter=300)
+    assert res64.iterations.tolist() == [300] * 4
+
+
+def test_float32_iterates_of_float64_instances():
+    """``iterate_dtype=float32``: the float32 iteration certified in float64; instances that
+    stall in float32 continue in float64, from where they stalled."""
+    p = lasso()
+    res = l2o.solve(make_solver("fista_restart"), p, tol=1e-6, iterate_dtype=torch.float32)
+    p32 = l2o.solve(make_solver("fista_restart"), p.to(dtype=torch.float32), tol=1e-6)
+    assert res.x.dtype == torch.float64 and bool(res.converged.all())
+    assert torch.equal(res.iterations, p32.iterations) and torch.equal(res.x, p32.x.double())
+    assert bool((res.certificate <= 1e-6).all())
+    q = qp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = l2o.solve(make_solver("fista_restart"), q, tol=1e-12, iterate_dtype=torch.float32)
+    assert bool(fine.converged.all()) and bool((fine.certificate <= 1e-12).all())
+    assert fine.x.dtype == torch.float64 and int(fine.iterations.max()) <= 10_000

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from l2o.evaluation import reference
 from l2o.problems import GAP_FLOOR, LassoFamily, LeastSquaresFamily, LeastSquaresInstances, make_generator
+from l2o.registry import make_solver
 
 PROPERTY = settings(max_examples=30, deadline=None, database=None)
 
@@ -436,3 +437,25 @@ def test_polish_accepts_exactly_the_optimal_supports():
         x, accepted = inst.polish(y)
         assert torch.equal(x[~accepted], y[~accepted])
         assert bool((inst.certificate(x)[accepted] <= 1e-9).all())
+
+
+# ----- the support's dual point --------------------------------------------------------------
+def test_the_support_dual_point_makes_the_certificate_as_small_as_the_gap():
+    """Near convergence the certificate (F(x) - D) / denominator with D from the support's dual
+    point is about the relative suboptimality itself; the residual's dual point alone gives
+    about its square root. ``certified`` agrees with ``certificate <= tol``."""
+    inst = LassoFamily(m=40, n=80, nnz=6).sample(6, 3)
+    ref = reference(inst, tol=1e-12)
+    solver = make_solver("fista_restart")
+    state = solver.init(inst, inst.initial_point())
+    for _ in range(60):
+        state = solver.step(inst, state)
+    x = state.x
+    gap = ref.relative_gap(inst.objective(x))
+    cert = inst.certificate(x)
+    gap1, dual1 = inst.duality_gap(x)
+    loose = gap1 / torch.maximum(dual1.abs(), GAP_FLOOR * (0.5 * inst.b.square().sum(-1) - dual1).abs())
+    assert bool((gap <= cert * (1 + 1e-9)).all()) and bool((cert <= loose).all())
+    assert bool((cert <= 10 * gap.clamp(min=1e-15)).all()) and bool((loose >= 100 * cert).any())
+    for tol in (1e-3, 1e-6, 1e-9, 1e-12, float(cert.median())):
+        assert torch.equal(inst.certified(x, tol), cert <= tol)
