@@ -492,3 +492,28 @@ def test_solve_with_alista_checkpoint_on_its_dictionary(lasso_run, tmp_path):
     out = json.loads(res.stdout)
     assert out["solver"] == "alista" and out["problem"] == "lasso" and len(out["x"]) == 2
     assert all(np.isfinite(out["objective"]))
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-10])
+def test_float32_iterates_are_certified_in_float64(tmp_path, tol):
+    """--iterate-dtype auto computes float32 iterates for FISTA on float64 LASSO data; the
+    certificate is float64, so every instance meets tol (1e-10 is below float32's
+    resolution: those instances continue in float64) and agrees with scikit-learn."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((30, 50))
+    A /= np.linalg.norm(A, axis=0)
+    B = rng.standard_normal((6, 30))
+    np.savez(tmp_path / "l.npz", A=A, b=B, lam=0.1)
+    auto = solve_ok("-p", "lasso", "-d", tmp_path / "l.npz", "--tol", str(tol))
+    f64 = solve_ok("-p", "lasso", "-d", tmp_path / "l.npz", "--tol", str(tol), "--iterate-dtype", "float64")
+    assert auto["iterate_dtype"] == "float32" and f64["iterate_dtype"] == "float64"
+    assert all(auto["converged"]) and max(auto["certificate"]) <= tol
+    for b in range(6):
+        ref = lasso_objective(A, B[b], 0.1, sklearn_lasso(A, B[b], 0.1))
+        assert lasso_objective(A, B[b], 0.1, np.array(auto["x"][b])) <= ref + 10 * tol * abs(ref) + 1e-12
+
+
+def test_bad_iterate_dtype_is_one_line(tmp_path):
+    np.savez(tmp_path / "l.npz", A=np.eye(3), b=np.ones(3), lam=0.1)
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--iterate-dtype", "half")
+    assert res.exit_code == 2 and "--iterate-dtype is 'half'; expected one of auto, float32, float64" in res.output

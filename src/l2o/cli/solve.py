@@ -17,7 +17,7 @@ from l2o.evaluation import SolveResult
 from l2o.io import KINDS, DataError, Loaded, check_output_path, save_npz_atomic
 from l2o.registry import CLASSICAL, make_solver
 from l2o.utils.jsonable import jsonable
-from l2o.workflows.checkpoint_solve import solve_file
+from l2o.workflows.checkpoint_solve import ITERATE_DTYPES, solve_file
 
 #: How the library's messages about the data file name ``l2o solve``'s options.
 FLAGS = {"problem": "--problem", "lam": "--lam", "penalty": "--penalty"}
@@ -75,6 +75,10 @@ def solve(
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write the solution to this .npz file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
+    iterate_dtype: Annotated[
+        str, typer.Option("--iterate-dtype", help="auto (float32 iterates for first-order solvers on lasso/qp/"
+                          "logistic data, certified in float64), float32 or float64")
+    ] = "auto",
 ) -> None:
     with user_errors():  # the options are checked here, with their flags, in this order
         if problem is None and checkpoint is None:
@@ -89,9 +93,11 @@ def solve(
             raise ValueError(f"--max-iter is {max_iter}; expected an integer >= 0")
         if solver is not None and solver not in CLASSICAL:
             make_solver(solver)  # raises: unknown solver, with the valid names
+        if iterate_dtype not in ITERATE_DTYPES:
+            raise ValueError(f"--iterate-dtype is {iterate_dtype!r}; expected one of {', '.join(ITERATE_DTYPES)}")
         out_path = check_output_path(out, name="--out") if out is not None else None
         solution = solve_file(data, problem, checkpoint=checkpoint, solver=solver, tol=tol, max_iter=max_iter,
-                              lam=lam, penalty=penalty, names=FLAGS)
+                              lam=lam, penalty=penalty, names=FLAGS, iterate_dtype=iterate_dtype)
         if out_path is not None:
             save_npz_atomic(out_path, solution.arrays)
     loaded, result, name = solution.loaded, solution.result, solution.solver
@@ -104,7 +110,7 @@ def solve(
     if as_json:
         summary = {"problem": solution.kind, "solver": name, "batch_size": inst.batch_size, "dim": inst.dim,
                    "batched": loaded.batched, "tol": tol, "max_iter": max_iter, "data": str(data),
-                   "out": None if out_path is None else str(out_path)}
+                   "out": None if out_path is None else str(out_path), "iterate_dtype": solution.iterate_dtype}
         if checkpoint is not None:
             summary["checkpoint"] = str(checkpoint)
         # V: complex, in --out only
