@@ -8,9 +8,8 @@ solved two ways:
   process, as a user runs it (default solver and threads); the time is the solve's own
   ``seconds`` from its JSON output (it excludes the imports and reading the file, and
   includes the cold first iterations and every certificate check);
-* the same path with float32 iterates certified in float64 (``l2o.solve(...,
-  iterate_dtype=torch.float32)`` on the file's instances, a fresh process, ``seconds``):
-  what ``l2o solve`` does once the command passes ``iterate_dtype`` (a proposed change);
+  (its default ``--iterate-dtype auto``: float32 iterates certified in float64), and the
+  same command with ``--iterate-dtype float64`` (float64 iterates);
 * scikit-learn's ``Lasso(alpha=lam/m, fit_intercept=False, tol=T, precompute=P)``
   ``.fit(A, B.T)`` (one fit with a 2-D target), P in {True, False} and BLAS threads in
   {1, default}; the time is the wall time of ``fit`` after a warm-up fit of one instance;
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 
 import l2o
-from l2o.atomic import write_results
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o.io import save_npz_atomic
 
 RESULTS = Path(__file__).parent / "results"
@@ -75,51 +74,18 @@ class Gaps:
         return float(np.max((objective(self.A, X, self.B, self.lam) - self.f_star) / self.den))
 
 
-def l2o_solve(source: Path, data: Path, tol: float, workdir: Path) -> dict:
-    """One ``l2o solve`` in a fresh process with ``source`` first on its path."""
+def l2o_solve(source: Path, data: Path, tol: float, workdir: Path, *options: str) -> dict:
+    """One ``l2o solve`` in a fresh process with ``source`` first on its path (and ``options``)."""
     out = workdir / "x.npz"
     env = {**os.environ, "PYTHONPATH": str(source)}
     cmd = [sys.executable, "-c", "import sys; from l2o.cli import main; sys.exit(main())",
-           "solve", "--problem", "lasso", "--data", str(data), "--tol", repr(tol), "--json", "--out", str(out)]
+           "solve", "--problem", "lasso", "--data", str(data), "--tol", repr(tol), "--json", "--out", str(out),
+           *options]
     wall = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - wall
     if proc.returncode != 0:
         raise RuntimeError(f"l2o solve failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    summary = json.loads(proc.stdout)
-    with np.load(out) as f:
-        X, its, conv = f["x"], f["iterations"], f["converged"]
-    return {"seconds": float(summary["seconds"]), "process_seconds": wall, "solver": summary["solver"], "x": X,
-            "iterations_median": float(np.median(its)), "iterations_max": int(its.max()),
-            "converged": int(conv.sum())}
-
-
-#: ``l2o solve``'s path (read the file, ``l2o.solve`` with the default LASSO solver) with
-#: float32 iterates certified in float64 (``iterate_dtype``): the change to the command
-#: that the report proposes, timed the same way.
-FLOAT32_DRIVER = """
-import json, sys, numpy as np, torch, l2o
-from l2o.io import load
-from l2o.performance import tune_allocator
-tune_allocator()
-data, tol, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-loaded = load("lasso", data)
-r = l2o.solve(l2o.make_solver("fista_restart"), loaded.instances, tol=tol, iterate_dtype=torch.float32)
-np.savez(out, x=r.x.numpy(), iterations=r.iterations.numpy(), converged=r.converged.numpy())
-print(json.dumps({"seconds": r.seconds, "solver": "fista_restart"}))
-"""
-
-
-def l2o_float32_iterates(source: Path, data: Path, tol: float, workdir: Path) -> dict:
-    """``FLOAT32_DRIVER`` in a fresh process with ``source`` first on its path."""
-    out = workdir / "x32.npz"
-    env = {**os.environ, "PYTHONPATH": str(source)}
-    wall = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", FLOAT32_DRIVER, str(data), repr(tol), str(out)], env=env,
-                          capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - wall
-    if proc.returncode != 0:
-        raise RuntimeError(f"float32 driver failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     summary = json.loads(proc.stdout)
     with np.load(out) as f:
         X, its, conv = f["x"], f["iterations"], f["converged"]
@@ -211,14 +177,16 @@ def main() -> None:
     sources = {"l2o": L2O_SOURCE}
     if args.before is not None:
         sources["l2o (before)"] = args.before.resolve()
-    sk_configs = {f"sklearn precompute={p} threads={th or 'default'}": (p, th) for p in (True, False) for th in (1, None)}
+    sk_configs = {f"sklearn precompute={p} threads={th or 'default'}": (p, th)
+                  for p in (True, False) for th in (1, None)}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "lasso.npz"
         save_npz_atomic(data, {"A": A, "b": B, "lam": np.float64(lam)})
         runners = {name: (lambda tol, src=src: l2o_solve(src, data, tol, work)) for name, src in sources.items()}
-        runners["l2o.solve, float32 iterates"] = lambda tol: l2o_float32_iterates(L2O_SOURCE, data, tol, work)
+        runners["l2o --iterate-dtype float64"] = lambda tol: l2o_solve(L2O_SOURCE, data, tol, work, "--iterate-dtype",
+                                                                      "float64")
         for name, (pre, th) in sk_configs.items():
             runners[name] = lambda tol, pre=pre, th=th: sklearn_fit(A, B, lam, tol, pre, th)
         sklearn_fit(A, B[:1], lam, 1e-4, True, 1)  # warm-up: imports, first call
@@ -251,8 +219,8 @@ def main() -> None:
         "torch": torch.__version__, "sklearn": sk.__version__, "load_average_before": load_before,
         "load_average_after": load_after, "repeats": args.repeats, "sources": {k: str(v) for k, v in sources.items()},
         "ladders": ladders, "rows": rows, "ratio_sklearn_over_l2o": sklearn["seconds"] / ours["seconds"],
-        "ratio_sklearn_over_l2o_float32_iterates": sklearn["seconds"] / next(
-            r["seconds"] for r in rows if r["name"] == "l2o.solve, float32 iterates"),
+        "ratio_sklearn_over_l2o_float64_iterates": sklearn["seconds"] / next(
+            r["seconds"] for r in rows if r["name"] == "l2o --iterate-dtype float64"),
         "fastest_sklearn": sklearn["name"], "breakdown": breakdown(problem, ours["tol"]),
     }
     write_results(args.out, "solve", results, to_markdown(results))
@@ -271,19 +239,23 @@ def to_markdown(res: dict) -> str:
              "", f"Machine: {res['machine']}; torch {res['torch']}, scikit-learn {res['sklearn']}; load average "
              f"{res['load_average_before'][0]:.2f} before, {res['load_average_after'][0]:.2f} after (the machine is "
              "shared: times vary between runs).", "",
-             "| solver | tolerance | seconds (best) | all runs | worst gap | iterations (median / max) | process wall |",
+             "| solver | tolerance | seconds (best) | all runs | worst gap | iterations (median / max) "
+             "| process wall |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(res["rows"], key=lambda r: r["seconds"]):
         its = f"{r['iterations_median']:g} / {r['iterations_max']}" if "iterations_max" in r else ""
         wall = f"{r['process_seconds']:.2f}" if "process_seconds" in r else ""
         runs = ", ".join(f"{s:.3f}" for s in r["seconds_all"])
-        lines.append(f"| {r['name']} | {r['tol']:g} | {r['seconds']:.3f} | {runs} | {r['worst_gap']:.2e} | {its} | {wall} |")
+        lines.append(f"| {r['name']} | {r['tol']:g} | {r['seconds']:.3f} | {runs} | {r['worst_gap']:.2e} | {its} "
+                     f"| {wall} |")
     b = res["breakdown"]
     lines += ["", f"l2o vs the fastest scikit-learn ({res['fastest_sklearn']}): "
-              f"{res['ratio_sklearn_over_l2o']:.2f}x as `l2o solve` runs today, "
-              f"{res['ratio_sklearn_over_l2o_float32_iterates']:.2f}x with float32 iterates (> 1: l2o faster).", "",
+              f"{res['ratio_sklearn_over_l2o']:.2f}x as `l2o solve` runs by default (float32 iterates, float64 "
+              f"certificate), {res['ratio_sklearn_over_l2o_float64_iterates']:.2f}x with `--iterate-dtype float64` "
+              "(> 1: l2o faster).", "",
               f"Where the time of one warm in-process `l2o.solve` (fista_restart, tol {b['tol']:g}, "
-              f"{b['torch_threads']} torch threads) goes: {b['seconds']:.3f} s = steps {b['steps']:.3f} s + certificate "
+              f"{b['torch_threads']} torch threads) goes: {b['seconds']:.3f} s = steps {b['steps']:.3f} s "
+              "+ certificate "
               f"checks {b['checks']:.3f} s + the rest (compaction, float64 copies) {b['rest']:.3f} s; "
               f"{b['instance_iterations']} instance-iterations."]
     return "\n".join(lines) + "\n"
