@@ -84,7 +84,7 @@ def l2o_solve(source: Path, data: Path, tol: float, workdir: Path) -> dict:
     wall = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - wall
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 3):  # 3: some instance did not reach --tol (counted below)
         raise RuntimeError(f"l2o solve failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     summary = json.loads(proc.stdout)
     with np.load(out) as f:
@@ -118,7 +118,7 @@ def l2o_float32_iterates(source: Path, data: Path, tol: float, workdir: Path) ->
     proc = subprocess.run([sys.executable, "-c", FLOAT32_DRIVER, str(data), repr(tol), str(out)], env=env,
                           capture_output=True, text=True, check=False)
     wall = time.perf_counter() - wall
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 3):  # 3: some instance did not reach --tol (counted below)
         raise RuntimeError(f"float32 driver failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     summary = json.loads(proc.stdout)
     with np.load(out) as f:

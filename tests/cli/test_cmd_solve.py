@@ -16,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 import l2o
-from l2o.cli import app
+from l2o.cli import NOT_CONVERGED, app
 from l2o.problems import MimoFamily
 
 runner = CliRunner()
@@ -210,11 +210,18 @@ def test_json_summary(tmp_path):
 def test_max_iter_zero_reports_not_converged(tmp_path):
     rng = np.random.default_rng(8)
     np.savez(tmp_path / "l.npz", A=rng.standard_normal((6, 4)), b=rng.standard_normal(6), lam=0.1)
-    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--max-iter", "0", "--json")
-    assert res.exit_code == 0
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--max-iter", "0", "--json", "-o", tmp_path / "x.npz")
+    assert res.exit_code == NOT_CONVERGED == 3  # documented in `l2o solve --help`
     out = json.loads(res.stdout)
     assert out["converged"] is False and out["iterations"] == 0
     assert res.stderr.startswith("warning: 1 of 1 instance(s) did not reach --tol")
+    assert not np.load(tmp_path / "x.npz")["converged"]  # the solution is still written
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--max-iter", "0")
+    assert res.exit_code == NOT_CONVERGED and "converged 0/1 to" in res.stdout
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz")  # converges: exit 0
+    assert res.exit_code == 0 and "converged 1/1 to" in res.stdout and res.stderr == ""
+    help_text = " ".join(invoke("solve", "--help").stdout.split())
+    assert f"{NOT_CONVERGED} when some instance did not reach --tol" in help_text
 
 
 # ----- bad input -----------------------------------------------------------------------------
@@ -488,7 +495,7 @@ def test_solve_with_alista_checkpoint_on_its_dictionary(lasso_run, tmp_path):
     inst = family.sample(2, 5)
     np.savez(tmp_path / "lasso.npz", A=family.dictionary().numpy(), b=inst.b.numpy(), lam=0.1)
     res = invoke("solve", "--checkpoint", lasso_run, "--data", tmp_path / "lasso.npz", "--max-iter", "50", "--json")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == NOT_CONVERGED, res.output  # 50 iterations do not reach --tol 1e-8
     out = json.loads(res.stdout)
     assert out["solver"] == "alista" and out["problem"] == "lasso" and len(out["x"]) == 2
     assert all(np.isfinite(out["objective"]))
