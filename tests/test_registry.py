@@ -162,6 +162,29 @@ def test_skip_is_none_or_the_check_problem_message():
                 assert reason == str(pytest.raises(ValueError, solver.check_problem, p).value)
 
 
+def test_refusals_name_the_problem_kind_not_an_internal_class():
+    """What a user reads when a solver does not fit (``l2o solve --solver``, a checkpoint on
+    other data) names the kind of problem, never a class such as ``LeastSquaresInstances``."""
+    problems = small_problems()
+    learned = {"lista": {"A": LassoFamily(m=4, n=6, nnz=2)}, "gnn_wmmse": {"horizon": 2, "hidden": 4},
+               "lgd": {}, "math_l2o": {}}
+    solvers = {**{n: make_solver(n) for n in CLASSICAL}, **{n: make_solver(n, **kw) for n, kw in learned.items()}}
+    reasons = [solver.skip(p) for p in problems.values() for solver in solvers.values()]
+    reasons = [r for r in reasons if r is not None]
+    assert len(reasons) > 20
+    for reason in reasons:
+        assert "Instances" not in reason and "Family" not in reason, reason
+    assert make_solver("wmmse").skip(problems["lasso"]).endswith("got a least-squares / LASSO problem")
+    assert make_solver("mrt").skip(problems["box_qp"]).endswith("got a quadratic (QP) problem")
+    custom = l2o.AutogradInstances(lambda x: (x**2).sum(-1), batch_size=2, dim=3, smoothness=2.0)
+    with pytest.raises(NotImplementedError, match="^the custom \\(autograd\\) problem has no cheap Hessian"):
+        custom.hessian(torch.zeros(2, 3, dtype=torch.float64))
+    shifted = LassoFamily(m=4, n=6, nnz=2, objective_shift=1.0).sample(2, 0)
+    assert "got a least-squares / LASSO problem" in make_solver("wmmse").skip(shifted)
+    with pytest.raises(ValueError, match="got the family 'lasso' without a shared dictionary"):
+        make_solver("lista", A=LassoFamily(m=4, n=6, nnz=2, shared_matrix=False))
+
+
 def test_mimo_solvers_skip_problems_that_are_not_mimo_instances():
     problems = small_problems()
     for name in MIMO_ONLY:

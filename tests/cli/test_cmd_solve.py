@@ -524,3 +524,23 @@ def test_bad_iterate_dtype_is_one_line(tmp_path):
     np.savez(tmp_path / "l.npz", A=np.eye(3), b=np.ones(3), lam=0.1)
     res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--iterate-dtype", "half")
     assert res.exit_code == 2 and "--iterate-dtype is 'half'; expected one of auto, float32, float64" in res.output
+
+
+def test_a_solver_that_does_not_fit_names_the_problem_kind(tmp_path):
+    rng = np.random.default_rng(9)
+    np.savez(tmp_path / "l.npz", A=rng.standard_normal((6, 4)), b=rng.standard_normal(6), lam=0.1)
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--solver", "wmmse")
+    assert res.exit_code == 2 and "Instances" not in res.stderr
+    assert res.stderr.strip() == ("error: solver 'wmmse' solves the MIMO sum-rate family only ('mimo' and the mimo_* "
+                                  "presets), got a least-squares / LASSO problem")
+
+
+def test_piped_summary_lines_are_not_wrapped(tmp_path):
+    """stdout is not a terminal under CliRunner: a long output path stays on its line."""
+    rng = np.random.default_rng(10)
+    np.savez(tmp_path / "l.npz", A=rng.standard_normal((6, 4)), b=rng.standard_normal(6), lam=0.1)
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "-o", deep / "x.npz")
+    assert res.exit_code == 0, res.output
+    assert f"wrote {deep / 'x.npz'}" in res.stdout.splitlines()
