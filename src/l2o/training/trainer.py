@@ -242,9 +242,10 @@ class Trainer:
                                   self.rows, self._metrics(finished))
 
     def _saved_config(self) -> RunConfig:
-        """The run's config.toml, which must equal ours except for ``steps``."""
+        """The run's config.toml, which must equal ours except for ``steps`` and the
+        ``[evaluation]`` table (which training does not read)."""
         saved = read_config(self.dir.root)
-        ours, theirs = self.config.to_dict(), saved.to_dict()
+        ours, theirs = _training_part(self.config), _training_part(saved)
         ours["training"].pop("steps"), theirs["training"].pop("steps")
         if ours != theirs:
             diff = [f"[{t}] {k}" for t in ours for k in sorted(set(ours[t]) | set(theirs[t]))
@@ -276,7 +277,7 @@ class Trainer:
         if "rng.torch" in tensors:
             torch.set_rng_state(tensors["rng.torch"])
         self.rows = self.dir.read_log(self.state.step)
-        if saved.training.steps != self.cfg.steps:
+        if saved.training.steps != self.cfg.steps or saved.evaluation != self.config.evaluation:
             self.dir.write_config(self.config.to_toml())
 
     # ----- the loop ------------------------------------------------------------------------------------
