@@ -3,6 +3,10 @@ skip, and families that declare their defaults."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -18,7 +22,22 @@ from l2o.problems import (
     ProblemFamily,
     QuadraticFamily,
 )
-from l2o.registry import CLASSICAL, FAMILIES, LEARNED, PRESETS, SOLVERS, is_learned, make_family, make_solver
+from l2o.problems.splits import common_splits
+from l2o.registry import (
+    CLASSICAL,
+    COMMON_SPLITS,
+    FAMILIES,
+    LEARNED,
+    PRESETS,
+    SOLVERS,
+    Preset,
+    Presets,
+    SolverEntry,
+    is_learned,
+    make_family,
+    make_solver,
+    resolve,
+)
 
 MIMO_ONLY = ("wmmse", "mrt", "zf", "rzf")
 
@@ -35,7 +54,8 @@ def test_solvers_holds_classical_then_learned_keyed_by_class_name():
         assert entry.learned == issubclass(entry.factory, LearnedOptimizer) == is_learned(name)
         assert issubclass(entry.factory, Optimizer)
     assert {"gd", "fista_restart", "newton", *MIMO_ONLY} <= set(CLASSICAL)
-    assert {"lgd", "math_l2o", "go_math_l2o", "lista", "alista", "l2o_dm", "rnnprop", "lfista", "gnn_wmmse"} == set(LEARNED)
+    assert set(LEARNED) == {"lgd", "math_l2o", "go_math_l2o", "lista", "alista", "l2o_dm", "rnnprop", "lfista",
+                            "gnn_wmmse"}
     assert l2o.SOLVERS is SOLVERS
 
 
@@ -71,6 +91,51 @@ def test_families_and_presets():
         make_family("nope")
 
 
+# ----- entries name their classes by path, imported on first use ------------------------------------
+
+#: Where the registry's classes may live: the layers below ``l2o.registry`` (pyproject.toml's contract;
+#: the registry imports them by path, which import-linter does not see).
+LOWER_LAYERS = ("l2o.learned.", "l2o.optimizers.", "l2o.problems.")
+
+
+def test_every_path_resolves_to_a_class_of_its_name_in_a_lower_layer():
+    entries = [*SOLVERS.items(), *FAMILIES.items(), *PRESETS.entries.items()]
+    for name, entry in entries:
+        assert isinstance(entry.target, str) and entry.target.startswith(LOWER_LAYERS), (name, entry.target)
+        cls = resolve(entry.target)
+        assert isinstance(cls, type) and entry.target == f"{cls.__module__}:{cls.__qualname__}"
+        assert entry.description == entry.description.strip() and "\n" not in entry.description
+        if not isinstance(entry, Preset):
+            assert cls.name == name, (name, entry.target)
+    with pytest.raises(ValueError, match="not of the form 'package.module:Name'"):
+        resolve("l2o.optimizers.fista.FISTA")
+    assert resolve(FISTA) is FISTA and SolverEntry(FISTA, "a class works too").factory is FISTA
+
+
+def test_presets_declare_their_splits_and_build_their_family_once():
+    assert COMMON_SPLITS == tuple(sp.name for sp in common_splits())
+    assert isinstance(PRESETS, Presets) and len(PRESETS) == len(PRESETS.entries) > 10
+    for name, entry in PRESETS.entries.items():
+        family = PRESETS[name][0]
+        assert family is entry.family is PRESETS[name][0]  # built once
+        assert isinstance(family, resolve(entry.target)) and family == resolve(entry.target)(**entry.params)
+        assert PRESETS[name][1] == entry.description
+        assert entry.splits == tuple(sp.name for sp in family.natural_splits()), name
+    assert "lasso_250x500" in PRESETS and "nope" not in PRESETS and list(PRESETS)[0] == "ls_32x25"
+    assert dict(PRESETS.items())["qp_100"][0] is PRESETS.entries["qp_100"].family
+
+
+def test_listing_the_registry_imports_no_solver_and_no_torch():
+    """What ``l2o list`` reads (names, descriptions, learned or not, preset splits) is plain data."""
+    code = ("import json, sys; from l2o.registry import SOLVERS, FAMILIES, PRESETS, COMMON_SPLITS;"
+            "data = [[(k, e.description, e.learned) for k, e in SOLVERS.items()],"
+            " [(k, e.description) for k, e in FAMILIES.items()],"
+            " [(k, e.description, e.splits) for k, e in PRESETS.entries.items()], COMMON_SPLITS];"
+            "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('l2o.', 'torch.')))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == ["l2o.registry"]
+
+
 # ----- what solvers skip -------------------------------------------------------------------------------
 
 
@@ -95,6 +160,29 @@ def test_skip_is_none_or_the_check_problem_message():
                 with pytest.raises(ValueError, match="."):
                     solver.check_problem(p)
                 assert reason == str(pytest.raises(ValueError, solver.check_problem, p).value)
+
+
+def test_refusals_name_the_problem_kind_not_an_internal_class():
+    """What a user reads when a solver does not fit (``l2o solve --solver``, a checkpoint on
+    other data) names the kind of problem, never a class such as ``LeastSquaresInstances``."""
+    problems = small_problems()
+    learned = {"lista": {"A": LassoFamily(m=4, n=6, nnz=2)}, "gnn_wmmse": {"horizon": 2, "hidden": 4},
+               "lgd": {}, "math_l2o": {}}
+    solvers = {**{n: make_solver(n) for n in CLASSICAL}, **{n: make_solver(n, **kw) for n, kw in learned.items()}}
+    reasons = [solver.skip(p) for p in problems.values() for solver in solvers.values()]
+    reasons = [r for r in reasons if r is not None]
+    assert len(reasons) > 20
+    for reason in reasons:
+        assert "Instances" not in reason and "Family" not in reason, reason
+    assert make_solver("wmmse").skip(problems["lasso"]).endswith("got a least-squares / LASSO problem")
+    assert make_solver("mrt").skip(problems["box_qp"]).endswith("got a quadratic (QP) problem")
+    custom = l2o.AutogradInstances(lambda x: (x**2).sum(-1), batch_size=2, dim=3, smoothness=2.0)
+    with pytest.raises(NotImplementedError, match="^the custom \\(autograd\\) problem has no cheap Hessian"):
+        custom.hessian(torch.zeros(2, 3, dtype=torch.float64))
+    shifted = LassoFamily(m=4, n=6, nnz=2, objective_shift=1.0).sample(2, 0)
+    assert "got a least-squares / LASSO problem" in make_solver("wmmse").skip(shifted)
+    with pytest.raises(ValueError, match="got the family 'lasso' without a shared dictionary"):
+        make_solver("lista", A=LassoFamily(m=4, n=6, nnz=2, shared_matrix=False))
 
 
 def test_mimo_solvers_skip_problems_that_are_not_mimo_instances():

@@ -37,3 +37,20 @@ def test_console_script_subprocess(tmp_path):
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [f"error: data file '{tmp_path / 'in.npz'}' is empty (0 bytes)"]
+
+
+# ----- output piped to a file or a program is not cut to 80 columns -----------------------------------
+
+def test_piped_tables_are_printed_whole():
+    """CliRunner's stdout is not a terminal: rich would wrap a table at 80 columns; every
+    description (the longest is about 100 characters) must appear whole on its row."""
+    from l2o.registry import PRESETS, SOLVERS
+
+    res = invoke("list")
+    assert res.exit_code == 0
+    longest = max([e.description for e in SOLVERS.values()] + [d for _, d in PRESETS.values()], key=len)
+    assert len(longest) > 80
+    lines = res.stdout.splitlines()
+    assert any(longest in line and "mimo_single_cell_30" in line for line in lines)
+    for name, entry in SOLVERS.items():
+        assert any(f"│ {name} " in line and entry.description in line for line in lines), name

@@ -5,18 +5,16 @@ the MIMO kind (channels in, precoders out); ``--checkpoint`` (a trained run's so
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
-import torch
 from typer.testing import CliRunner
 
 import l2o
-from l2o.cli import app
+from l2o.cli import NOT_CONVERGED, app
 from l2o.problems import MimoFamily
 
 runner = CliRunner()
@@ -88,7 +86,8 @@ def sklearn_logistic(X, y, lam, penalty):
     from sklearn.linear_model import LogisticRegression
 
     N = X.shape[0]
-    kw = dict(solver="liblinear", tol=1e-12, max_iter=100_000) if penalty == "l1" else dict(solver="lbfgs", tol=1e-12, max_iter=10_000)
+    kw = (dict(solver="liblinear", tol=1e-12, max_iter=100_000) if penalty == "l1"
+          else dict(solver="lbfgs", tol=1e-12, max_iter=10_000))
     if penalty == "l1":  # scikit-learn 1.8 deprecated `penalty` for `l1_ratio`
         new_api = tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8)
         kw.update({"l1_ratio": 1.0} if new_api else {"penalty": "l1"})
@@ -179,7 +178,8 @@ def test_singular_qp_with_q_in_range_is_accepted(tmp_path):
     rng = np.random.default_rng(9)
     A, b = rng.standard_normal((3, 6)), rng.standard_normal(3)  # Q = A^T A has rank 3
     np.savez(tmp_path / "qp.npz", Q=A.T @ A, q=-A.T @ b)
-    out = solve_ok("-p", "qp", "-d", tmp_path / "qp.npz", "--solver", "fista_restart", "--tol", "1e-7", "--max-iter", "20000")
+    out = solve_ok("-p", "qp", "-d", tmp_path / "qp.npz", "--solver", "fista_restart", "--tol", "1e-7",
+                   "--max-iter", "20000")
     x = np.array(out["x"])
     assert np.linalg.norm(A.T @ (A @ x - b)) <= 1e-5 * np.linalg.norm(A.T @ b)
 
@@ -210,11 +210,19 @@ def test_json_summary(tmp_path):
 def test_max_iter_zero_reports_not_converged(tmp_path):
     rng = np.random.default_rng(8)
     np.savez(tmp_path / "l.npz", A=rng.standard_normal((6, 4)), b=rng.standard_normal(6), lam=0.1)
-    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--max-iter", "0", "--json")
-    assert res.exit_code == 0
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--max-iter", "0", "--json",
+                 "-o", tmp_path / "x.npz")
+    assert res.exit_code == NOT_CONVERGED == 3  # documented in `l2o solve --help`
     out = json.loads(res.stdout)
     assert out["converged"] is False and out["iterations"] == 0
     assert res.stderr.startswith("warning: 1 of 1 instance(s) did not reach --tol")
+    assert not np.load(tmp_path / "x.npz")["converged"]  # the solution is still written
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--max-iter", "0")
+    assert res.exit_code == NOT_CONVERGED and "converged 0/1 to" in res.stdout
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz")  # converges: exit 0
+    assert res.exit_code == 0 and "converged 1/1 to" in res.stdout and res.stderr == ""
+    help_text = " ".join(invoke("solve", "--help").stdout.split())
+    assert f"{NOT_CONVERGED} when some instance did not reach --tol" in help_text
 
 
 # ----- bad input -----------------------------------------------------------------------------
@@ -280,9 +288,11 @@ BAD = [
     ("qp-Q-nan", "qp", npz(Q=with_entry(Q4, (1, 2), np.nan), q=np.ones(4)), [], ["'Q'", "nan", "finite"]),
     ("qp-q-inf", "qp", npz(Q=Q4, q=with_entry(np.ones(4), 2, np.inf)), [], ["'q'", "inf", "finite"]),
     ("qp-lower-nan", "qp", npz(Q=Q4, q=np.ones(4), lower=with_entry(np.zeros(4), 0, np.nan)), [], ["'lower'", "nan"]),
-    ("qp-lower-plus-inf", "qp", npz(Q=Q4, q=np.ones(4), lower=with_entry(np.zeros(4), 0, np.inf)), [], ["'lower'", "+inf"]),
+    ("qp-lower-plus-inf", "qp", npz(Q=Q4, q=np.ones(4), lower=with_entry(np.zeros(4), 0, np.inf)), [],
+     ["'lower'", "+inf"]),
     ("qp-asymmetric", "qp", npz(Q=NOT_SYM, q=np.ones(4)), [], ["'Q'", "not symmetric"]),
-    ("qp-indefinite", "qp", npz(Q=INDEFINITE, q=np.ones(4)), [], ["'Q'", "not positive semidefinite", "-0.5", "convex"]),
+    ("qp-indefinite", "qp", npz(Q=INDEFINITE, q=np.ones(4)), [],
+     ["'Q'", "not positive semidefinite", "-0.5", "convex"]),
     ("qp-unbounded", "qp", npz(Q=np.diag([1.0, 2.0, 0.0, 3.0]), q=np.ones(4)), [], ["unbounded", "'q'", "range"]),
     ("qp-lower-gt-upper", "qp", npz(Q=Q4, q=np.ones(4), lower=np.ones(4), upper=with_entry(np.ones(4) * 2, 3, 0.5)), [],
      ["'lower' > 'upper'", "(3,)"]),
@@ -416,7 +426,8 @@ def test_one_instance_json_and_per_cell_power(channels, tmp_path):
     "arrays, message",
     [
         (lambda H: {"H": H[:, :, :, :1]}, "mimo key 'H' has shape (3, 2, 2, 1, 2, 4)"),
-        (lambda H: {"H": H[..., :1, :], "streams": 2}, "mimo key 'streams' is 2; expected an integer in [1, min(M=4, N=1)]"),
+        (lambda H: {"H": H[..., :1, :], "streams": 2},
+         "mimo key 'streams' is 2; expected an integer in [1, min(M=4, N=1)]"),
         (lambda H: {"H": H, "streams": 3}, "mimo key 'streams' is 3; expected an integer in [1, min(M=4, N=2)]"),
         (lambda H: {"H": H, "power": -1.0}, "mimo key 'power' has the value -1; expected numbers > 0"),
         (lambda H: {"H": H, "power": np.ones(5)}, "mimo key 'power' has shape (5,); expected a scalar or (2,)"),
@@ -488,7 +499,7 @@ def test_solve_with_alista_checkpoint_on_its_dictionary(lasso_run, tmp_path):
     inst = family.sample(2, 5)
     np.savez(tmp_path / "lasso.npz", A=family.dictionary().numpy(), b=inst.b.numpy(), lam=0.1)
     res = invoke("solve", "--checkpoint", lasso_run, "--data", tmp_path / "lasso.npz", "--max-iter", "50", "--json")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == NOT_CONVERGED, res.output  # 50 iterations do not reach --tol 1e-8
     out = json.loads(res.stdout)
     assert out["solver"] == "alista" and out["problem"] == "lasso" and len(out["x"]) == 2
     assert all(np.isfinite(out["objective"]))
@@ -517,3 +528,23 @@ def test_bad_iterate_dtype_is_one_line(tmp_path):
     np.savez(tmp_path / "l.npz", A=np.eye(3), b=np.ones(3), lam=0.1)
     res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--iterate-dtype", "half")
     assert res.exit_code == 2 and "--iterate-dtype is 'half'; expected one of auto, float32, float64" in res.output
+
+
+def test_a_solver_that_does_not_fit_names_the_problem_kind(tmp_path):
+    rng = np.random.default_rng(9)
+    np.savez(tmp_path / "l.npz", A=rng.standard_normal((6, 4)), b=rng.standard_normal(6), lam=0.1)
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "--solver", "wmmse")
+    assert res.exit_code == 2 and "Instances" not in res.stderr
+    assert res.stderr.strip() == ("error: solver 'wmmse' solves the MIMO sum-rate family only ('mimo' and the mimo_* "
+                                  "presets), got a least-squares / LASSO problem")
+
+
+def test_piped_summary_lines_are_not_wrapped(tmp_path):
+    """stdout is not a terminal under CliRunner: a long output path stays on its line."""
+    rng = np.random.default_rng(10)
+    np.savez(tmp_path / "l.npz", A=rng.standard_normal((6, 4)), b=rng.standard_normal(6), lam=0.1)
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    res = invoke("solve", "-p", "lasso", "-d", tmp_path / "l.npz", "-o", deep / "x.npz")
+    assert res.exit_code == 0, res.output
+    assert f"wrote {deep / 'x.npz'}" in res.stdout.splitlines()

@@ -5,36 +5,107 @@
     l2o train config.toml                      meta-train a learned solver
     l2o eval runs/x                            a trained run against classical baselines
     l2o demo                                   train LFISTA on LASSO, compare with classical solvers
+    l2o --version                              the installed version
 
 One module per command (``l2o.cli.list``, ``solve``, ``train``, ``eval``, ``demo``): each
 parses its options (``l2o.cli.options``), calls one workflow (``l2o.workflows``) and
 prints. Every error caused by the input (a bad file, a bad option value, a solver that
 does not fit the problem) is one line ``error: ...`` on stderr and exit status 2.
+
+A command's module (and with it torch and the solvers) is imported only when that command
+runs (click's "lazily loading subcommands" pattern): ``l2o --help``, ``l2o --version`` and
+``l2o list`` start in a fraction of a second. ``COMMANDS`` names each command's function
+and help text by ``"module:attribute"`` path; to add a command, add its line there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from l2o.cli import demo as _demo
-from l2o.cli import eval as _eval
-from l2o.cli import list as _list
-from l2o.cli import solve as _solve
-from l2o.cli import train as _train
-from l2o.cli.options import USAGE_ERROR, error
+from l2o.cli.options import NOT_CONVERGED, USAGE_ERROR, error
 from l2o.utils.performance import tune_allocator
 
 # typer >= 0.22 vendors click; find its ClickException wherever it lives.
 _ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-class _OneLineErrors(TyperGroup):
-    """Report click's usage errors (missing option, value of the wrong type) as one
-    ``error: ...`` line, like the errors of the commands themselves."""
+@dataclasses.dataclass(frozen=True)
+class LazyCommand:
+    """A command whose module is imported when it runs: its function and its help text
+    (``"module:attribute"`` paths; help None: the function's docstring), and the one line
+    that ``l2o --help`` shows for it (the first sentence of the help)."""
+
+    function: str
+    summary: str
+    help: str | None = None
+
+
+#: The commands, in the order ``l2o --help`` lists them.
+COMMANDS: dict[str, LazyCommand] = {
+    "list": LazyCommand("l2o.cli.list:list_", "Show the problem families, presets and solvers"),
+    "solve": LazyCommand("l2o.cli.solve:solve", "Solve one instance or a batch read from FILE and write the solution.",
+                         "l2o.cli.solve:SOLVE_HELP"),
+    "train": LazyCommand("l2o.cli.train:train", "Meta-train a learned solver from a run config",
+                         "l2o.cli.train:TRAIN_HELP"),
+    "eval": LazyCommand("l2o.cli.eval:eval_",
+                        "Evaluate a trained run (a directory written by l2o train) against classical baselines.",
+                        "l2o.cli.eval:EVAL_HELP"),
+    "demo": LazyCommand("l2o.cli.demo:demo",
+                        "Train a learned solver and compare it with classical ones: the quickstart's main job.",
+                        "l2o.cli.demo:DEMO_HELP"),
+}
+
+
+def _attribute(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_command(name: str) -> Any:
+    """The click command ``name`` (its module imported now), built by typer from its function."""
+    spec = COMMANDS[name]
+    one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    one.command(name, help=None if spec.help is None else _attribute(spec.help))(_attribute(spec.function))
+    return typer.main.get_command(one)
+
+
+class _LazyGroup(TyperGroup):
+    """The ``l2o`` group: commands load on first use (``COMMANDS``); while the group's own
+    help is written they are stand-ins that hold only their name and summary. Click's usage
+    errors (missing option, value of the wrong type) are one ``error: ...`` line, like the
+    errors of the commands themselves."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, Any] = {}
+        self._listing = False
+        # stand-ins: click's typo suggestions ("Did you mean ...?") read the names from here
+        self.commands = {name: TyperCommand(name=name, help=spec.summary) for name, spec in COMMANDS.items()}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            return self.commands[cmd_name]
+        if cmd_name not in self._loaded:
+            self._loaded[cmd_name] = load_command(cmd_name)
+        return self._loaded[cmd_name]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
@@ -57,19 +128,31 @@ class _OneLineErrors(TyperGroup):
         return code
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"l2o {_attribute('l2o:__version__')}")
+        raise typer.Exit(0)
+
+
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=_LazyGroup,
     name="l2o",
-    help="Learning to optimize: solve problems from files, list solvers, compare solvers.",
+    help="Learning to optimize: solve problems from files, list solvers, compare solvers.\n\n"
+         f"Exit status: 0 success; {USAGE_ERROR} bad input or options (one line 'error: ...' on stderr); "
+         f"{NOT_CONVERGED} l2o solve: some instance did not reach --tol; 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("list")(_list.list_)
-app.command("solve", help=_solve.SOLVE_HELP)(_solve.solve)
-app.command("train", help=_train.TRAIN_HELP)(_train.train)
-app.command("eval", help=_eval.EVAL_HELP)(_eval.eval_)
-app.command("demo", help=_demo.DEMO_HELP)(_demo.demo)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="print 'l2o <version>' and exit", is_eager=True, callback=_show_version)
+    ] = False,
+) -> None:
+    pass
 
 
 def main() -> None:
@@ -78,4 +161,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main", "USAGE_ERROR"]
+__all__ = ["app", "main", "COMMANDS", "LazyCommand", "load_command", "USAGE_ERROR", "NOT_CONVERGED"]

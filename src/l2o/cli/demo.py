@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from l2o.cli.options import error, say, user_errors
+from l2o.cli.options import console, error, say, user_errors
 from l2o.report.table import render_table
 from l2o.workflows.demo import DEMO_PRESET, run_demo
 
@@ -44,9 +43,9 @@ def demo(
     train_: Annotated[
         bool, typer.Option("--train/--no-train", help="train the learned solver (--no-train: classical solvers only)")
     ] = True,
-    steps: Annotated[Optional[int], typer.Option(help="meta-steps of the training (default 300)")] = None,
+    steps: Annotated[int | None, typer.Option(help="meta-steps of the training (default 300)")] = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="output directory (default l2o-demo when training)")
+        Path | None, typer.Option("--out", "-o", help="output directory (default l2o-demo when training)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
 ) -> None:
@@ -63,9 +62,9 @@ def demo(
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return
-    console = Console(highlight=False, markup=False)
-    console.print(render_table(outcome.rows, title=outcome.title))
-    console.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
+    out = console()
+    out.print(render_table(outcome.rows, title=outcome.title))
+    out.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
     for path in (outcome.plot, outcome.records):
         if path is not None:
-            console.print(f"wrote {path}")
+            out.print(f"wrote {path}")

@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
+import torch
 import typer
-from rich.console import Console
 
-from l2o.cli.options import check_positive, parse_dtype_option, parse_names, user_errors
+from l2o.cli.options import check_positive, console, parse_names, say, user_errors
 from l2o.report.robustness import render_split
 from l2o.report.table import render_table
 from l2o.safeguard import RULES
-from l2o.workflows.evaluate import evaluate_run
+from l2o.training import load_run
+from l2o.training.config import DTYPES, torch_dtype
+from l2o.workflows.evaluate import evaluate_run, unfinished_note
 from l2o.workflows.robustness import evaluate_ood
 
 #: How the library's parameters are called on ``l2o eval``'s command line.
@@ -28,7 +30,9 @@ EVAL_HELP = "\n\n".join([
     "Samples fresh instances of the run's family (a seed distinct from training's unless --seed), computes a "
     "certified reference F*, runs the trained solver and the baselines on the same instances (by default 10 x the "
     "training horizon for all of them) and prints per solver the median and 90th percentile of the iterations and "
-    "seconds to reach 1e-2, 1e-4 and 1e-6 relative suboptimality ('-' where not reached) and the final gap.",
+    "seconds to reach 1e-2, 1e-4 and 1e-6 relative suboptimality ('-' where not reached) and the final gap. "
+    "A run whose training did not finish is evaluated as it is (its best checkpoint so far), after the line "
+    "'note: run has K of N steps (unfinished); evaluating its best checkpoint (step S)' on stderr.",
     "Writes eval_convergence.png (gap against iterations and time: median and 10-90% band; learned solid, "
     "classical dashed) and eval_records.csv (tidy rows: solver, learned, iteration, instance, time, objective, gap, "
     "thinned to about 100 iterations per solver) into the run directory or --out-dir. --json prints the summary as "
@@ -44,36 +48,45 @@ EVAL_HELP = "\n\n".join([
 ])
 
 
+def parse_dtype_option(name: str | None, option: str = "--dtype") -> torch.dtype | None:
+    """A ``--dtype`` value ("float32" / "float64" / None) as a torch dtype."""
+    if name is None:
+        return None
+    if name not in DTYPES:
+        raise ValueError(f"{option} is {name!r}; expected 'float32' or 'float64'")
+    return torch_dtype(name)
+
+
 def eval_(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="run directory (l2o train)")],
     baselines: Annotated[
-        Optional[str], typer.Option(help="comma-separated classical solvers (see `l2o list`); 'none' for none")
+        str | None, typer.Option(help="comma-separated classical solvers (see `l2o list`); 'none' for none")
     ] = None,
     iterations: Annotated[
-        Optional[int], typer.Option(help="iterations of every solver, >= 1 (default 10 x the training horizon)")
+        int | None, typer.Option(help="iterations of every solver, >= 1 (default 10 x the training horizon)")
     ] = None,
     batch: Annotated[
-        Optional[int], typer.Option(help="number of fresh instances, >= 1 (default 256; 64 per split with --ood)")
+        int | None, typer.Option(help="number of fresh instances, >= 1 (default 256; 64 per split with --ood)")
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed of the instances (default: derived, not training's)")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 or float64 (default: the run's training dtype)")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the instances (default: derived, not training's)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32 or float64 (default: the run's training dtype)")] = None,
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda")] = "cpu",
     out_dir: Annotated[
-        Optional[Path], typer.Option("--out-dir", help="where the plot and records go (default: the run directory)")
+        Path | None, typer.Option("--out-dir", help="where the plot and records go (default: the run directory)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
     ood: Annotated[bool, typer.Option("--ood", help="robustness report on every OOD split of the family")] = False,
     split: Annotated[
-        Optional[list[str]], typer.Option("--split", help="robustness report on this split (repeat for several)")
+        list[str] | None, typer.Option("--split", help="robustness report on this split (repeat for several)")
     ] = None,
     fallback: Annotated[
-        Optional[str], typer.Option(help="safeguard fallback for --ood/--split (default fista_restart; wmmse for MIMO)")
+        str | None, typer.Option(help="safeguard fallback for --ood/--split (default fista_restart; wmmse for MIMO)")
     ] = None,
     rule: Annotated[
-        Optional[str], typer.Option(help="safeguard rule for --ood/--split: descent (default) or residual")
+        str | None, typer.Option(help="safeguard rule for --ood/--split: descent (default) or residual")
     ] = None,
     check_every: Annotated[
-        Optional[int], typer.Option(help="safeguard checks every this many learned iterations (default 1)")
+        int | None, typer.Option(help="safeguard checks every this many learned iterations (default 1)")
     ] = None,
 ) -> None:
     if ood or split:  # the run config's [evaluation] table fills what is not given
@@ -85,25 +98,29 @@ def eval_(
         batch = 256 if batch is None else batch
         check_positive("--batch", batch)
         check_positive("--iterations", iterations)
+        run = load_run(run_dir)
+        note = unfinished_note(run)
+        if note is not None:  # evaluated as it is: say so before the work starts
+            say(f"note: {note}")
         outcome = evaluate_run(run_dir, baselines=names, iterations=iterations, batch=batch, seed=seed,
-                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir)
+                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir, run=run)
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return
-    console = Console(highlight=False, markup=False)
-    console.print(render_table(outcome.rows, title=outcome.title))
-    console.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
+    out = console()
+    out.print(render_table(outcome.rows, title=outcome.title))
+    out.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
     for line in outcome.notes:  # the MIMO family: sum-rate fractions and seconds per batch
-        console.print(line)
-    console.print(f"wrote {outcome.plot}")
-    console.print(f"wrote {outcome.records}")
+        out.print(line)
+    out.print(f"wrote {outcome.plot}")
+    out.print(f"wrote {outcome.records}")
 
 
 def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, iterations: int | None,
               batch: int | None, seed: int | None, dtype: str | None, out_dir: Path | None, as_json: bool,
               fallback: str | None, rule: str | None, check_every: int | None) -> None:
-    console = Console(highlight=False, markup=False, stderr=as_json)
-    progress: Any = None if as_json else console.print
+    out = console(stderr=as_json)
+    progress: Any = None if as_json else out.print
     with user_errors(FLAGS):
         names = parse_names(baselines)
         check_positive("--batch", batch)
@@ -118,5 +135,5 @@ def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, ite
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return
     for report in outcome.reports:
-        console.print(render_split(report))
-    console.print(f"wrote {outcome.html}", soft_wrap=True)
+        out.print(render_split(report))
+    out.print(f"wrote {outcome.html}", soft_wrap=True)

@@ -1,6 +1,7 @@
-"""What the commands share: option parsing (``parse_names``, ``parse_dtype_option``,
-``check_positive``) and the rule for errors: every error caused by the input is one line
-``error: ...`` on stderr and exit status 2 (``user_errors``).
+"""What the commands share: option parsing (``parse_names``, ``check_positive``), the
+console results are printed on (``console``: never cut to 80 columns when piped) and the
+rule for errors: every error caused by the input is one line ``error: ...`` on stderr and
+exit status 2 (``user_errors``).
 
 The library names its parameters in its errors (``batch is 0; expected ...``); a command
 maps them to its flags (``--batch is 0; expected ...``) with ``user_errors(flags)``.
@@ -11,15 +12,34 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 
 from l2o.registry import CLASSICAL
-from l2o.training.config import DTYPES, torch_dtype
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Exit status for errors in the input or the options.
 USAGE_ERROR = 2
+#: Exit status of ``l2o solve`` when some instance did not reach ``--tol`` (the solution
+#: is still written and printed).
+NOT_CONVERGED = 3
+#: Width of the console when stdout is not a terminal: wide enough that no table or line
+#: is cut or wrapped (rich would use 80 columns), tables keep their natural width.
+PIPE_WIDTH = 10_000
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console for results: no markup or highlighting (names and paths may hold
+    [brackets]); the terminal's width on a terminal, else ``PIPE_WIDTH`` so that output
+    piped to a file or another program is never truncated or wrapped."""
+    from rich.console import Console  # rich is imported by the commands that print, not by `l2o --version`
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(highlight=False, markup=False, stderr=stderr, width=None if tty else PIPE_WIDTH)
 
 
 def error(message: str) -> None:
@@ -79,15 +99,7 @@ def check_positive(option: str, value: int | None) -> None:
         raise ValueError(f"{option} is {value}; expected an integer >= 1")
 
 
-def parse_dtype_option(name: str | None, option: str = "--dtype") -> torch.dtype | None:
-    """A ``--dtype`` value ("float32" / "float64" / None) as a torch dtype."""
-    if name is None:
-        return None
-    if name not in DTYPES:
-        raise ValueError(f"{option} is {name!r}; expected 'float32' or 'float64'")
-    return torch_dtype(name)
-
-
 __all__ = [
-    "USAGE_ERROR", "error", "say", "name_flags", "user_errors", "parse_names", "check_positive", "parse_dtype_option",
+    "USAGE_ERROR", "NOT_CONVERGED", "PIPE_WIDTH", "console", "error", "say", "name_flags", "user_errors", "parse_names",
+    "check_positive",
 ]

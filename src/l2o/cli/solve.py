@@ -7,12 +7,11 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from l2o.cli.options import USAGE_ERROR, user_errors
+from l2o.cli.options import NOT_CONVERGED, USAGE_ERROR, console, user_errors
 from l2o.evaluation import SolveResult
 from l2o.io import KINDS, DataError, Loaded, check_output_path, save_npz_atomic
 from l2o.registry import CLASSICAL, make_solver
@@ -48,32 +47,37 @@ SOLVE_HELP = "\n\n".join([
     "follows the family it was trained on (lasso -> lasso; least_squares -> the lasso format with lam = 0 unless "
     "given; quadratic -> qp; logistic -> logistic), and --problem, if given, must agree.",
     "--out FILE.npz (written atomically) holds x ((n,) for one instance, (B, n) for a batch), objective, "
-    "iterations, converged, certificate, certificate_name, solver and seconds. Bad input: one line "
-    f"'error: ...' on stderr, exit status {USAGE_ERROR}.",
+    "iterations, converged, certificate, certificate_name, solver and seconds.",
+    "--iterate-dtype: auto (default) iterates in float32 for the first-order solvers on float64 lasso/qp/logistic "
+    "data and certifies every instance in float64 (an instance whose float32 iterates stall continues in float64); "
+    "float32 or float64 force the dtype of the iterates.",
+    f"Exit status: 0 when every instance converged; {NOT_CONVERGED} when some instance did not reach --tol within "
+    "--max-iter (a 'warning: ...' line on stderr; the summary line 'converged K/B', the --json field 'converged' and "
+    f"--out are still written); {USAGE_ERROR} for bad input or options (one line 'error: ...' on stderr).",
 ])
 
 
 def solve(
     problem: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--problem", "-p", help=f"problem kind: {', '.join(KINDS)} (required without --checkpoint)"),
     ] = None,
     data: Annotated[Path, typer.Option("--data", "-d", help="input file: .npz, .mat (or .csv for logistic)")] = ...,
     checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", "-c", help="solve with the trained solver of this run directory")
+        Path | None, typer.Option("--checkpoint", "-c", help="solve with the trained solver of this run directory")
     ] = None,
     solver: Annotated[
-        Optional[str], typer.Option("--solver", "-s", help="solver name (see `l2o list`); default: above")
+        str | None, typer.Option("--solver", "-s", help="solver name (see `l2o list`); default: above")
     ] = None,
     tol: Annotated[float, typer.Option(help="relative certificate at which an instance stops, > 0")] = 1e-8,
     max_iter: Annotated[int, typer.Option("--max-iter", help="iteration limit, >= 0")] = 10_000,
     lam: Annotated[
-        Optional[float], typer.Option(help="lasso/logistic: regularization, overrides the file's 'lam'")
+        float | None, typer.Option(help="lasso/logistic: regularization, overrides the file's 'lam'")
     ] = None,
     penalty: Annotated[
-        Optional[str], typer.Option(help="logistic: 'l1' or 'l2', overrides the file's 'penalty'")
+        str | None, typer.Option(help="logistic: 'l1' or 'l2', overrides the file's 'penalty'")
     ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="write the solution to this .npz file")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write the solution to this .npz file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
     iterate_dtype: Annotated[
         str, typer.Option("--iterate-dtype", help="auto (float32 iterates for first-order solvers on lasso/qp/"
@@ -116,24 +120,26 @@ def solve(
         # V: complex, in --out only
         summary.update({k: jsonable(v) for k, v in solution.arrays.items() if k not in ("solver", "V")})
         sys.stdout.write(json.dumps(summary) + "\n")
-        return
-    print_summary(solution.kind, name, loaded, result, tol, out_path)
+    else:
+        print_summary(solution.kind, name, loaded, result, tol, out_path)
+    if n_bad:  # scripts see non-convergence in the exit status
+        raise typer.Exit(NOT_CONVERGED)
 
 
 def print_summary(problem: str, solver: str, loaded: Loaded, result: SolveResult, tol: float, out: Path | None) -> None:
     """A few lines for a person: what was solved, whether it converged, how far."""
     inst = loaded.instances
-    console = Console(highlight=False, markup=False)  # file names may contain [brackets]
+    con = console()  # no markup: file names may contain [brackets]
     B = inst.batch_size
     conv = int(result.converged.sum())
     its = result.iterations.double()
-    console.print(f"{problem}: {B} instance{'s' if B > 1 else ''}, n = {inst.dim}, solver {solver}")
-    console.print(f"converged {conv}/{B} to {result.certificate_name} <= {tol:g} in {result.seconds:.3g} s")
+    con.print(f"{problem}: {B} instance{'s' if B > 1 else ''}, n = {inst.dim}, solver {solver}")
+    con.print(f"converged {conv}/{B} to {result.certificate_name} <= {tol:g} in {result.seconds:.3g} s")
     if B == 1:
-        console.print(f"iterations {int(its[0])}, objective {float(result.objective[0]):.12g}, "
-                      f"certificate {float(result.certificate[0]):.3g}")
+        con.print(f"iterations {int(its[0])}, objective {float(result.objective[0]):.12g}, "
+                  f"certificate {float(result.certificate[0]):.3g}")
     else:
-        console.print(f"iterations median {float(its.median()):g} (max {float(its.max()):g}), "
-                      f"worst certificate {float(result.certificate.max()):.3g}")
+        con.print(f"iterations median {float(its.median()):g} (max {float(its.max()):g}), "
+                  f"worst certificate {float(result.certificate.max()):.3g}")
     if out is not None:
-        console.print(f"wrote {out}")
+        con.print(f"wrote {out}")

@@ -257,7 +257,7 @@ class GNNWMMSE(LearnedOptimizer):
         if not isinstance(problem, MimoInstances):
             raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
                 f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
-                f"got {type(problem).__name__}"
+                f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
             )
 
     def init(self, problem, x0: Tensor) -> GNNWMMSEState:

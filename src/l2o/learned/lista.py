@@ -94,7 +94,10 @@ def _dictionary(A, m: int | None, n: int | None, lam: float | None, name: str) -
         elif isinstance(A, LeastSquaresInstances) and A.shared_matrix:
             A = A.A
         else:
-            raise ValueError(f"{name}: A must be an (m, n) tensor or a family with a shared dictionary, got {type(A).__name__}")
+            got = (f"a {A.problem_kind} problem without one shared matrix" if hasattr(A, "problem_kind")
+                   else f"the family {A.name!r} without a shared dictionary" if hasattr(A, "sample")
+                   else type(A).__name__)
+            raise ValueError(f"{name}: A must be an (m, n) tensor or a family with a shared dictionary, got {got}")
     if A is not None:
         if A.ndim != 2:
             raise ValueError(f"{name}: A must be one shared (m, n) dictionary, got shape {tuple(A.shape)}")
@@ -124,7 +127,7 @@ class _Unrolled(LearnedOptimizer):
         if not isinstance(problem, LeastSquaresInstances) or not problem.shared_matrix:
             raise ValueError(
                 f"solver '{self.name}' is tied to one dictionary A and needs least-squares / LASSO instances "
-                f"with that shared (m, n) matrix; got {type(problem).__name__}"
+                f"with that shared (m, n) matrix; got a {getattr(problem, 'problem_kind', 'custom')} problem"
                 + ("" if not isinstance(problem, LeastSquaresInstances) else " with one matrix per instance")
             )
         if tuple(problem.A.shape) != tuple(self.A.shape):

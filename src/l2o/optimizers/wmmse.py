@@ -47,7 +47,7 @@ def _require_mimo(solver: Optimizer, problem) -> None:
     if not isinstance(problem, MimoInstances):
         raise ValueError(
             f"solver '{solver.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
-            f"got {type(problem).__name__}"
+            f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
         )
 
 

@@ -68,6 +68,9 @@ class Instances(ABC):
     #: False for instances that cannot be sub-batched (``index`` refuses): the solve loop
     #: then keeps converged instances in the batch instead of dropping them.
     can_index: bool = True
+    #: What the problem is called in messages to users ("got a {problem_kind} problem"),
+    #: so that errors never name an internal class.
+    problem_kind: str = "custom"
 
     # ----- data layout ---------------------------------------------------------------
     @property
@@ -122,7 +125,8 @@ class Instances(ABC):
 
     def hessian(self, x: Tensor) -> Tensor:
         """``(B, n, n)`` Hessian of f; only families where it is cheap implement it."""
-        raise NotImplementedError(f"{type(self).__name__} has no cheap Hessian; use a first-order or quasi-Newton solver")
+        raise NotImplementedError(f"the {self.problem_kind} problem has no cheap Hessian; "
+                                  f"use a first-order or quasi-Newton solver")
 
     # ----- nonsmooth part ---------------------------------------------------------------------
     def nonsmooth_objective(self, x: Tensor) -> Tensor:

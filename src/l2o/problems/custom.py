@@ -37,6 +37,8 @@ class AutogradInstances(Instances):
         strong_convexity: optional mu, scalar or ``(B,)``.
     """
 
+    problem_kind = "custom (autograd)"
+
     def __init__(
         self,
         objective: Callable[[Tensor], Tensor],

@@ -38,6 +38,8 @@ class LeastSquaresInstances(Instances):
         x0_shift: default starting point ``x0_shift * 1``.
     """
 
+    problem_kind = "least-squares / LASSO"
+
     def __init__(
         self, A: Tensor, b: Tensor, lam: Tensor | float = 0.0, x0_shift: float = 0.0, _gram: Tensor | None = None
     ):

@@ -53,6 +53,8 @@ class LogisticInstances(Instances):
         penalty: "l1" or "l2".
     """
 
+    problem_kind = "logistic regression"
+
     def __init__(self, X: Tensor, y: Tensor, lam: Tensor | float, penalty: str = "l1", x0_shift: float = 0.0):
         if penalty not in PENALTIES:
             raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")

@@ -29,6 +29,8 @@ class QuadraticInstances(Instances):
         lower, upper: ``None``, ``(n,)`` or ``(B, n)``; entries may be -inf / +inf.
     """
 
+    problem_kind = "quadratic (QP)"
+
     is_quadratic = True
 
     def __init__(self, Q: Tensor, q: Tensor, lower: Tensor | None = None, upper: Tensor | None = None, x0_shift: float = 0.0):

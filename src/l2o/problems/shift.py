@@ -22,6 +22,7 @@ class ShiftedInstances(Instances):
         self.has_nonsmooth = inner.has_nonsmooth
         self.is_constrained = inner.is_constrained
         self.x0_shift = inner.x0_shift
+        self.problem_kind = inner.problem_kind
 
     @property
     def batch_size(self) -> int:

@@ -84,7 +84,7 @@ def assign_weights(module: nn.Module, tensors: Mapping[str, Tensor], source: str
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     if missing or unexpected:
-        raise ValueError(f"weights in '{source}' do not fit the {type(module).__name__} of the config: "
+        raise ValueError(f"weights in '{source}' do not fit the solver {getattr(module, 'name', '?')!r} of the config: "
                          f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
     for k, v in own.items():
         if tuple(tensors[k].shape) != tuple(v.shape):

@@ -19,6 +19,14 @@ of the wrong type are ``ValueError``s that name the key and list the valid ones:
 misspelt ``lr`` must not silently become the default. ``RunConfig.to_toml()`` writes
 the resolved config (every default filled in), which ``from_dict`` reads back to an
 equal config.
+
+Overrides ``"table.key=value"`` (``l2o train --set``; ``load_config(path, overrides)``)
+replace or add one key of the file before it is validated, so they are checked exactly
+like the file; the value is read as a TOML value (``1e-3``, ``10``, ``true``, ``"x"``,
+``[1, 2]``), or as a string where it is not one (``lgd``)::
+
+    >>> apply_overrides({"training": {"steps": 5}}, ["training.steps=10", "solver.name=lgd"])
+    {'training': {'steps': 10}, 'solver': {'name': 'lgd'}}
 """
 
 from __future__ import annotations
@@ -27,14 +35,15 @@ import dataclasses
 import inspect
 import math
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tomli_w
 import torch
 
 from l2o.problems.family import ProblemFamily
-from l2o.registry import CLASSICAL, FAMILIES, LEARNED, PRESETS, make_family
+from l2o.registry import FAMILIES, LEARNED, PRESETS, make_family
 from l2o.training.unroll import LOSSES, REDUCTIONS
 
 META_OPTIMIZERS = ("adam", "sgd")
@@ -155,8 +164,8 @@ class TrainingConfig:
                 raise bad(key, "an integer >= 0")
         if not 1 <= self.segment <= self.unroll:
             raise bad("segment", f"an integer in [1, unroll = {self.unroll}] (0 or unroll: full backpropagation)")
-        for key, choices in (("loss", LOSSES), ("reduction", REDUCTIONS), ("meta_optimizer", META_OPTIMIZERS), ("schedule", SCHEDULES),
-                             ("dtype", DTYPES)):
+        for key, choices in (("loss", LOSSES), ("reduction", REDUCTIONS), ("meta_optimizer", META_OPTIMIZERS),
+                             ("schedule", SCHEDULES), ("dtype", DTYPES)):
             if getattr(self, key) not in choices:
                 raise bad(key, f"one of {', '.join(map(repr, choices))}")
         for key in ("lr", "log_eps"):
@@ -204,14 +213,15 @@ class RunConfig:
 
     # ----- construction --------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         """Validate and resolve a config given as nested dicts (as ``tomllib`` returns)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a run config is a table with {', '.join(TABLES)}; got {type(data).__name__}")
         _check_keys("top level", data, TABLES)
         for table in ("problem", "solver"):
             if table not in data:
-                raise ValueError(f"missing table [{table}]; a run config has tables {', '.join(f'[{t}]' for t in TABLES)}")
+                tables = ", ".join(f"[{t}]" for t in TABLES)
+                raise ValueError(f"missing table [{table}]; a run config has tables {tables}")
         for table in TABLES:
             if table in data and not isinstance(data[table], Mapping):
                 raise ValueError(f"[{table}] must be a table, got {_type_name(data[table])}")
@@ -259,11 +269,48 @@ class RunConfig:
         return factory(**kwargs)
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a run config from a TOML file.
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"table.key=value"`` -> ``(table, key, value)``, the value read as a TOML value
+    (``1e-3`` a float, ``10`` an integer, ``true`` a boolean, ``[1, 2]`` an array,
+    ``"a b"`` a string) or, where it is not one, as the string itself (``lgd``).
+
+    >>> parse_override("training.lr=1e-3")
+    ('training', 'lr', 0.001)
+    >>> parse_override("problem.family=lasso_250x500")
+    ('problem', 'family', 'lasso_250x500')
+    """
+    key, eq, raw = text.partition("=")
+    table, dot, name = key.strip().partition(".")
+    if not eq or not dot or not table or not name.strip() or not raw.strip():
+        raise ValueError(f"override {text!r} is not table.key=value (e.g. training.lr=1e-3)")
+    if table not in TABLES:
+        raise ValueError(f"override {text!r}: unknown table [{table}]; valid tables: {', '.join(TABLES)}")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return table, name.strip(), value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of the config ``data`` (nested dicts, as ``tomllib`` returns) with each
+    ``"table.key=value"`` of ``overrides`` set, in order (``parse_override``)."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for text in overrides:
+        table, key, value = parse_override(text)
+        if table in out and not isinstance(out[table], Mapping):
+            raise ValueError(f"override {text!r}: [{table}] is not a table in the config")
+        out.setdefault(table, {})[key] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a run config from a TOML file, with ``overrides``
+    (``"table.key=value"``, see ``apply_overrides``) applied before validation.
 
     Raises ``ValueError`` naming the file for a missing, empty or unparsable file, and
-    naming the key for an invalid config.
+    naming the key for an invalid config (and the overrides, when some were given).
     """
     p = Path(path)
     if not p.exists():
@@ -277,10 +324,11 @@ def load_config(path: str | Path) -> RunConfig:
         data = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"config file '{p}' is not valid TOML: {e}") from None
+    where = f"{p} with {' '.join(overrides)}" if overrides else str(p)
     try:
-        return RunConfig.from_dict(data)
+        return RunConfig.from_dict(apply_overrides(data, overrides))
     except ValueError as e:
-        raise ValueError(f"{p}: {e}") from None
+        raise ValueError(f"{where}: {e}") from None
 
 
 # ----- learned solvers (the learned view of l2o.registry.SOLVERS) ---------------------------------
@@ -304,7 +352,8 @@ def _type_name(v: Any) -> str:
 def _check_keys(where: str, data: Mapping[str, Any], valid) -> None:
     bad = [k for k in data if k not in valid]
     if bad:
-        raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in {where}; valid keys: {', '.join(sorted(valid))}")
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, bad))} in {where}; "
+                         f"valid keys: {', '.join(sorted(valid))}")
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}

@@ -22,12 +22,13 @@ import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from l2o.evaluation.reference import Reference, reference
 from l2o.problems.base import Instances
@@ -49,7 +50,8 @@ from l2o.training.unroll import MetaLoss
 
 
 @torch.no_grad()
-def validation_gap(solver, problem: Instances, reference: Reference, horizon: int, exact: Instances | None = None) -> float:
+def validation_gap(solver, problem: Instances, reference: Reference, horizon: int,
+                   exact: Instances | None = None) -> float:
     """Mean over the batch of the relative gap (F(x_K) - F*) / max(|F*|, floor) after
     ``horizon`` iterations from the default start, F in float64; +inf if not finite."""
     was_training = getattr(solver, "training", False)
@@ -76,7 +78,7 @@ class StepInfo:
 
     step: int
     row: dict[str, Any]
-    trainer: "Trainer"
+    trainer: Trainer
 
 
 @dataclasses.dataclass
@@ -92,6 +94,9 @@ class TrainResult:
         final_loss: loss of the last step; rejected: steps rejected by the NaN/Inf guard.
         seconds: wall time of the training (all sessions of a resumed run).
         log: the rows of log.csv.
+        resumed_from: the step a resumed run continued from (None: not resumed).
+        already_finished: ``resume=True`` found the run finished at ``steps``: nothing was
+            trained (the result is read from the run directory).
     """
 
     directory: Path
@@ -105,6 +110,19 @@ class TrainResult:
     rejected: int
     seconds: float
     log: list[dict[str, Any]]
+    resumed_from: int | None = None
+    already_finished: bool = False
+
+
+class RunDirectoryError(ValueError):
+    """``train`` cannot use its output directory as asked: ``reason`` is "exists" (it holds a
+    run and ``resume`` is False; ``steps_done`` and ``steps`` say how far that run got, None
+    where unknown) or "nothing_to_resume" (``resume=True`` but it holds no run)."""
+
+    def __init__(self, message: str, root: Path, reason: str, steps_done: int | None = None,
+                 steps: int | None = None):
+        super().__init__(message)
+        self.root, self.reason, self.steps_done, self.steps = root, reason, steps_done, steps
 
 
 # ----- the trainer -------------------------------------------------------------------------------------------
@@ -224,9 +242,10 @@ class Trainer:
                                   self.rows, self._metrics(finished))
 
     def _saved_config(self) -> RunConfig:
-        """The run's config.toml, which must equal ours except for ``steps``."""
+        """The run's config.toml, which must equal ours except for ``steps`` and the
+        ``[evaluation]`` table (which training does not read)."""
         saved = read_config(self.dir.root)
-        ours, theirs = self.config.to_dict(), saved.to_dict()
+        ours, theirs = _training_part(self.config), _training_part(saved)
         ours["training"].pop("steps"), theirs["training"].pop("steps")
         if ours != theirs:
             diff = [f"[{t}] {k}" for t in ours for k in sorted(set(ours[t]) | set(theirs[t]))
@@ -241,7 +260,8 @@ class Trainer:
         fields = {f.name for f in dataclasses.fields(TrainingState)}
         self.state = TrainingState(**{k: v for k, v in scalars.items() if k in fields})
         if self.state.step > self.cfg.steps:
-            raise ValueError(f"cannot resume: the run has done {self.state.step} steps, more than steps = {self.cfg.steps}")
+            raise ValueError(f"cannot resume: the run has done {self.state.step} steps, "
+                             f"more than steps = {self.cfg.steps}")
         model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
         assign_weights(self.solver, model, source)
@@ -257,7 +277,7 @@ class Trainer:
         if "rng.torch" in tensors:
             torch.set_rng_state(tensors["rng.torch"])
         self.rows = self.dir.read_log(self.state.step)
-        if saved.training.steps != self.cfg.steps:
+        if saved.training.steps != self.cfg.steps or saved.evaluation != self.config.evaluation:
             self.dir.write_config(self.config.to_toml())
 
     # ----- the loop ------------------------------------------------------------------------------------
@@ -271,24 +291,75 @@ class Trainer:
         else:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
+    def _done_steps(self) -> tuple[int | None, bool]:
+        """``(steps done, finished)`` of the run in the directory, from its metrics.json."""
+        path = self.dir.path("metrics.json")
+        metrics = read_json(path) if path.exists() else {}
+        done = metrics.get("steps_done") if isinstance(metrics, dict) else None
+        return (done if isinstance(done, int) else None), bool(isinstance(metrics, dict) and metrics.get("finished"))
+
+    def _finished_result(self) -> TrainResult:
+        """The result of a run that is already finished at ``steps``, read back (no training)."""
+        tensors, scalars = self.dir.read_checkpoint()
+        fields = {f.name for f in dataclasses.fields(TrainingState)}
+        self.state = s = TrainingState(**{k: v for k, v in scalars.items() if k in fields})
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        self.solver.eval()
+        assign_weights(self.solver, best, str(self.dir.path("state.safetensors")))
+        rows = self.dir.read_log(s.step)
+        return TrainResult(
+            directory=self.dir.root, solver=self.solver, steps=s.step, best_step=s.best_step,
+            initial_val_gap=s.initial_val, best_val_gap=s.best_val, final_val_gap=s.last_val,
+            final_loss=rows[-1]["loss"] if rows else None, rejected=s.rejected, seconds=s.seconds, log=rows,
+            resumed_from=s.step, already_finished=True,
+        )
+
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train (or continue a checkpointed run with ``resume=True``) to ``steps``."""
-        cfg = self.cfg
-        self.dir.root.mkdir(parents=True, exist_ok=True)
+        """Train (or continue a checkpointed run with ``resume=True``) to ``steps``.
+
+        A run that is already finished at ``steps`` is not trained again: the result is read
+        from its directory (``TrainResult.already_finished``). A directory this call created
+        is removed again if the call fails before writing anything into it.
+        """
+        root = self.dir.root
         if not resume and self.dir.has_run():
-            raise ValueError(f"'{self.dir.root}' already holds a run; pass --resume (resume=True) to continue it, "
-                             f"or choose another output directory")
+            done, finished = self._done_steps()
+            try:
+                total = read_config(root).training.steps
+            except (OSError, ValueError):  # no or a damaged config.toml: the count is unknown
+                total = None
+            progress = ("" if done is None or total is None
+                        else f" ({'finished, ' if finished else ''}{done} of {total} steps done)")
+            raise RunDirectoryError(f"'{root}' already holds a run{progress}; pass resume=True to continue it, or "
+                                    f"choose another output directory", root, "exists", done, total)
         if resume and not self.dir.path("state.safetensors").exists():
             if not self.dir.path("config.toml").exists():
-                raise ValueError(f"cannot resume: '{self.dir.root}' has no checkpoint (state.safetensors); "
-                                 f"start the run without --resume")
+                raise RunDirectoryError(f"cannot resume: '{root}' has no checkpoint (no run was started there)",
+                                        root, "nothing_to_resume")
             self._saved_config()  # killed before its first checkpoint: start it again, same config
             resume = False
+        if resume:
+            self._saved_config()  # the same run (steps may grow), before any work
+            done, finished = self._done_steps()
+            if finished and done == self.cfg.steps:
+                return self._finished_result()
+            if done is not None and done > self.cfg.steps:
+                raise ValueError(f"cannot resume: the run has done {done} steps, more than steps = {self.cfg.steps}")
+        with _remove_created_dirs_on_error(root):
+            root.mkdir(parents=True, exist_ok=True)
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
+        cfg = self.cfg
+        resumed_from = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_torch)
             self._setup_data()
             if resume:
                 self._resume()
+                resumed_from = self.state.step
+                if self.echo is not None:
+                    self.echo(f"resuming '{self.dir.root}' from step {resumed_from} of {cfg.steps}")
             else:
                 self.dir.write_config(self.config.to_toml())
                 self.rows: list[dict[str, Any]] = []
@@ -313,7 +384,7 @@ class Trainer:
             directory=self.dir.root, solver=self.solver, steps=s.step, best_step=s.best_step,
             initial_val_gap=s.initial_val, best_val_gap=s.best_val, final_val_gap=s.last_val,
             final_loss=self.rows[-1]["loss"] if self.rows else None, rejected=s.rejected, seconds=s.seconds,
-            log=self.rows,
+            log=self.rows, resumed_from=resumed_from,
         )
 
     def _loop(self, tb, bar) -> None:
@@ -363,6 +434,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     callback: Callable[[StepInfo], None] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Meta-train the learned solver of ``config`` and write the run directory ``out_dir``.
 
@@ -374,10 +446,15 @@ def train(
         progress: show a rich progress bar (step, loss, validation gap, ETA) on stderr;
             rejected steps are then reported there, otherwise as ``RuntimeWarning``s.
         callback: called with a ``StepInfo`` after every meta-step.
+        echo: where events go as one-line messages when no progress bar shows them
+            (rejected steps; default: ``RuntimeWarning``s).
 
-    Returns a ``TrainResult`` whose ``solver`` holds the best validation weights.
+    Returns a ``TrainResult`` whose ``solver`` holds the best validation weights
+    (``resumed_from``: the step a resumed run continued from; ``already_finished``: a
+    finished run that was only read back). Raises ``RunDirectoryError`` (a ``ValueError``)
+    when ``out_dir`` holds a run and ``resume`` is False, or holds none and it is True.
     """
-    return Trainer(config, out_dir, progress=progress, callback=callback).fit(resume=resume)
+    return Trainer(config, out_dir, progress=progress, callback=callback, echo=echo).fit(resume=resume)
 
 
 def _training_part(config: RunConfig) -> dict:
@@ -409,6 +486,26 @@ def prepare_run(config: RunConfig, out_dir: str | Path, progress: bool = False) 
         return "reused"
     train(config, out_dir, resume=status == "cut_off", progress=progress)
     return "resumed" if status == "cut_off" else "trained"
+
+
+@contextlib.contextmanager
+def _remove_created_dirs_on_error(root: Path):
+    """On an exception, remove ``root`` and the parents that did not exist on entry, if
+    they are (still) empty: a failed start leaves no empty run directory behind."""
+    created = []
+    p = Path(root)
+    while not p.exists() and p != p.parent:
+        created.append(p)  # deepest first
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:  # not empty (the run wrote files) or gone
+                break
+        raise
 
 
 # ----- optional outputs -----------------------------------------------------------------------------

@@ -115,6 +115,16 @@ def _device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def unfinished_note(run: Run) -> str | None:
+    """For a run that did not finish its training (killed, or still running): how many of
+    its steps it has and which weights are evaluated; None for a finished run."""
+    m = run.metrics
+    if m.get("finished", True) or not isinstance(m.get("steps_done"), int):
+        return None
+    return (f"run has {m['steps_done']} of {m.get('steps', run.config.training.steps)} steps (unfinished); "
+            f"evaluating its best checkpoint (step {m.get('best_step', '?')})")
+
+
 def _short_title(family: str, learned: str | None, batch: int, K: int, horizon: int | None) -> str:
     head = f"{family}: {batch} fresh instances, {K} iterations"
     if learned is None or not horizon:
@@ -232,11 +242,13 @@ def evaluate_run(
         for entry in summary["solvers"]:
             entry.update(extra.get(entry["name"], {}))
         notes = sum_rate_lines(extra)
+    # an unfinished run is evaluated as it is (its best checkpoint), and says so
+    summary["steps_done"], summary["unfinished"] = run.metrics.get("steps_done"), unfinished_note(run)
     return EvalOutcome(comparison=comparison, rows=rows, summary=jsonable(summary), title=title, plot=plot,
                        records=records, notes=notes)
 
 
 __all__ = [
     "EVAL_PLOT", "EVAL_RECORDS", "CSV_POINTS", "EvalOutcome", "evaluate_run", "sum_rate_summary", "sum_rate_lines",
-    "csv_every", "check_positive", "check_solver_names", "make_out_dir", "fits", "dtype_name",
+    "csv_every", "check_positive", "check_solver_names", "make_out_dir", "fits", "dtype_name", "unfinished_note",
 ]

@@ -67,6 +67,8 @@ class MimoInstances(Instances):
     several WMMSE runs, a best-effort *local* optimum of this nonconvex problem.
     """
 
+    problem_kind = "MIMO sum-rate"
+
     has_nonsmooth = True
     is_constrained = True
 
