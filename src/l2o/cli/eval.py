@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from l2o.cli.options import check_positive, parse_dtype_option, parse_names, user_errors
+from l2o.report.guarantee import guarantee_sentences, render_guarantee
 from l2o.report.robustness import render_split
 from l2o.report.table import render_table
 from l2o.safeguard import RULES
@@ -95,6 +96,10 @@ def eval_(
     console.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
     for line in outcome.notes:  # the MIMO family: sum-rate fractions and seconds per batch
         console.print(line)
+    if outcome.guarantee is not None:  # failure fractions and their bound for the family
+        console.print(render_guarantee(outcome.guarantee))
+        for line in guarantee_sentences(outcome.guarantee):
+            console.print(line, soft_wrap=True)
     console.print(f"wrote {outcome.plot}")
     console.print(f"wrote {outcome.records}")
 
@@ -119,4 +124,6 @@ def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, ite
         return
     for report in outcome.reports:
         console.print(render_split(report))
+        if report.guarantee is not None:
+            console.print(render_guarantee(report.guarantee, title=f"{report.split}: guarantee"))
     console.print(f"wrote {outcome.html}", soft_wrap=True)
