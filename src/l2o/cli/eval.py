@@ -12,6 +12,7 @@ import torch
 import typer
 
 from l2o.cli.options import check_positive, console, parse_names, say, user_errors
+from l2o.report.guarantee import guarantee_sentences, render_guarantee
 from l2o.report.robustness import render_split
 from l2o.report.table import render_table
 from l2o.safeguard import RULES
@@ -112,6 +113,10 @@ def eval_(
     out.print(f"relative suboptimality (F - F*) / |F*|; F* by {outcome.summary['reference']}")
     for line in outcome.notes:  # the MIMO family: sum-rate fractions and seconds per batch
         out.print(line)
+    if outcome.guarantee is not None:  # failure fractions and their bound for the family
+        out.print(render_guarantee(outcome.guarantee))
+        for line in guarantee_sentences(outcome.guarantee):
+            out.print(line, soft_wrap=True)
     out.print(f"wrote {outcome.plot}")
     out.print(f"wrote {outcome.records}")
 
@@ -136,4 +141,6 @@ def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, ite
         return
     for report in outcome.reports:
         out.print(render_split(report))
+        if report.guarantee is not None:
+            out.print(render_guarantee(report.guarantee, title=f"{report.split}: guarantee"))
     out.print(f"wrote {outcome.html}", soft_wrap=True)

@@ -21,6 +21,8 @@ from rich.text import Text
 
 from l2o.utils.files import atomic_write
 from l2o.evaluation import Trajectory
+from l2o.evaluation.guarantee import Guarantee
+from l2o.report.guarantee import guarantee_html
 from l2o.report.table import by_solver, format_tol, format_value
 
 
@@ -35,6 +37,7 @@ class SplitReport:
         skipped: solver name -> why it could not run on this split (e.g. a LISTA tied
             to another dictionary size).
         plot: the figure's path (None when nothing ran).
+        guarantee: the split's guarantee table (``l2o.evaluation.guarantee``), or None.
     """
 
     split: str
@@ -42,6 +45,7 @@ class SplitReport:
     rows: list[dict[str, Any]]
     skipped: dict[str, str]
     plot: Path | None
+    guarantee: Guarantee | None = None
 
 
 def trajectory_fallback_rate(traj: Trajectory, horizon: int) -> float | None:
@@ -118,6 +122,8 @@ def write_html(path: str | Path, title: str, reports: Sequence[SplitReport], not
             parts.append(f"<tr><td>{html.escape(name)}</td><td colspan='{len(HEADERS) - 1}'>not run: "
                          f"{html.escape(why)}</td></tr>")
         parts.append("</table>")
+        if r.guarantee is not None:
+            parts.append(guarantee_html(r.guarantee, title=f"{r.split}: guarantee"))
         if r.plot is not None:
             rel = r.plot.relative_to(path.parent) if r.plot.is_relative_to(path.parent) else r.plot
             parts.append(f"<img src='{html.escape(str(rel))}' alt='convergence on {html.escape(r.split)}'>")
@@ -134,5 +140,6 @@ def summary_of(reports: Sequence[SplitReport]) -> list[dict[str, Any]]:
         rates = {row["solver"]: row.get("fallback_rate") for row in r.rows}
         solvers = [{**s, "fallback_rate": rates.get(s["name"])} for s in by_solver(r.rows)]
         out.append({"split": r.split, "description": r.description, "skipped": r.skipped,
-                    "plot": None if r.plot is None else str(r.plot), "solvers": solvers})
+                    "plot": None if r.plot is None else str(r.plot), "solvers": solvers,
+                    "guarantee": None if r.guarantee is None else r.guarantee.to_json()})
     return out

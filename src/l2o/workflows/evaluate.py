@@ -18,6 +18,7 @@ import torch
 
 from l2o.evaluation.compare import Comparison, compare
 from l2o.evaluation.defaults import default_baselines, eval_seed, evaluation_iterations, trained_horizon
+from l2o.evaluation.guarantee import Guarantee, guarantee_table
 from l2o.registry import CLASSICAL, make_solver
 from l2o.report.plots import plot_convergence
 from l2o.report.table import DEFAULT_TOLERANCES, by_solver, summarize_comparison
@@ -148,6 +149,8 @@ class EvalOutcome:
         title: a one-line description for the table.
         plot, records: the files written.
         notes: extra lines to print under the table (the MIMO sum-rate fractions).
+        guarantee: the guarantee table (``l2o.evaluation.guarantee``: per solver, tolerance
+            and budget, the failure fraction and its 99% bound for the family).
     """
 
     comparison: Comparison
@@ -157,6 +160,7 @@ class EvalOutcome:
     plot: Path
     records: Path
     notes: list[str] = dataclasses.field(default_factory=list)
+    guarantee: Guarantee | None = None
 
 
 def evaluate_run(
@@ -228,13 +232,14 @@ def evaluate_run(
     plot = plot_convergence(comparison, out / EVAL_PLOT, title=_short_title(config.family, name, batch, K, horizon),
                             tolerances=tolerances)
     records = comparison.to_csv(out / EVAL_RECORDS, every=csv_every(K))
+    guarantee = guarantee_table(comparison, tolerances)
     summary = {
         "run": str(run_dir), "solver": name, "family": config.family, "batch": batch, "seed": seed,
         "dtype": dtype_name(want_dtype), "device": str(dev), "horizon": horizon,
         "iterations": comparison.max_iter, "baselines": names,
         "reference": comparison.reference.method if comparison.reference is not None else None,
         "tolerances": list(tolerances), "plot": str(plot), "records": str(records),
-        "solvers": by_solver(rows),
+        "solvers": by_solver(rows), "guarantee": guarantee.to_json(),
     }
     extra = sum_rate_summary(comparison, problem)
     notes: list[str] = []
@@ -245,7 +250,7 @@ def evaluate_run(
     # an unfinished run is evaluated as it is (its best checkpoint), and says so
     summary["steps_done"], summary["unfinished"] = run.metrics.get("steps_done"), unfinished_note(run)
     return EvalOutcome(comparison=comparison, rows=rows, summary=jsonable(summary), title=title, plot=plot,
-                       records=records, notes=notes)
+                       records=records, notes=notes, guarantee=guarantee)
 
 
 __all__ = [

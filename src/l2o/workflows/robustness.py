@@ -32,6 +32,7 @@ from l2o.evaluation.defaults import (
     evaluation_iterations,
     trained_horizon,
 )
+from l2o.evaluation.guarantee import default_budgets, guarantee_table
 from l2o.problems.family import ProblemFamily
 from l2o.problems.splits import Split, resolve_splits
 from l2o.registry import CLASSICAL, make_solver
@@ -254,7 +255,8 @@ def _one_split(split: Split, base: ProblemFamily, learned_solvers: dict[str, Any
     rows = add_fallback_rates(summarize_comparison(comparison, OOD_TOLERANCES), comparison.trajectories, horizon)
     plot = plot_convergence(comparison, out / f"{split.name}.png", title=f"{split.name}: {split.description}",
                             tolerances=OOD_TOLERANCES)
-    return SplitReport(split.name, split.description, rows, skipped, plot)
+    return SplitReport(split.name, split.description, rows, skipped, plot,
+                       guarantee=guarantee_table(comparison, OOD_TOLERANCES, budgets=default_budgets(K)))
 
 
 __all__ = [
