@@ -20,8 +20,9 @@ import csv
 import dataclasses
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,10 +30,10 @@ from torch import Tensor
 from l2o.evaluation.defaults import HORIZON_FACTOR
 from l2o.evaluation.reference import Reference
 from l2o.evaluation.reference import reference as compute_reference
-from l2o.utils.files import atomic_write
 from l2o.evaluation.run import Trajectory, run
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
+from l2o.utils.files import atomic_write
 
 #: Iterations of classical solvers when no learned solver sets the horizon.
 DEFAULT_MAX_ITER = 1000
@@ -202,7 +203,8 @@ def compare(
                 check(problem)
             except ValueError as e:
                 text = str(e)
-                raise ValueError(text if f"'{name}'" in text else f"solver '{name}' does not fit this problem: {text}") from None
+                text = text if f"'{name}'" in text else f"solver '{name}' does not fit this problem: {text}"
+                raise ValueError(text) from None
     if reference is None or reference is True:
         ref: Reference | None = compute_reference(problem)
     elif reference is False:
@@ -246,7 +248,9 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return f"{v:.{FLOAT_DIGITS}g}" if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        if math.isfinite(v):
+            return f"{v:.{FLOAT_DIGITS}g}"
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     return str(v)
 
 

@@ -19,18 +19,19 @@ import dataclasses
 import os
 import warnings
 import zlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from l2o.utils.files import atomic_write
 from l2o.evaluation.compare import (
     Comparison,
     read_records_csv,
     trajectories_from_records,
 )
 from l2o.evaluation.run import Trajectory
+from l2o.utils.files import atomic_write
 
 #: The palette of ``solver_color`` (matplotlib's tab20: 20 distinguishable colours).
 PALETTE = (
@@ -101,7 +102,8 @@ def curves_from_trajectories(trajectories: Mapping[str, Trajectory], learned: Co
         else:
             raise ValueError(f"trajectory of {name!r} has neither a reference gap nor a certificate")
         out.append(Curve(solver=name, learned=name in learned, iterations=t.iterations.numpy().astype(np.int64),
-                         time=t.time.numpy().astype(np.float64), values=values.detach().cpu().numpy().astype(np.float64),
+                         time=t.time.numpy().astype(np.float64),
+                         values=values.detach().cpu().numpy().astype(np.float64),
                          measure=measure))
     return out
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -71,11 +72,21 @@ class DemoOutcome:
 
 
 def demo_trains(problem: str) -> bool:
-    """Whether the demo has a built-in learned solver for the preset: LFISTA's config is
-    tuned for the LASSO preset (one dictionary shared by all instances, whose Gram
-    matrix gives its one-GEMM step): ``family.name == "lasso"`` with ``shared_matrix``."""
+    """Whether the demo has a built-in learned solver for the preset ``problem``: its
+    training config (``DEMO_CONFIG``, LFISTA) is tuned for the demo preset's family with
+    one dictionary shared by all instances (whose Gram matrix gives LFISTA its one-GEMM
+    step), so the preset must be of that family class, share its matrix, and be accepted
+    by the demo's solver (``skip`` is None on one sampled instance).
+
+    >>> demo_trains("lasso_250x500"), demo_trains("qp_100"), demo_trains("logistic_1000x50")
+    (True, False, False)
+    """
     family = PRESETS[problem][0]
-    return getattr(family, "name", "") == "lasso" and bool(getattr(family, "shared_matrix", False))
+    if type(family) is not type(PRESETS[DEMO_PRESET][0]) or not getattr(family, "shared_matrix", False):
+        return False
+    hparams = {k: v for k, v in DEMO_CONFIG["solver"].items() if k != "name"}
+    solver = make_solver(DEMO_CONFIG["solver"]["name"], **hparams)
+    return solver.skip(family.sample(1, 0)) is None
 
 
 def demo_config(problem: str = DEMO_PRESET, steps: int | None = None) -> RunConfig:
@@ -151,7 +162,8 @@ def run_demo(
     notes: list[str] = []
     learn = train and demo_trains(problem)
     if train and not learn:
-        notes.append(f"no built-in learned solver for {problem} (the demo's LFISTA is for LASSO with a shared dictionary); "
+        notes.append(f"no built-in learned solver for {problem} (the demo's LFISTA is for LASSO with a shared "
+                     f"dictionary); "
                      f"comparing the classical solvers only")
     out_dir = Path(out) if out is not None else (Path("l2o-demo") if learn else None)
     if out_dir is not None:

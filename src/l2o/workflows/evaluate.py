@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -100,7 +101,8 @@ def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) at the last iteration, and solver seconds "
               "for the batch:")]
     for name, e in extra.items():
-        lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}  p10 {e['sum_rate_fraction_p10']:.4f}"
+        lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}"
+                     f"  p10 {e['sum_rate_fraction_p10']:.4f}"
                      f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s")
     return lines
 
@@ -201,7 +203,7 @@ def evaluate_run(
     solver = run.solver.to(device=dev)
     problem = run.family.sample(batch, seed, dtype=want_dtype, device=dev)
     if names is None:
-        names = [b for b in default_baselines(problem.has_nonsmooth, run.family) if fits(make_solver(b), problem)]
+        names = [b for b in default_baselines(problem, run.family) if fits(make_solver(b), problem)]
     solvers = {name: solver, **{b: make_solver(b) for b in names}}
     for b in names:
         try:
