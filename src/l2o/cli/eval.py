@@ -86,7 +86,8 @@ def eval_(
         check_positive("--batch", batch)
         check_positive("--iterations", iterations)
         outcome = evaluate_run(run_dir, baselines=names, iterations=iterations, batch=batch, seed=seed,
-                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir)
+                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir,
+                               progress=True)  # phases on stderr when it is a terminal
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return

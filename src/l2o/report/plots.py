@@ -1,10 +1,12 @@
 """Convergence plots: relative gap against iterations and against solver seconds.
 
 One PNG with two panels (the time axis is logarithmic too, since solvers' clocks span
-orders of magnitude). Per solver, the median over instances is a line and the
-band between two quantiles (10% and 90% by default) is shaded; the gap axis is
-logarithmic. Learned solvers are drawn solid, classical ones dashed, so the two are
-told apart without a legend lookup.
+orders of magnitude). The times are those recorded: ``l2o.evaluation.compare`` warms
+every solver up before timing it, so a learned solver's first point is not a cold first
+call (about twice a warm one), which on a log axis would shift its whole curve right.
+Per solver, the median over instances is a line and the band between two quantiles
+(10% and 90% by default) is shaded; the gap axis is logarithmic. Learned solvers are
+drawn solid, classical ones dashed, so the two are told apart without a legend lookup.
 
 Plots read what was recorded, never a solver: a ``Comparison``, a dict of
 ``Trajectory`` objects, tidy records (``Comparison.records()``) or the CSV file that
@@ -181,7 +183,7 @@ def convergence_figure(
             ax.plot(x[ok], med[ok], label=label, **style)
             ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.15, linewidth=0)
     ax_t.set_xscale("log")
-    for ax, xlabel in ((ax_it, "iteration"), (ax_t, "solver time (s), log scale")):
+    for ax, xlabel in ((ax_it, "iteration"), (ax_t, "solver time (s, warm), log scale")):
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
