@@ -233,11 +233,11 @@ MIMO = ("wmmse", "mrt", "zf", "rzf")
     (LogisticFamily(n_samples=20, d=4, nnz=2, penalty="l2"), "newton", SMOOTH, "fista_restart", "logistic"),
     (DatasetLogisticFamily(penalty="l2"), "newton", SMOOTH, "fista_restart", "logistic"),
     (DatasetLogisticFamily(), "fista_restart", NONSMOOTH, "fista_restart", "logistic"),
-    (MimoFamily(cells=2, users=1, tx_antennas=2, rx_antennas=1, streams=1), "wmmse", MIMO, "wmmse", None),
+    (MimoFamily(cells=2, users=1, tx_antennas=2, rx_antennas=1, streams=1), "wmmse", MIMO, "wmmse", "mimo"),
 ])
 def test_families_declare_their_defaults(family, solver, baselines, fallback, file_format):
-    """The values ``cli.default_solver``, ``commands.default_baselines``, ``FAMILY_KINDS`` and
-    ``robustness.default_fallback`` decided by family name and instance structure."""
+    """The values ``default_solver``, ``default_baselines``, ``kind_of_family`` and
+    ``default_fallback`` read from these declarations and the instances' structure."""
     p = family.sample(2, 0)
     assert family.solver_for(p) == type(family).solver_for(p) == solver
     assert family.baselines_for(p) == baselines

@@ -28,16 +28,15 @@ from l2o.evaluation.compare import (
     trajectories_from_records,
 )
 from l2o.learned.lgd import LGD
+from l2o.utils.progress import Progress
 
 
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ls(B: int = 6):
     return l2o.LeastSquaresFamily(d=12, m=9).sample(B, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lasso(B: int = 5):
     return l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1).sample(B, 0)
 
@@ -89,7 +88,7 @@ def test_learned_solver_runs_in_eval_mode_without_graph_and_keeps_its_flag():
     model = Spy(hidden=8, expansion=10.0, horizon=3)
     model.train()
     compare({"spy": model}, ls(), max_iter=3)
-    assert seen == [(False, False)] * 3
+    assert seen == [(False, False)] * (3 + 3)  # the warm-up steps too: eval mode, no graph
     assert model.training and all(m.training for m in model.modules())
     # untrained LGD is gradient descent with step 0.9999 / L: close to gd
     comp = compare({"lgd": lgd(), "gd": l2o.make_solver("gd")}, ls(), max_iter=10)
@@ -187,3 +186,85 @@ def test_comparison_is_plain_data():
     comp = compare({"gd": l2o.make_solver("gd")}, ls(), max_iter=2)
     assert isinstance(comp, Comparison)
     assert math.isfinite(float(comp.trajectories["gd"].gap[-1].max()))
+
+
+# ----- warm-up and progress ------------------------------------------------------------------------------------
+
+
+class Counting:
+    """Wraps a solver and counts its ``init`` and ``step`` calls (with the batch size)."""
+
+    def __init__(self, solver):
+        self.solver, self.name, self.calls = solver, solver.name, []
+
+    def check_problem(self, problem):
+        self.solver.check_problem(problem)
+
+    def init(self, problem, x0):
+        self.calls.append(("init", problem.batch_size))
+        return self.solver.init(problem, x0)
+
+    def step(self, problem, state):
+        self.calls.append(("step", problem.batch_size))
+        return self.solver.step(problem, state)
+
+
+def test_every_solver_is_warmed_up_untimed_on_the_same_instances():
+    """Issue 12 item 3: ``warmup`` untimed steps on the same batch, then the timed run."""
+    p = lasso()
+    solvers = {"fista": Counting(l2o.make_solver("fista")), "lfista": Counting(l2o.make_solver("lfista"))}
+    comp = compare(solvers, p, max_iter=7, warmup=3)
+    for c in solvers.values():
+        B = p.batch_size
+        assert c.calls == [("init", B)] + [("step", B)] * 3 + [("init", B)] + [("step", B)] * 7
+    assert all(t.iterations.tolist() == list(range(8)) for t in comp.trajectories.values())
+    capped = Counting(l2o.make_solver("ista"))
+    compare({"ista": capped}, p, max_iter=2, warmup=3)
+    assert [c for c, _ in capped.calls].count("step") == 2 + 2  # never more warm-up than iterations
+
+
+@pytest.mark.parametrize("problem, names", [
+    (lasso, ("fista_restart", "lfista", "adam", "math_l2o")),
+    (ls, ("lbfgs", "lgd", "nesterov")),
+])
+def test_the_warm_up_changes_no_iterate(problem, names):
+    p = problem()
+    ref = reference(p)
+
+    def solvers():
+        torch.manual_seed(0)  # the learned solvers' random initial weights
+        return {n: (lgd() if n == "lgd" else l2o.make_solver(n)) for n in names}
+
+    cold = compare(solvers(), p, reference=ref, max_iter=12, warmup=0)
+    warm = compare(solvers(), p, reference=ref, max_iter=12)
+    for name in names:
+        a, b = cold.trajectories[name], warm.trajectories[name]
+        assert torch.equal(a.objective, b.objective) and torch.equal(a.gap, b.gap) and torch.equal(a.x, b.x)
+
+
+def test_a_negative_warm_up_is_refused():
+    with pytest.raises(ValueError, match=r"^warmup is -1; expected an integer >= 0$"):
+        compare({"gd": l2o.make_solver("gd")}, ls(), max_iter=2, warmup=-1)
+
+
+class Recording(Progress):
+    """Records the phases it is given."""
+
+    enabled = True
+
+    def __init__(self):
+        self.phases = []
+
+    def phase(self, description, total=None):
+        self.phases.append(description)
+        return super().phase(description, total)
+
+
+def test_compare_reports_the_reference_and_each_solver():
+    rec = Recording()
+    compare({"gd": l2o.make_solver("gd"), "nesterov": l2o.make_solver("nesterov")}, ls(), max_iter=3, progress=rec)
+    assert rec.phases == ["reference optimum of 6 instances", "gd: 3 iterations on 6 instances",
+                          "nesterov: 3 iterations on 6 instances"]
+    rec = Recording()
+    compare({"gd": l2o.make_solver("gd")}, ls(), reference=False, max_iter=3, progress=rec)
+    assert rec.phases == ["gd: 3 iterations on 6 instances"]  # no reference computed, none reported

@@ -15,7 +15,8 @@ BASE = {"problem": {"family": "lasso_250x500"}, "solver": {"name": "alista"}}
     "table, message",
     [
         ({"splits": ["x0_+7"]}, "[evaluation] splits: unknown split 'x0_+7'"),
-        ({"split": ["id"]}, "unknown key(s) 'split' in [evaluation]; valid keys: batch, check_every, fallback, rule, splits"),
+        ({"split": ["id"]},
+         "unknown key(s) 'split' in [evaluation]; valid keys: batch, check_every, fallback, rule, splits"),
         ({"rule": "magic"}, "[evaluation] rule = 'magic'"),
         ({"fallback": "nope"}, "[evaluation] fallback = 'nope' is not a solver"),
         ({"splits": "id"}, "expected an array of split names"),

@@ -104,7 +104,8 @@ def eval_(
         if note is not None:  # evaluated as it is: say so before the work starts
             say(f"note: {note}")
         outcome = evaluate_run(run_dir, baselines=names, iterations=iterations, batch=batch, seed=seed,
-                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir, run=run)
+                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir, run=run,
+                               progress=True)  # phases on stderr when it is a terminal
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from l2o.evaluation import SolveResult
 from l2o.io import KINDS, DataError, Loaded, check_output_path, save_npz_atomic
 from l2o.registry import CLASSICAL, make_solver
 from l2o.utils.jsonable import jsonable
-from l2o.workflows.checkpoint_solve import ITERATE_DTYPES, solve_file
+from l2o.workflows.checkpoint_solve import ITERATE_DTYPES, TrainingMismatchWarning, solve_file
 
 #: How the library's messages about the data file name ``l2o solve``'s options.
 FLAGS = {"problem": "--problem", "lam": "--lam", "penalty": "--penalty"}
@@ -45,7 +46,9 @@ SOLVE_HELP = "\n\n".join([
     "is <= --tol.",
     "--checkpoint DIR solves with the trained solver of a run directory (l2o train) instead: the problem kind "
     "follows the family it was trained on (lasso -> lasso; least_squares -> the lasso format with lam = 0 unless "
-    "given; quadratic -> qp; logistic -> logistic), and --problem, if given, must agree.",
+    "given; quadratic -> qp; logistic -> logistic; mimo -> mimo), and --problem, if given, must agree. Data of "
+    "another dimension or kind than the training instances: a warning (an error for LISTA / ALISTA, tied to "
+    "their dictionary).",
     "--out FILE.npz (written atomically) holds x ((n,) for one instance, (B, n) for a batch), objective, "
     "iterations, converged, certificate, certificate_name, solver and seconds.",
     "--iterate-dtype: auto (default) iterates in float32 for the first-order solvers on float64 lasso/qp/logistic "
@@ -100,8 +103,12 @@ def solve(
         if iterate_dtype not in ITERATE_DTYPES:
             raise ValueError(f"--iterate-dtype is {iterate_dtype!r}; expected one of {', '.join(ITERATE_DTYPES)}")
         out_path = check_output_path(out, name="--out") if out is not None else None
-        solution = solve_file(data, problem, checkpoint=checkpoint, solver=solver, tol=tol, max_iter=max_iter,
-                              lam=lam, penalty=penalty, names=FLAGS, iterate_dtype=iterate_dtype)
+        with warnings.catch_warnings():  # printed below as one line each
+            warnings.simplefilter("ignore", TrainingMismatchWarning)
+            solution = solve_file(data, problem, checkpoint=checkpoint, solver=solver, tol=tol, max_iter=max_iter,
+                                  lam=lam, penalty=penalty, names=FLAGS, iterate_dtype=iterate_dtype)
+        for note in solution.notes:  # data unlike the checkpoint's training instances
+            print(f"warning: {note}", file=sys.stderr)
         if out_path is not None:
             save_npz_atomic(out_path, solution.arrays)
     loaded, result, name = solution.loaded, solution.result, solution.solver
@@ -134,7 +141,10 @@ def print_summary(problem: str, solver: str, loaded: Loaded, result: SolveResult
     conv = int(result.converged.sum())
     its = result.iterations.double()
     con.print(f"{problem}: {B} instance{'s' if B > 1 else ''}, n = {inst.dim}, solver {solver}")
-    con.print(f"converged {conv}/{B} to {result.certificate_name} <= {tol:g} in {result.seconds:.3g} s")
+    if result.one_shot:  # a closed form (mrt, zf, rzf): one step, not iterated to --tol
+        con.print(f"closed form: one step in {result.seconds:.3g} s (not iterated to --tol)")
+    else:
+        con.print(f"converged {conv}/{B} to {result.certificate_name} <= {tol:g} in {result.seconds:.3g} s")
     if B == 1:
         con.print(f"iterations {int(its[0])}, objective {float(result.objective[0]):.12g}, "
                   f"certificate {float(result.certificate[0]):.3g}")

@@ -7,6 +7,13 @@ row per solver x recorded iteration x instance, ``to_csv`` writes it (atomically
 and tables and plots (``l2o.report``) are drawn from trajectories or records without
 running any solver again.
 
+Every solver is warmed up before it is timed: ``warmup`` untimed steps (3 by default)
+on the same instances from the same start, as the benchmarks do, so that one-time costs
+of a fresh process (the allocator, first-call kernel and dispatch set-up, lazily built
+caches) do not land on the first timed iterations; a learned solver's first call costs
+about twice a warm one. Solvers keep their state explicit, so the warm-up does not change
+any iterate.
+
 Learned solvers (``torch.nn.Module``s) run in eval mode under ``torch.no_grad()``
 (``run`` is a no-grad function); their training mode is restored afterwards. By
 default a learned solver runs ten times the horizon it was trained for, since a
@@ -20,8 +27,9 @@ import csv
 import dataclasses
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,13 +37,17 @@ from torch import Tensor
 from l2o.evaluation.defaults import HORIZON_FACTOR
 from l2o.evaluation.reference import Reference
 from l2o.evaluation.reference import reference as compute_reference
-from l2o.utils.files import atomic_write
 from l2o.evaluation.run import Trajectory, run
+from l2o.evaluation.solve import sync
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
+from l2o.utils.files import atomic_write
+from l2o.utils.progress import Progress
 
 #: Iterations of classical solvers when no learned solver sets the horizon.
 DEFAULT_MAX_ITER = 1000
+#: Untimed steps every solver takes on the instances before its timed run (``warm_up``).
+WARMUP_STEPS = 3
 #: Significant digits of the numbers in the records CSV (relative error 5e-10).
 FLOAT_DIGITS = 10
 #: Columns of ``Comparison.records()`` and of the CSV, in order.
@@ -153,6 +165,18 @@ def _select(traj: Trajectory, keep: list[int]) -> Trajectory:
                                fallback=pick(traj.fallback))
 
 
+@torch.no_grad()
+def warm_up(solver: Optimizer, problem: Instances, x0: Tensor, steps: int = WARMUP_STEPS) -> None:
+    """Run ``solver`` untimed for ``steps`` steps on ``problem`` from ``x0`` and discard the
+    result, so that the timed run that follows starts warm (same shapes, same code path)."""
+    if steps <= 0:
+        return
+    state = solver.init(problem, x0)
+    for _ in range(steps):
+        state = solver.step(problem, state)
+    sync(problem.device)
+
+
 def compare(
     solvers: Mapping[str, Optimizer],
     problem: Instances,
@@ -161,6 +185,8 @@ def compare(
     x0: Tensor | None = None,
     record_every: int = 1,
     stop_at: float | None = None,
+    warmup: int = WARMUP_STEPS,
+    progress: Progress | None = None,
 ) -> Comparison:
     """Run every solver on the same instances and collect their trajectories.
 
@@ -177,6 +203,9 @@ def compare(
         record_every: record every this many iterations (and the last one).
         stop_at: stop a solver early once every instance's gap (certificate without a
             reference) is <= this, checked at recorded iterations (None: run them all).
+        warmup: untimed steps of each solver on the same instances before its timed run
+            (``warm_up``; at most its ``max_iter``; 0: time it cold).
+        progress: reports the phases (the reference, each solver); None: silent.
 
     Raises:
         ValueError: an empty ``solvers``, a solver that does not fit the problem
@@ -195,6 +224,9 @@ def compare(
     for name, k in iters.items():
         if k < 0:
             raise ValueError(f"max_iter of {name!r} is {k}; expected an integer >= 0")
+    if warmup < 0:
+        raise ValueError(f"warmup is {warmup}; expected an integer >= 0")
+    progress = progress if progress is not None else Progress()
     for name, solver in solvers.items():
         check = getattr(solver, "check_problem", None)
         if check is not None:
@@ -202,9 +234,11 @@ def compare(
                 check(problem)
             except ValueError as e:
                 text = str(e)
-                raise ValueError(text if f"'{name}'" in text else f"solver '{name}' does not fit this problem: {text}") from None
+                text = text if f"'{name}'" in text else f"solver '{name}' does not fit this problem: {text}"
+                raise ValueError(text) from None
     if reference is None or reference is True:
-        ref: Reference | None = compute_reference(problem)
+        with progress.phase(f"reference optimum of {problem.batch_size} instances"):
+            ref: Reference | None = compute_reference(problem)
     elif reference is False:
         ref = None
     else:
@@ -212,7 +246,8 @@ def compare(
     start = problem.initial_point() if x0 is None else x0
     trajectories = {}
     for name, solver in solvers.items():
-        with _eval_mode(solver):
+        with progress.phase(f"{name}: {iters[name]} iterations on {problem.batch_size} instances"), _eval_mode(solver):
+            warm_up(solver, problem, start, min(warmup, iters[name]))
             traj = run(solver, problem, x0=start, max_iter=iters[name], reference=ref, record_every=record_every,
                        tol=stop_at, record_certificate=ref is None)
         trajectories[name] = dataclasses.replace(traj, solver=name)
@@ -246,7 +281,9 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return f"{v:.{FLOAT_DIGITS}g}" if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        if math.isfinite(v):
+            return f"{v:.{FLOAT_DIGITS}g}"
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     return str(v)
 
 

@@ -1,8 +1,10 @@
-"""Evaluation defaults, in one place: the horizon rule, the evaluation seed and the
+"""Evaluation defaults, in one place: the horizon rule, the evaluation seed, and the
 classical baselines and safeguard fallback of a family.
 
-The string tests on family names that choose a default live here (``is_mimo``), one
-function each, until families declare their defaults themselves.
+What a family uses by default is declared by the family (``ProblemFamily.baselines``,
+``smooth_baselines``, ``fallback``; ``baselines_for(problem)`` picks by the instances'
+structure); the functions here only read those declarations, so no module tests a
+family's name.
 """
 
 from __future__ import annotations
@@ -11,39 +13,43 @@ from typing import Any
 
 import numpy as np
 
-from l2o.registry import SOLVERS
+from l2o.problems.base import Instances
+from l2o.problems.family import ProblemFamily
 
 #: A learned solver is evaluated at this multiple of its training horizon by default.
 HORIZON_FACTOR = 10
 
-#: Baselines of ``l2o eval`` when none are named: by the kind of problem.
-BASELINES_NONSMOOTH = ("ista", "fista", "fista_restart", "adam")
-BASELINES_SMOOTH = ("gd", "nesterov", "fista_restart", "adam", "lbfgs")
-#: ... and of the MIMO sum-rate family: WMMSE and the linear precoders (ZF is left out
-#: where it does not fit, M < I d).
-BASELINES_MIMO = ("wmmse", "mrt", "zf", "rzf")
-#: The classical solver a safeguard falls back to (``default_fallback``).
-FALLBACK = "fista_restart"
-FALLBACK_MIMO = "wmmse"
+
+def _family_class(family: Any) -> type[ProblemFamily]:
+    """The class that declares ``family``'s defaults: the family's own class, or
+    ``ProblemFamily`` (the generic declarations) for None or an object that is no family."""
+    cls = family if isinstance(family, type) else type(family)
+    return cls if issubclass(cls, ProblemFamily) else ProblemFamily
 
 
-def is_mimo(family: Any) -> bool:
-    """Whether ``family`` is the MIMO sum-rate family (``family.name == "mimo"``)."""
-    return getattr(family, "name", None) == "mimo"
+def default_baselines(problem: Instances, family: Any = None) -> tuple[str, ...]:
+    """The baselines of ``l2o eval`` for ``problem``, instances of ``family``: what the
+    family declares (``family.baselines_for(problem)``: ``baselines`` for nonsmooth
+    instances, ``smooth_baselines`` for smooth ones); the generic declarations of
+    ``ProblemFamily`` without a family.
 
-
-def default_baselines(has_nonsmooth: bool, family: Any = None) -> tuple[str, ...]:
-    """The baselines of ``l2o eval``: ``BASELINES_MIMO`` for the MIMO sum-rate family,
-    else by smoothness."""
-    if is_mimo(family):
-        return BASELINES_MIMO
-    return BASELINES_NONSMOOTH if has_nonsmooth else BASELINES_SMOOTH
+    >>> import l2o
+    >>> fam = l2o.make_family("qp_100")
+    >>> default_baselines(fam.sample(1, 0), fam)
+    ('gd', 'nesterov', 'fista_restart', 'adam', 'lbfgs')
+    """
+    return _family_class(family).baselines_for(problem)
 
 
 def default_fallback(family: Any) -> str:
-    """The classical solver a safeguard falls back to: WMMSE for the MIMO family (when
-    registered), else FISTA with restart (smooth or composite, any family here)."""
-    return FALLBACK_MIMO if is_mimo(family) and FALLBACK_MIMO in SOLVERS else FALLBACK
+    """The classical solver a safeguard falls back to: ``family.fallback`` (FISTA with
+    restart unless the family declares another, e.g. WMMSE for MIMO).
+
+    >>> import l2o
+    >>> default_fallback(l2o.make_family("mimo_small")), default_fallback(l2o.make_family("lasso_250x500"))
+    ('wmmse', 'fista_restart')
+    """
+    return _family_class(family).fallback
 
 
 def eval_seed(training_seed: int) -> int:
@@ -67,6 +73,5 @@ def evaluation_iterations(horizon: int) -> int:
 
 
 __all__ = [
-    "HORIZON_FACTOR", "BASELINES_NONSMOOTH", "BASELINES_SMOOTH", "BASELINES_MIMO", "FALLBACK", "FALLBACK_MIMO",
-    "is_mimo", "default_baselines", "default_fallback", "eval_seed", "trained_horizon", "evaluation_iterations",
+    "HORIZON_FACTOR", "default_baselines", "default_fallback", "eval_seed", "trained_horizon", "evaluation_iterations",
 ]

@@ -34,9 +34,14 @@ class SolveResult:
 
     Attributes:
         x: ``(B, n)`` solutions; objective, certificate: ``(B,)``;
-        iterations: ``(B,)`` iterations each instance ran; converged: ``(B,)`` bool;
+        iterations: ``(B,)`` iterations each instance ran; converged: ``(B,)`` bool,
+        True where the stopping criterion held, and everywhere for a one-shot solver;
         seconds: wall time of the solve (whole batch); certificate_name: what the
         certificate measures.
+        one_shot: the solver is a closed form (``solver.one_shot``, e.g. the MIMO linear
+            precoders): it ran one step, its answer is final (iterating would not change
+            it), so ``converged`` is True and ``certificate`` says how far the closed form
+            is from a solution (not a tolerance it was run to).
     """
 
     x: Tensor
@@ -46,6 +51,7 @@ class SolveResult:
     converged: Tensor
     seconds: float
     certificate_name: str
+    one_shot: bool = False
 
 
 def make_criterion(criterion: str, tol: float) -> StoppingCriterion:
@@ -172,6 +178,10 @@ def solve(
     sub-batched (``problem.can_index`` False) stay in the batch and keep their iterate
     of the check at which they converged.
 
+    A one-shot solver (class attribute ``one_shot = True``: a closed form such as the MIMO
+    precoders ``mrt``, ``zf``, ``rzf``, whose ``step`` keeps the point ``init`` computed)
+    runs one step and returns, every instance counted as converged (``SolveResult.one_shot``).
+
     Iterates in a dtype coarser than float64 (float32) stop improving at the resolution
     of their dtype: an instance whose iterate no longer changes (by more than
     ``STALL_ULPS`` units in the last place between checks, ``STALL_CHECKS`` checks in a
@@ -209,6 +219,9 @@ def solve(
     x = problem.initial_point() if x0 is None else x0.to(dtype=problem.dtype, device=problem.device)
     if x.shape != (B, problem.dim):
         raise ValueError(f"x0 must have shape {(B, problem.dim)}, got {tuple(x.shape)}")
+    one_shot = bool(getattr(solver, "one_shot", False))
+    if one_shot:
+        max_iter = min(max_iter, 1)
     sync(problem.device)
     start = time.perf_counter()
     # float64 instances for a float64 criterion (timed: part of a certified solve)
@@ -237,7 +250,10 @@ def solve(
             f"(problem.to(dtype=torch.float64)) or use a larger tol", RuntimeWarning, stacklevel=2)
     full = full if full is not None else problem.as_float64()
     x64 = x_out.to(torch.float64)
+    if one_shot:
+        converged = torch.ones_like(converged)
     return SolveResult(
         x=x_out, objective=full.objective(x64), certificate=full.certificate(x64),
         iterations=iterations, converged=converged, seconds=seconds, certificate_name=problem.certificate_name(),
+        one_shot=one_shot,
     )

@@ -107,6 +107,8 @@ class LinearPrecoder(Optimizer):
 
     name = "linear_precoder"
     handles_nonsmooth = True
+    #: A closed form: ``l2o.solve`` runs one step and returns (iterating changes nothing).
+    one_shot = True
 
     def precoder(self, problem: MimoInstances) -> Tensor:
         raise NotImplementedError

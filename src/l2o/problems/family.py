@@ -58,6 +58,9 @@ class ProblemFamily(ABC):
     #: The ``l2o solve`` file format (``l2o.io`` kind) its instances are read in, or None
     #: (no format: ``l2o solve --checkpoint`` refuses runs of the family).
     file_format: ClassVar[str | None] = None
+    #: The ``lam`` a file read in ``file_format`` for this family takes when it has none and
+    #: none is given (None: the format's own rule, for LASSO a required key).
+    file_lam: ClassVar[float | None] = None
 
     @classmethod
     def solver_for(cls, problem: Instances) -> str:

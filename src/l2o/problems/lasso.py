@@ -438,6 +438,7 @@ class LeastSquaresFamily(ProblemFamily):
 
     name = "least_squares"
     file_format = "lasso"  # the lasso format (A, b) with lam = 0 unless given
+    file_lam = 0.0
 
     def validate(self) -> None:
         self._check_positive_int("d", "m")

@@ -1,10 +1,12 @@
 """Convergence plots: relative gap against iterations and against solver seconds.
 
 One PNG with two panels (the time axis is logarithmic too, since solvers' clocks span
-orders of magnitude). Per solver, the median over instances is a line and the
-band between two quantiles (10% and 90% by default) is shaded; the gap axis is
-logarithmic. Learned solvers are drawn solid, classical ones dashed, so the two are
-told apart without a legend lookup.
+orders of magnitude). The times are those recorded: ``l2o.evaluation.compare`` warms
+every solver up before timing it, so a learned solver's first point is not a cold first
+call (about twice a warm one), which on a log axis would shift its whole curve right.
+Per solver, the median over instances is a line and the band between two quantiles
+(10% and 90% by default) is shaded; the gap axis is logarithmic. Learned solvers are
+drawn solid, classical ones dashed, so the two are told apart without a legend lookup.
 
 Plots read what was recorded, never a solver: a ``Comparison``, a dict of
 ``Trajectory`` objects, tidy records (``Comparison.records()``) or the CSV file that
@@ -19,18 +21,19 @@ import dataclasses
 import os
 import warnings
 import zlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from l2o.utils.files import atomic_write
 from l2o.evaluation.compare import (
     Comparison,
     read_records_csv,
     trajectories_from_records,
 )
 from l2o.evaluation.run import Trajectory
+from l2o.utils.files import atomic_write
 
 #: The palette of ``solver_color`` (matplotlib's tab20: 20 distinguishable colours).
 PALETTE = (
@@ -101,7 +104,8 @@ def curves_from_trajectories(trajectories: Mapping[str, Trajectory], learned: Co
         else:
             raise ValueError(f"trajectory of {name!r} has neither a reference gap nor a certificate")
         out.append(Curve(solver=name, learned=name in learned, iterations=t.iterations.numpy().astype(np.int64),
-                         time=t.time.numpy().astype(np.float64), values=values.detach().cpu().numpy().astype(np.float64),
+                         time=t.time.numpy().astype(np.float64),
+                         values=values.detach().cpu().numpy().astype(np.float64),
                          measure=measure))
     return out
 
@@ -179,7 +183,7 @@ def convergence_figure(
             ax.plot(x[ok], med[ok], label=label, **style)
             ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.15, linewidth=0)
     ax_t.set_xscale("log")
-    for ax, xlabel in ((ax_it, "iteration"), (ax_t, "solver time (s), log scale")):
+    for ax, xlabel in ((ax_it, "iteration"), (ax_t, "solver time (s, warm), log scale")):
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

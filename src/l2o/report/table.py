@@ -18,9 +18,13 @@ from rich.table import Table
 from rich.text import Text
 
 from l2o.evaluation import Trajectory
-from l2o.evaluation.compare import trajectories_from_records
+from l2o.evaluation.compare import WARMUP_STEPS, trajectories_from_records
 
 DEFAULT_TOLERANCES: tuple[float, ...] = (1e-2, 1e-4, 1e-6)
+#: The caption of ``render_table``: what the numbers are, and that the seconds are warm
+#: (``l2o.evaluation.compare`` warms every solver up before timing it).
+CAPTION = (f"median and 90th percentile over instances; '-': not reached; seconds: the solver's own steps, "
+           f"timed after {WARMUP_STEPS} untimed warm-up steps on the same instances")
 
 
 def quantile(values: np.ndarray, p: float) -> float | None:
@@ -136,12 +140,12 @@ def format_value(v: float | None, kind: str = "g") -> str:
     return f"{v:.1e}"
 
 
-def render_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> Table:
+def render_table(rows: Sequence[Mapping[str, Any]], title: str | None = None, caption: str | None = CAPTION) -> Table:
     """A rich table with one line per solver x tolerance: the median and 90th percentile
     of the iterations and seconds to reach it ('-' where not reached), the fraction
-    of instances that reached it, and per solver the median final gap."""
-    table = Table(title=title, caption="median and 90th percentile over instances; '-': not reached", box=box.SIMPLE_HEAD,
-                  show_edge=False, pad_edge=False)
+    of instances that reached it, and per solver the median final gap. The default
+    ``caption`` says so, and that the seconds were timed warm (``CAPTION``)."""
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     measure = rows[0]["measure"] if rows else "gap"
     table.add_column("solver", no_wrap=True)
     table.add_column("to", justify="right", no_wrap=True)

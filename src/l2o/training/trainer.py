@@ -45,6 +45,7 @@ from l2o.training.config import RunConfig
 from l2o.training.estimators import GradientEstimator, make_estimator, trainable
 from l2o.training.learner import Learner, lr_at, make_meta_optimizer
 from l2o.training.unroll import MetaLoss
+from l2o.utils.progress import as_progress
 
 # ----- validation --------------------------------------------------------------------------------------
 
@@ -185,12 +186,21 @@ class Trainer:
         cfg = self.cfg
         self.g_data = _generator(self.seed_data)
         self.g_unroll = _generator(self.seed_unroll)
-        self.train_set = self._sample(cfg.train_set_size, self.seed_train_set) if cfg.train_set_size else None
-        self.train_ref = reference(self.train_set) if self.train_set is not None and self.loss.needs_reference else None
+        phases = as_progress(self.progress)  # the references take seconds before the training bar shows
+        self.train_set = None
+        if cfg.train_set_size:
+            with phases.phase(f"sampling {cfg.train_set_size} training instances"):
+                self.train_set = self._sample(cfg.train_set_size, self.seed_train_set)
+        if self.train_set is not None and self.loss.needs_reference:
+            with phases.phase(f"reference optima of the {cfg.train_set_size} training instances"):
+                self.train_ref = reference(self.train_set)
+        else:
+            self.train_ref = None
         if cfg.val_batch:
             self.val_set = self._sample(cfg.val_batch, self.seed_val)
             self.val_exact = self.val_set.as_float64()
-            self.val_ref = reference(self.val_set)
+            with phases.phase(f"reference optima of the {cfg.val_batch} validation instances"):
+                self.val_ref = reference(self.val_set)
         else:
             self.val_set = self.val_exact = self.val_ref = None
 
@@ -364,7 +374,8 @@ class Trainer:
                 self.dir.write_config(self.config.to_toml())
                 self.rows: list[dict[str, Any]] = []
                 self.state = TrainingState()
-                val = self.validate()
+                with as_progress(self.progress).phase("validating the untrained solver"):
+                    val = self.validate()
                 self.state.initial_val = self.state.last_val = self.state.best_val = val
                 self.best = {k: v.clone() for k, v in weights_of(self.solver).items()}
                 self._checkpoint()
@@ -444,7 +455,9 @@ def train(
         resume: continue the run checkpointed in ``out_dir`` (the config must match the
             run's config.toml, except ``steps``, which may grow).
         progress: show a rich progress bar (step, loss, validation gap, ETA) on stderr;
-            rejected steps are then reported there, otherwise as ``RuntimeWarning``s.
+            rejected steps are then reported there, otherwise as ``RuntimeWarning``s. The
+            set-up before it (the reference optima of the training and validation
+            instances) shows its phases when stderr is a terminal.
         callback: called with a ``StepInfo`` after every meta-step.
         echo: where events go as one-line messages when no progress bar shows them
             (rejected steps; default: ``RuntimeWarning``s).

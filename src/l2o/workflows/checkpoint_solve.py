@@ -13,8 +13,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,51 +25,49 @@ from l2o.evaluation import SolveResult, solve
 from l2o.io import KINDS, DataError, Loaded, load, read_arrays, validate
 from l2o.optimizers.base import Optimizer
 from l2o.problems import Instances
-from l2o.registry import make_solver
+from l2o.problems.family import ProblemFamily
+from l2o.registry import FAMILIES, make_solver
 from l2o.training import Run, load_run
 
-#: Problem family name -> the ``l2o solve`` file format its instances are read in.
-FAMILY_KINDS = {
-    "lasso": "lasso",
-    "least_squares": "lasso",  # the lasso format (A, b) with lam = 0 unless given
-    "quadratic": "qp",
-    "logistic": "logistic",
-    "logistic_dataset": "logistic",
-}
+
+def format_families(kind: str) -> list[type[ProblemFamily]]:
+    """The registered family classes whose instances are read in the file format ``kind``
+    (their declared ``file_format``), in registry order."""
+    return [e.factory for e in FAMILIES.values() if getattr(e.factory, "file_format", None) == kind]
 
 
-def kind_of_family(family: Any) -> str:
-    """The data format of a family's instances: LASSO -> 'lasso'; least squares
-    1/2||Wx - y||^2 -> 'lasso' with lam = 0 (keys A = W, b = y, lam optional); quadratic
-    -> 'qp'; logistic (synthetic or dataset) -> 'logistic'. By ``family.name``."""
-    name = family_name(family)
-    if name not in FAMILY_KINDS:
-        raise ValueError(f"the run's problem family {name!r} has no file format for `l2o solve`; "
-                         f"supported: {', '.join(sorted(FAMILY_KINDS))}")
-    return FAMILY_KINDS[name]
+def kind_of_family(family: ProblemFamily) -> str:
+    """The file format (``l2o.io`` kind) of a family's instances, as the family declares it
+    (``family.file_format``): LASSO and least squares -> 'lasso' (least squares with
+    lam = ``file_lam`` = 0 unless given), quadratic -> 'qp', logistic (synthetic or
+    dataset) -> 'logistic', MIMO -> 'mimo'. ``ValueError`` for a family without one.
+
+    >>> import l2o
+    >>> kind_of_family(l2o.make_family("mimo_small")), kind_of_family(l2o.make_family("ls_32x25"))
+    ('mimo', 'lasso')
+    """
+    kind = getattr(family, "file_format", None)
+    if kind is None:
+        supported = sorted(n for n, e in FAMILIES.items() if getattr(e.factory, "file_format", None) is not None)
+        raise ValueError(f"the run's problem family {family_name(family)!r} has no file format for `l2o solve`; "
+                         f"families with one: {', '.join(supported)}")
+    return kind
 
 
 def family_name(family: Any) -> str:
-    """``family.name`` (the class name for a family without one)."""
+    """``family.name`` (the class name for a family without one), for messages."""
     return getattr(family, "name", type(family).__name__)
 
 
-def lam_defaults_to_zero(family: Any) -> bool:
-    """Whether a file read for ``family`` takes lam = 0 when it has none: the least-squares
-    family (``family.name == "least_squares"``), read in the lasso format."""
-    return getattr(family, "name", None) == "least_squares"
-
-
 def default_solver(kind: str, instances: Instances) -> str:
-    """qp: 'apgd' with a box, else 'newton'; lasso: 'fista_restart'; logistic:
-    'newton' for l2, 'fista_restart' for l1; mimo: 'wmmse'."""
-    if kind == "mimo":
-        return "wmmse"
-    if kind == "qp":
-        return "apgd" if instances.is_constrained else "newton"
-    if kind == "logistic" and getattr(instances, "penalty", "l1") == "l2":
-        return "newton"
-    return "fista_restart"
+    """The solver ``l2o solve -p KIND`` uses without ``--solver``: what the families read
+    in that format declare for these instances (``solver_for``: qp 'apgd' with a box,
+    else 'newton'; lasso 'fista_restart'; logistic 'newton' for l2, 'fista_restart' for
+    l1; mimo 'wmmse')."""
+    families = format_families(kind)
+    if not families:
+        raise DataError(f"unknown problem {kind!r}; expected one of {', '.join(KINDS)}")
+    return families[0].solver_for(instances)
 
 
 def check_every_for(solver: Any) -> int:
@@ -99,17 +99,55 @@ def solution_arrays(result: SolveResult, loaded: Loaded, solver: str) -> dict[st
     }
 
 
+class TrainingMismatchWarning(UserWarning):
+    """A trained solver applied to data unlike the instances it was trained on (another
+    dimension, or a smooth problem for a solver trained on nonsmooth ones, ...)."""
+
+
+def _kind_of_problem(p: Instances) -> str:
+    if p.is_constrained:
+        return "box-constrained"
+    return "nonsmooth (penalized)" if p.has_nonsmooth else "smooth"
+
+
+def training_mismatch(family: ProblemFamily, instances: Instances, solver: str = "solver") -> list[str]:
+    """How ``instances`` differ from those of ``family`` (the family a solver named ``solver``
+    was trained on), one line each, empty when they are alike: the dimension n and the
+    kind of problem (smooth, nonsmooth, box-constrained). Compared with one instance
+    sampled from the family (seed 0).
+
+    >>> import l2o
+    >>> fam = l2o.make_family("lasso", m=10, n=20, nnz=3)
+    >>> training_mismatch(fam, fam.sample(2, 1))
+    []
+    >>> training_mismatch(fam, l2o.make_family("lasso", m=10, n=30, nnz=3).sample(1, 0), "lfista")[0][:74]
+    "the checkpoint's lfista was trained on lasso instances of dimension n = 20"
+    """
+    trained = family.sample(1, 0)
+    what = f"the checkpoint's {solver} was trained on {family_name(family)} instances"
+    out = []
+    if trained.dim != instances.dim:
+        out.append(f"{what} of dimension n = {trained.dim}; this data has n = {instances.dim}: a learned solver may "
+                   f"not transfer to another dimension")
+    if _kind_of_problem(trained) != _kind_of_problem(instances):
+        out.append(f"{what}, which are {_kind_of_problem(trained)}; this data is {_kind_of_problem(instances)}: a "
+                   f"learned solver may not transfer to another kind of problem")
+    return out
+
+
 @dataclasses.dataclass
 class CheckpointProblem:
     """A data file read for a trained solver: ``loaded`` (the validated batch, float64),
-    ``kind`` ('qp', 'lasso', 'logistic'), ``solver`` (the learned module, eval mode),
-    ``name`` (the learned solver's name) and ``run`` (the loaded run)."""
+    ``kind`` (the io kind: 'qp', 'lasso', 'logistic', 'mimo'), ``solver`` (the learned
+    module, eval mode), ``name`` (the learned solver's name), ``run`` (the loaded run) and
+    ``notes`` (``training_mismatch``: how the data differ from the training instances)."""
 
     loaded: Loaded
     kind: str
     solver: Any
     name: str
     run: Run
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def load_for_checkpoint(
@@ -124,9 +162,12 @@ def load_for_checkpoint(
     """Read ``data`` as the kind of problem the run in ``checkpoint`` was trained on.
 
     The kind comes from the run's family (``kind_of_family``); ``problem``, when given,
-    must agree with it. A least-squares run reads the lasso format with lam = 0 when
-    the file has no ``lam`` and none is given. The learned solver's own check (for
-    instance ALISTA's: the same dictionary A) runs here, so a mismatch is one line.
+    must agree with it. A family that declares ``file_lam`` (least squares: 0) reads
+    files without ``lam`` with that value unless one is given. The learned solver's own
+    check runs here, so data a fixed-dimension solver cannot take (LISTA / ALISTA: their
+    dictionary A) is one line, with the training dimension; data of another dimension or
+    kind than the training instances that the solver accepts gives a
+    ``TrainingMismatchWarning`` per difference (also in ``notes``).
     ``names``: how messages call the parameters ``problem``, ``lam`` and ``penalty``.
     """
     n = dict(names or {})
@@ -139,16 +180,21 @@ def load_for_checkpoint(
         raise ValueError(f"{p} {problem} does not match the checkpoint: its solver was trained on the "
                          f"{family_name(run.family)} family, which reads {p} {kind} files")
     arrays = read_arrays(data, kind)
-    if lam_defaults_to_zero(run.family) and lam is None and "lam" not in arrays:
-        lam = 0.0
+    file_lam = getattr(run.family, "file_lam", None)
+    if file_lam is not None and lam is None and "lam" not in arrays:
+        lam = file_lam
     loaded = validate(kind, arrays, lam=lam, penalty=penalty, source=f"'{data}'",
                       matlab=Path(data).suffix.lower() == ".mat", names=n)
     solver = run.solver
+    notes = training_mismatch(run.family, loaded.instances, run.config.solver)
     try:
         solver.check_problem(loaded.instances)
     except ValueError as e:
-        raise ValueError(f"the checkpoint's solver cannot solve this data: {' '.join(str(e).split())}") from None
-    return CheckpointProblem(loaded=loaded, kind=kind, solver=solver, name=run.config.solver, run=run)
+        why = f" ({'; '.join(notes)})" if notes else ""
+        raise ValueError(f"the checkpoint's solver cannot solve this data: {' '.join(str(e).split())}{why}") from None
+    for note in notes:
+        warnings.warn(note, TrainingMismatchWarning, stacklevel=2)
+    return CheckpointProblem(loaded=loaded, kind=kind, solver=solver, name=run.config.solver, run=run, notes=notes)
 
 
 @dataclasses.dataclass
@@ -163,6 +209,8 @@ class FileSolution:
     arrays: dict[str, np.ndarray]
     #: The dtype the iterates were computed in ("float32" or "float64").
     iterate_dtype: str = "float64"
+    #: With a checkpoint: how the data differ from the training instances (``training_mismatch``).
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 #: ``iterate_dtype="auto"`` computes float32 iterates for these kinds of problem with a
@@ -234,9 +282,10 @@ def solve_file(
     """
     check_solve_options(problem, checkpoint, solver, tol, max_iter)
     method: Optimizer
+    notes: list[str] = []
     if checkpoint is not None:
         trained = load_for_checkpoint(checkpoint, data, problem, lam=lam, penalty=penalty, names=names)
-        loaded, kind, name, method = trained.loaded, trained.kind, trained.name, trained.solver
+        loaded, kind, name, method, notes = trained.loaded, trained.kind, trained.name, trained.solver, trained.notes
     else:
         assert problem is not None  # check_solve_options
         kind = problem
@@ -250,10 +299,12 @@ def solve_file(
     result = solve(method, loaded.instances, tol=tol, max_iter=max_iter, check_every=check_every_for(method),
                    iterate_dtype=dtype)
     return FileSolution(loaded=loaded, kind=kind, solver=name, result=result,
-                        arrays=solution_arrays(result, loaded, name), iterate_dtype=str(dtype).removeprefix("torch."))
+                        arrays=solution_arrays(result, loaded, name), iterate_dtype=str(dtype).removeprefix("torch."),
+                        notes=notes)
 
 
 __all__ = [
-    "FAMILY_KINDS", "kind_of_family", "default_solver", "check_every_for", "solution_arrays", "CheckpointProblem",
-    "load_for_checkpoint", "FileSolution", "FLOAT32_ITERATE_KINDS", "ITERATE_DTYPES", "iterate_dtype_for", "check_solve_options", "solve_file",
+    "format_families", "kind_of_family", "family_name", "default_solver", "check_every_for", "solution_arrays",
+    "CheckpointProblem", "load_for_checkpoint", "TrainingMismatchWarning", "training_mismatch", "FileSolution",
+    "FLOAT32_ITERATE_KINDS", "ITERATE_DTYPES", "iterate_dtype_for", "check_solve_options", "solve_file",
 ]

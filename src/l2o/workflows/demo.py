@@ -4,7 +4,8 @@ Meta-train LFISTA on the LASSO preset with a built-in config (``DEMO_CONFIG``), 
 reuse / resume the run already there, then compare it with ISTA, FISTA, FISTA with
 restart and Adam on fresh instances; ``train=False`` compares the classical solvers only.
 
-Nothing here prints: progress lines go to the ``say`` callback. Every error caused by
+Nothing here prints: progress lines go to the ``say`` callback, and progress displays
+(on stderr) appear only when the caller asks for them (``progress``). Every error caused by
 the input is a ``ValueError`` with one line that names the parameter.
 """
 
@@ -13,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -26,6 +28,7 @@ from l2o.report.table import DEFAULT_TOLERANCES, by_solver, summarize_comparison
 from l2o.training import Run, RunConfig, load_run, run_status, train
 from l2o.training.checkpoint import read_json
 from l2o.utils.jsonable import jsonable
+from l2o.utils.progress import Progress, as_progress
 from l2o.workflows.evaluate import check_positive, csv_every, make_out_dir
 from l2o.workflows.robustness import resolve_evaluation
 
@@ -71,11 +74,21 @@ class DemoOutcome:
 
 
 def demo_trains(problem: str) -> bool:
-    """Whether the demo has a built-in learned solver for the preset: LFISTA's config is
-    tuned for the LASSO preset (one dictionary shared by all instances, whose Gram
-    matrix gives its one-GEMM step): ``family.name == "lasso"`` with ``shared_matrix``."""
+    """Whether the demo has a built-in learned solver for the preset ``problem``: its
+    training config (``DEMO_CONFIG``, LFISTA) is tuned for the demo preset's family with
+    one dictionary shared by all instances (whose Gram matrix gives LFISTA its one-GEMM
+    step), so the preset must be of that family class, share its matrix, and be accepted
+    by the demo's solver (``skip`` is None on one sampled instance).
+
+    >>> demo_trains("lasso_250x500"), demo_trains("qp_100"), demo_trains("logistic_1000x50")
+    (True, False, False)
+    """
     family = PRESETS[problem][0]
-    return getattr(family, "name", "") == "lasso" and bool(getattr(family, "shared_matrix", False))
+    if type(family) is not type(PRESETS[DEMO_PRESET][0]) or not getattr(family, "shared_matrix", False):
+        return False
+    hparams = {k: v for k, v in DEMO_CONFIG["solver"].items() if k != "name"}
+    solver = make_solver(DEMO_CONFIG["solver"]["name"], **hparams)
+    return solver.skip(family.sample(1, 0)) is None
 
 
 def demo_config(problem: str = DEMO_PRESET, steps: int | None = None) -> RunConfig:
@@ -132,7 +145,7 @@ def run_demo(
     train: bool = True,
     out: str | os.PathLike[str] | None = None,
     steps: int | None = None,
-    progress: bool = False,
+    progress: Progress | bool = False,
     say: Callable[[str], None] = lambda m: None,
 ) -> DemoOutcome:
     """The demo: train LFISTA on ``problem`` (when ``train`` and the preset has a shared
@@ -141,7 +154,10 @@ def run_demo(
     The classical solvers run ``iterations`` iterations, the learned one
     ``HORIZON_FACTOR`` (10) x its horizon. With training, the run goes to ``out/run``
     and the plot and records to ``out`` (default ``l2o-demo``); without, files are
-    written only when ``out`` is given. ``say`` receives the progress lines.
+    written only when ``out`` is given. ``say`` receives the progress lines; ``progress``
+    shows the training's progress bar and the phases of the comparison (the reference,
+    each solver): True (on stderr when it is a terminal), a ``l2o.utils.progress.Progress``
+    (phases only), or False.
     """
     if problem not in PRESETS:
         raise ValueError(f"unknown preset {problem!r}; expected one of {', '.join(PRESETS)}")
@@ -151,26 +167,30 @@ def run_demo(
     notes: list[str] = []
     learn = train and demo_trains(problem)
     if train and not learn:
-        notes.append(f"no built-in learned solver for {problem} (the demo's LFISTA is for LASSO with a shared dictionary); "
+        notes.append(f"no built-in learned solver for {problem} (the demo's LFISTA is for LASSO with a shared "
+                     f"dictionary); "
                      f"comparing the classical solvers only")
     out_dir = Path(out) if out is not None else (Path("l2o-demo") if learn else None)
     if out_dir is not None:
         make_out_dir(out_dir)
+    bar = progress.enabled if isinstance(progress, Progress) else bool(progress)  # training's progress bar
     training = None
     solvers: dict[str, Any] = {}
     max_iter: dict[str, int] = {}
     dtype = torch.float64
     if learn:
         config = demo_config(problem, steps)
-        run, training = train_demo(out_dir / DEMO_RUN, config, progress=progress, say=say)
+        run, training = train_demo(out_dir / DEMO_RUN, config, progress=bar, say=say)
         solvers[config.solver] = run.solver
         max_iter[config.solver] = evaluation_iterations(trained_horizon(run.solver, config))
         dtype = config.training.torch_dtype
     for name in DEMO_SOLVERS:
         solvers[name] = make_solver(name)
         max_iter[name] = iterations
-    instances = PRESETS[problem][0].sample(batch, seed, dtype=dtype)
-    comparison = compare(solvers, instances, max_iter=max_iter, record_every=record_every)
+    phases = as_progress(progress)
+    with phases.phase(f"sampling {batch} instances of {problem}"):
+        instances = PRESETS[problem][0].sample(batch, seed, dtype=dtype)
+    comparison = compare(solvers, instances, max_iter=max_iter, record_every=record_every, progress=phases)
     rows = summarize_comparison(comparison)
     learned = next(iter(comparison.learned), None)
     title = f"{problem}: {batch} instances (seed {seed}), {iterations} iterations"
@@ -180,8 +200,9 @@ def run_demo(
     plot = records = None
     if out_dir is not None:
         K = max(max_iter.values())
-        plot = plot_convergence(comparison, out_dir / DEMO_PLOT, title=title, tolerances=DEFAULT_TOLERANCES)
-        records = comparison.to_csv(out_dir / DEMO_RECORDS, every=csv_every(K // record_every))
+        with phases.phase(f"writing {DEMO_PLOT} and {DEMO_RECORDS}"):
+            plot = plot_convergence(comparison, out_dir / DEMO_PLOT, title=title, tolerances=DEFAULT_TOLERANCES)
+            records = comparison.to_csv(out_dir / DEMO_RECORDS, every=csv_every(K // record_every))
     summary = {
         "problem": problem, "batch": batch, "iterations": iterations, "seed": seed,
         "reference": comparison.reference.method if comparison.reference is not None else None,

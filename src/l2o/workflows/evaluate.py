@@ -2,7 +2,8 @@
 instances of its family (``compare``), with the summary table, the convergence plot and
 the tidy records written next to the run. What ``l2o eval DIR`` does.
 
-Nothing here prints. Every error caused by the input is a ``ValueError`` (or
+Nothing here prints (a progress display on stderr only when the caller asks for one,
+``progress``). Every error caused by the input is a ``ValueError`` (or
 ``OSError``) with one line that names the parameter.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -24,6 +26,7 @@ from l2o.report.plots import plot_convergence
 from l2o.report.table import DEFAULT_TOLERANCES, by_solver, summarize_comparison
 from l2o.training import Run, load_run
 from l2o.utils.jsonable import jsonable
+from l2o.utils.progress import Progress, as_progress
 
 #: Files that ``evaluate_run`` writes (into the run directory unless told otherwise).
 EVAL_PLOT = "eval_convergence.png"
@@ -101,7 +104,8 @@ def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) at the last iteration, and solver seconds "
               "for the batch:")]
     for name, e in extra.items():
-        lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}  p10 {e['sum_rate_fraction_p10']:.4f}"
+        lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}"
+                     f"  p10 {e['sum_rate_fraction_p10']:.4f}"
                      f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s")
     return lines
 
@@ -174,6 +178,7 @@ def evaluate_run(
     out_dir: str | os.PathLike[str] | None = None,
     tolerances: Sequence[float] = DEFAULT_TOLERANCES,
     run: Run | None = None,
+    progress: Progress | bool | None = None,
 ) -> EvalOutcome:
     """Evaluate a trained run against classical baselines on fresh instances.
 
@@ -192,6 +197,9 @@ def evaluate_run(
         device: torch device of the evaluation.
         out_dir: where the plot and the records go (None: the run directory).
         run: an already loaded ``l2o.training.Run`` (skips ``load_run``).
+        progress: reports the phases (sampling, the reference, each solver, the plot):
+            a ``l2o.utils.progress.Progress``, True (``terminal_progress()``: on stderr
+            when it is a terminal) or None / False (silent).
 
     Raises:
         ValueError: an unreadable run, a bad argument, a baseline that does not fit the
@@ -212,10 +220,12 @@ def evaluate_run(
     seed = eval_seed(config.training.seed) if seed is None else int(seed)
     out = make_out_dir(Path(run_dir) if out_dir is None else Path(out_dir))
 
+    phases = as_progress(progress)
     solver = run.solver.to(device=dev)
-    problem = run.family.sample(batch, seed, dtype=want_dtype, device=dev)
+    with phases.phase(f"sampling {batch} instances of {config.family}"):
+        problem = run.family.sample(batch, seed, dtype=want_dtype, device=dev)
     if names is None:
-        names = [b for b in default_baselines(problem.has_nonsmooth, run.family) if fits(make_solver(b), problem)]
+        names = [b for b in default_baselines(problem, run.family) if fits(make_solver(b), problem)]
     solvers = {name: solver, **{b: make_solver(b) for b in names}}
     for b in names:
         try:
@@ -224,14 +234,15 @@ def evaluate_run(
             raise ValueError(f"baselines: {e}") from None
     horizon = trained_horizon(solver, config)
     max_iter: int | dict[str, int] = iterations if iterations is not None else evaluation_iterations(horizon)
-    comparison = compare(solvers, problem, max_iter=max_iter)
+    comparison = compare(solvers, problem, max_iter=max_iter, progress=phases)
     rows = summarize_comparison(comparison, tolerances)
     K = max(comparison.max_iter.values())
     title = (f"{name} vs {', '.join(names) or 'no baselines'} on {config.family}: {batch} fresh instances "
              f"(seed {seed}), {K} iterations = {K / horizon:g} x the training horizon {horizon}")
-    plot = plot_convergence(comparison, out / EVAL_PLOT, title=_short_title(config.family, name, batch, K, horizon),
-                            tolerances=tolerances)
-    records = comparison.to_csv(out / EVAL_RECORDS, every=csv_every(K))
+    with phases.phase(f"writing {EVAL_PLOT} and {EVAL_RECORDS}"):
+        plot = plot_convergence(comparison, out / EVAL_PLOT,
+                                title=_short_title(config.family, name, batch, K, horizon), tolerances=tolerances)
+        records = comparison.to_csv(out / EVAL_RECORDS, every=csv_every(K))
     guarantee = guarantee_table(comparison, tolerances)
     summary = {
         "run": str(run_dir), "solver": name, "family": config.family, "batch": batch, "seed": seed,

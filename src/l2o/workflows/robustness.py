@@ -73,7 +73,7 @@ class EvaluationConfig:
     batch: int = 64
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any]) -> "EvaluationConfig":
+    def from_table(cls, table: Mapping[str, Any]) -> EvaluationConfig:
         """Check the keys and value types of an ``[evaluation]`` table (``ValueError``
         naming the key) and fill in the defaults."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -237,7 +237,7 @@ def _one_split(split: Split, base: ProblemFamily, learned_solvers: dict[str, Any
     family's defaults when None, plus the fallback), and draw the split's figure."""
     family = split.apply(base)
     problem = family.sample(batch, seed, dtype=dtype)
-    names = list(baselines) if baselines is not None else list(default_baselines(problem.has_nonsmooth, family))
+    names = list(baselines) if baselines is not None else list(default_baselines(problem, family))
     if fallback not in names:
         names.append(fallback)
     candidates = {**learned_solvers, **{b: make_solver(b) for b in names if b not in learned_solvers}}

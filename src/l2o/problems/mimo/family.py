@@ -112,6 +112,8 @@ class MimoFamily(ProblemFamily):
     #: WMMSE and the linear precoders (ZF is left out where it does not fit, M < I d).
     baselines = smooth_baselines = ("wmmse", "mrt", "zf", "rzf")
     fallback = "wmmse"
+    #: Channels read by ``l2o solve -p mimo`` (and ``--checkpoint`` of a MIMO run).
+    file_format = "mimo"
 
     def natural_splits(self) -> list[Split]:
         """Other user counts and cells (the GNN shares weights across nodes), SNR, and
