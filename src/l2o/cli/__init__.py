@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from l2o.cli import demo as _demo
 from l2o.cli import eval as _eval
 from l2o.cli import list as _list
+from l2o.cli import serving as _serving
 from l2o.cli import solve as _solve
 from l2o.cli import train as _train
 from l2o.cli.options import USAGE_ERROR, error
@@ -70,6 +71,7 @@ app.command("solve", help=_solve.SOLVE_HELP)(_solve.solve)
 app.command("train", help=_train.TRAIN_HELP)(_train.train)
 app.command("eval", help=_eval.EVAL_HELP)(_eval.eval_)
 app.command("demo", help=_demo.DEMO_HELP)(_demo.demo)
+app.add_typer(_serving.app, name="serving")
 
 
 def main() -> None:
