@@ -23,7 +23,12 @@ from l2o.serving.workload import Workload
 
 
 def sim_state(workload: Workload, gpu: GPU, drain: bool = True) -> SimState:
-    """A ``SimState`` of the requests that fit in the KV cache (for threshold rules)."""
+    """A ``SimState`` of the requests that fit in the KV cache (for threshold rules).
+
+    >>> from l2o.serving.workload import RequestType, poisson_workload
+    >>> sim_state(poisson_workload([RequestType(8, 4, 1.0)], 5), GPU(memory=100)).n
+    5
+    """
     keep = (workload.prefill + workload.decode) <= gpu.memory
     m = int(keep.sum())
     return SimState(workload.arrival[keep], workload.prefill[keep], workload.decode[keep], workload.kind[keep],
@@ -100,7 +105,13 @@ def fluid_report(workload: Workload, gpu: GPU, wait: Wait | None = None, nested:
 
 
 def format_fluid_report(rep: dict[str, Any]) -> str:
-    """``fluid_report`` as readable lines."""
+    """``fluid_report`` as readable lines.
+
+    >>> from l2o.serving.workload import RequestType, poisson_workload
+    >>> rep = fluid_report(poisson_workload([RequestType(1, 1, 4.0)], 10), GPU(d0=1.0, d1=0.0, memory=12, max_batch=8))
+    >>> format_fluid_report(rep).splitlines()[1]
+    'M* (fluid memory)          12 KV tokens  (capacity C = 12)'
+    """
     lines = [
         f"request types: {rep['n_types']}, total arrival rate {rep['total_rate']:.6g} requests/s",
         f"M* (fluid memory)          {rep['fluid_memory']:.6g} KV tokens  (capacity C = {rep['memory_cap']})",

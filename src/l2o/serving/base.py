@@ -31,7 +31,15 @@ from l2o.serving.workload import RequestType
 @dataclasses.dataclass
 class SimState:
     """What a policy sees: the admitted requests (arrays of shape (M,), arrival order),
-    the request types, the GPU constants, and the record arrays it writes."""
+    the request types, the GPU constants, and the record arrays it writes.
+
+    >>> from l2o.serving.analysis import sim_state
+    >>> from l2o.serving.simulator import GPU
+    >>> from l2o.serving.workload import RequestType, poisson_workload
+    >>> st = sim_state(poisson_workload([RequestType(8, 4, 1.0), RequestType(9, 9, 1e-9)], 5), GPU(memory=100))
+    >>> st.n, st.present.tolist()
+    (5, [True, False])
+    """
 
     arrival: np.ndarray
     prefill: np.ndarray
@@ -53,9 +61,20 @@ class SimState:
         """M, the number of requests the policy serves."""
         return int(self.arrival.shape[0])
 
+    @property
+    def present(self) -> np.ndarray:
+        """Boolean mask over ``types``: the types with at least one request to serve (the
+        others, e.g. types larger than the KV cache, play no part in threshold rules)."""
+        return np.bincount(self.kind, minlength=len(self.types)) > 0
+
 
 class Policy(abc.ABC):
-    """A batching policy (see the module docstring for the protocol)."""
+    """A batching policy (see the module docstring for the protocol).
+
+    >>> from l2o.serving.policy import make_policy
+    >>> isinstance(make_policy("vllm"), Policy)
+    True
+    """
 
     name: str = "policy"
 

@@ -76,12 +76,20 @@ def work(prefill: ArrayLike, decode: ArrayLike) -> np.ndarray:
 
 
 def token_rate(prefill: ArrayLike, decode: ArrayLike, rate: ArrayLike) -> float:
-    """A = sum_j lambda_j W_j: KV tokens per second that the offered load needs touched."""
+    """A = sum_j lambda_j W_j: KV tokens per second that the offered load needs touched.
+
+    >>> token_rate([1], [1], [4.0])
+    12.0
+    """
     return float(np.sum(_arr(rate, "rate") * work(prefill, decode)))
 
 
 def prefill_rate(prefill: ArrayLike, rate: ArrayLike) -> float:
-    """P = sum_j lambda_j l_j: prompt tokens per second to prefill."""
+    """P = sum_j lambda_j l_j: prompt tokens per second to prefill.
+
+    >>> prefill_rate([512, 10], [2.0, 1.0])
+    1034.0
+    """
     return float(np.sum(_arr(rate, "rate") * _arr(prefill, "prefill")))
 
 
@@ -182,6 +190,9 @@ class ThresholdCheck:
     ``strict``: all balance inequalities strict (O(1) latency in Theorem 1);
     ``memory``: M^pi (or M_req) <= C; ``covers_fluid``: M^pi >= M* (WAIT only);
     ``ordering``: p_k < n_k / n_{k-1} (Nested WAIT only).
+
+    >>> ThresholdCheck(1.0, 12.0, (True,), False, True).ok
+    True
     """
 
     cycle_time: float

@@ -92,13 +92,14 @@ class NestedWait(Policy):
     def choose_boundaries(self, state: SimState) -> list[int]:
         """The decode boundaries b_1 < ... < b_K for this workload."""
         dmax = int(state.decode.max()) if state.n else 1
+        live = [t for t, ok in zip(state.types, state.present) if ok] or list(state.types)
         if self.boundaries is not None:
             if self.boundaries[-1] < dmax:
                 raise ValueError(f"boundaries end at {self.boundaries[-1]}; expected the last boundary >= the "
                                  f"longest output ({dmax} decode tokens)")
             return list(self.boundaries)
         if self.segments is None:
-            distinct = sorted({t.decode for t in state.types})
+            distinct = sorted({t.decode for t in live})
             if len(distinct) <= 16:
                 return distinct
             count = 10
@@ -111,7 +112,7 @@ class NestedWait(Policy):
     def choose_thresholds(self, state: SimState, b: list[int]) -> tuple[list[int], bool, float]:
         """Integer per-stage thresholds per segment, whether they meet the drift
         conditions, and the mean prefill length used in the formulas."""
-        types = state.types
+        types = [t for t, ok in zip(state.types, state.present) if ok] or list(state.types)
         r = np.array([t.rate for t in types], dtype=np.float64)
         lp = np.array([t.decode for t in types], dtype=np.float64)
         lbar = float(np.sum(r * np.array([t.prefill for t in types], dtype=np.float64)) / r.sum())

@@ -53,7 +53,13 @@ def _downsample(t: np.ndarray, y: np.ndarray, bins: int = 2000) -> tuple[np.ndar
 
 def memory_figure(results: Sequence[SimulationResult], title: str | None = None) -> Figure:
     """KV-cache memory in use (during each iteration) against time, one line per policy,
-    with the capacity C as a dashed line."""
+    with the capacity C as a dashed line.
+
+    >>> from l2o.serving import GPU, RequestType, make_policy, poisson_workload, simulate
+    >>> r = simulate(poisson_workload([RequestType(8, 4, 5.0)], 50), make_policy("vllm"), GPU(memory=200))
+    >>> len(memory_figure([r]).axes)
+    1
+    """
     fig = Figure(figsize=(8, 4.2), layout="constrained")
     ax = fig.add_subplot()
     cap = None
@@ -73,7 +79,14 @@ def memory_figure(results: Sequence[SimulationResult], title: str | None = None)
 
 def plot_memory(results: Sequence[SimulationResult], path: str | os.PathLike[str], title: str | None = None,
                 dpi: int = 110) -> Path:
-    """Save ``memory_figure`` as PNG at ``path`` (atomically)."""
+    """Save ``memory_figure`` as PNG at ``path`` (atomically).
+
+    >>> import tempfile, pathlib
+    >>> from l2o.serving import GPU, RequestType, make_policy, poisson_workload, simulate
+    >>> r = simulate(poisson_workload([RequestType(8, 4, 5.0)], 50), make_policy("wait"), GPU(memory=200))
+    >>> plot_memory([r], pathlib.Path(tempfile.mkdtemp()) / "m.png").suffix
+    '.png'
+    """
     return _save(memory_figure(results, title), path, dpi)
 
 
@@ -82,7 +95,12 @@ def sweep_figure(sweep: Mapping[str, Any], fluid_limit: float | None = None, tit
     """Mean latency (log scale) and completion rate against the arrival rate, per policy;
     each policy's lambda* is a dotted vertical line in its colour, the fluid stability
     limit a black dashed line, and ``reference`` (policy -> a published lambda*) grey
-    triangles on the rate axis."""
+    triangles on the rate axis.
+
+    >>> rows = [{"policy": "vllm", "rate": 1.0, "latency_mean": 2.0, "completion_rate": 1.0, "stable": True}]
+    >>> len(sweep_figure({"rows": rows, "transition": {"vllm": 1.0}}, fluid_limit=1.5).axes)
+    2
+    """
     rows = sweep["rows"]
     trans = sweep.get("transition", {})
     fig = Figure(figsize=(10, 4.2), layout="constrained")

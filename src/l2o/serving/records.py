@@ -43,7 +43,14 @@ def table_csv(columns: dict[str, np.ndarray]) -> str:
 
 
 def write_result(result: SimulationResult, folder: str | os.PathLike[str], iterations: bool = True) -> list[Path]:
-    """Write ``requests-<policy>.csv`` (and ``iterations-<policy>.csv``) into ``folder``."""
+    """Write ``requests-<policy>.csv`` (and ``iterations-<policy>.csv``) into ``folder``.
+
+    >>> import tempfile
+    >>> from l2o.serving import GPU, RequestType, make_policy, poisson_workload, simulate
+    >>> r = simulate(poisson_workload([RequestType(8, 4, 5.0)], 20), make_policy("vllm"), GPU(memory=200))
+    >>> [p.name for p in write_result(r, tempfile.mkdtemp())]
+    ['requests-vllm.csv', 'iterations-vllm.csv']
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     paths = [atomic_write(out / f"requests-{result.policy}.csv", table_csv(result.records()))]
@@ -53,7 +60,13 @@ def write_result(result: SimulationResult, folder: str | os.PathLike[str], itera
 
 
 def write_summary(path: str | os.PathLike[str], summaries: list[dict[str, Any]], **extra: Any) -> Path:
-    """``{"policies": summaries, **extra}`` as strict JSON (NaN -> null), atomically."""
+    """``{"policies": summaries, **extra}`` as strict JSON (NaN -> null), atomically.
+
+    >>> import json, tempfile, pathlib
+    >>> p = write_summary(pathlib.Path(tempfile.mkdtemp()) / "s.json", [{"policy": "wait", "x": float("nan")}])
+    >>> json.loads(p.read_text())
+    {'policies': [{'policy': 'wait', 'x': None}]}
+    """
     write_json(path, {"policies": summaries, **extra})
     return Path(path)
 

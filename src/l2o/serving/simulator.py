@@ -89,6 +89,11 @@ class SimulationResult:
     ``status`` ("done", "in_system" at the end, "dropped": larger than the KV cache).
     Iterations: ``it_start``, ``it_time`` (seconds), ``it_memory`` (KV tokens in use
     during the iteration), ``it_tokens`` (KV tokens touched), ``it_batch`` (requests).
+
+    >>> from l2o.serving import RequestType, make_policy, poisson_workload
+    >>> r = simulate(poisson_workload([RequestType(8, 4, 5.0)], 30), make_policy("sarathi"), GPU(memory=200))
+    >>> r.status.tolist().count("done"), sorted(r.records())[:3]
+    (30, ['arrival', 'decode', 'evictions'])
     """
 
     policy: str

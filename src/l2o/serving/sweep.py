@@ -27,7 +27,15 @@ TRACKING = 0.97
 
 def is_stable(result: SimulationResult, tracking: float = TRACKING) -> bool:
     """Completions per second over the second half of the arrivals are at least
-    ``tracking`` times the arrivals per second there (see the module docstring)."""
+    ``tracking`` times the arrivals per second there (see the module docstring).
+
+    >>> from l2o.serving import RequestType, make_policy, poisson_workload
+    >>> w = poisson_workload([RequestType(8, 4, 1.0)], 300)
+    >>> gpu = GPU(d0=0.01, d1=1e-4, memory=500, max_batch=32)
+    >>> is_stable(simulate(w.scaled(5.0), make_policy("vllm"), gpu)), is_stable(simulate(w.scaled(500.0),
+    ...     make_policy("vllm"), gpu))
+    (True, False)
+    """
     w = result.window(0.5, 1.0)
     return bool(w["tracking"] >= tracking)
 

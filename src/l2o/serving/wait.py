@@ -86,14 +86,18 @@ class Wait(Policy):
         """The thresholds for this workload and GPU, and whether they meet the fluid
         conditions (always True for explicit or practical thresholds that fit)."""
         types = state.types
-        l = np.array([t.prefill for t in types], dtype=np.float64)
-        lp = np.array([t.decode for t in types], dtype=np.float64)
-        r = np.array([t.rate for t in types], dtype=np.float64)
+        if self.thresholds is not None and len(self.thresholds) != len(types):
+            raise ValueError(f"thresholds has {len(self.thresholds)} values; expected one per request type "
+                             f"({len(types)})")
+        live = state.present
+        if not live.any():
+            return np.ones(len(types), dtype=np.int64), True
+        l = np.array([t.prefill for t in types], dtype=np.float64)[live]
+        lp = np.array([t.decode for t in types], dtype=np.float64)[live]
+        r = np.array([t.rate for t in types], dtype=np.float64)[live]
+        n_all = np.ones(len(types), dtype=np.int64)
         if self.thresholds is not None:
-            if len(self.thresholds) != len(types):
-                raise ValueError(f"thresholds has {len(self.thresholds)} values; expected one per request type "
-                                 f"({len(types)})")
-            n = np.array(self.thresholds, dtype=np.int64)
+            n = np.array(self.thresholds, dtype=np.int64)[live]
             if int(np.sum(n * (lp + 1))) > state.max_batch:
                 raise ValueError(f"thresholds {n.tolist()} put {int(np.sum(n * (lp + 1)))} requests in a full batch "
                                  f"> max_batch {state.max_batch}")
@@ -104,11 +108,12 @@ class Wait(Policy):
         else:
             n = fluid.practical_wait_thresholds(lp, r, state.max_batch, self.rule)
             ok = True
+        n_all[live] = n
         m_pi = fluid.wait_memory(n, l, lp)
         if m_pi > state.memory:
             raise ValueError(f"thresholds {n.tolist()} need M^pi = {m_pi:.0f} KV tokens for a full WAIT batch "
                              f"> memory {state.memory}; lower max_batch or the thresholds")
-        return n, ok
+        return n_all, ok
 
     def start(self, state: SimState) -> None:
         self.s = state

@@ -258,7 +258,13 @@ def read_trace(path: str | os.PathLike[str], limit: int | None = None) -> Worklo
 
 
 def write_trace(path: str | os.PathLike[str], workload: Workload) -> Path:
-    """Write ``workload`` as a CSV trace (``arrival,prefill,decode``), atomically."""
+    """Write ``workload`` as a CSV trace (``arrival,prefill,decode``), atomically.
+
+    >>> import tempfile, pathlib
+    >>> p = write_trace(pathlib.Path(tempfile.mkdtemp()) / "t.csv", workload_from_arrays([0.5], [12], [3]))
+    >>> p.read_text()
+    'arrival,prefill,decode\\n0.5,12,3\\n'
+    """
     lines = ["arrival,prefill,decode"]
     lines += [f"{a:.9g},{p},{d}" for a, p, d in zip(workload.arrival.tolist(), workload.prefill.tolist(),
                                                         workload.decode.tolist())]
