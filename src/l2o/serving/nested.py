@@ -22,6 +22,11 @@ first and restart from prefill; if that is not enough (possible only with hetero
 prefill lengths above the mean used in M^pi) the most recently admitted resident
 requests are evicted, as the baselines do.
 
+When M^pi exceeds C (long horizons cut into many stages need at least one request per
+stage), the policy still runs: the pipelines are rarely all full, and the memory repair
+evicts when they would overflow, as in the revision's real-data runs ("exceeding the
+memory cap triggers eviction and restart"); ``info()`` reports M^pi and the flag.
+
 Thresholds: ``rule="fluid"`` (default) from the drift conditions
 (``fluid.nested_fluid_thresholds``, q_k = min(p_k + eta, 0.99)); ``rule="batch"`` the 2026
 revision's practical rule with the total cap tl = max_batch
@@ -143,11 +148,12 @@ class NestedWait(Policy):
                     x = base * max(lo, 1e-12)
                     ok = False
         n = np.maximum(np.ceil(x - 1e-9), 1).astype(np.int64)
-        m_pi = fluid.nested_memory(n, b, lbar)
-        if m_pi > state.memory:
-            raise ValueError(f"thresholds {n.tolist()} need M^pi = {m_pi:.0f} KV tokens for full Nested WAIT "
-                             f"segments > memory {state.memory}; lower max_batch or the thresholds")
-        return n.tolist(), bool(ok), lbar
+        longest = int(state.prefill.max()) if state.n else 0
+        if int(n[0]) * longest > state.memory:
+            raise ValueError(f"thresholds start with {int(n[0])}: {int(n[0])} prompts of {longest} tokens exceed "
+                             f"memory {state.memory}; lower the first threshold")
+        self.memory_bound = fluid.nested_memory(n, b, lbar)
+        return n.tolist(), bool(ok and self.memory_bound <= state.memory), lbar
 
     def start(self, state: SimState) -> None:
         self.s = state
@@ -183,8 +189,9 @@ class NestedWait(Policy):
         self.s.evictions[i] += 1
         self.restart.appendleft(i)
 
-    def _repair(self, mem: int, tokens: int, active: list[int]) -> tuple[int, int]:
-        """Evict until the batch fits in C: boundary queues first (LIFO), then residents."""
+    def _repair(self, mem: int, tokens: int, active: list[int], entering: dict[int, list[int]]) -> tuple[int, int]:
+        """Evict until the batch fits in C: boundary queues first (LIFO), then residents,
+        then (only if the batch alone is larger than C) the batch's own entries."""
         C = self.s.memory
         where, l, b = self.where, self.l, self.b
         while mem > C and any(self.nB[k] for k in range(1, self.K)):
@@ -203,9 +210,7 @@ class NestedWait(Policy):
             self._evict(i)
         skipped: list[int] = []
         act = set(active)
-        while mem > C:
-            if not self.stack:
-                raise RuntimeError("nested_wait: cannot fit the batch in memory")  # unreachable: held <= C
+        while mem > C and self.stack:
             i = self.stack.pop()
             w = where[i]
             if w == PIPE:
@@ -222,6 +227,18 @@ class NestedWait(Policy):
             elif w in (BOUNDARY, ENTERING):
                 skipped.append(i)
         self.stack.extend(reversed(skipped))
+        for k in sorted(entering, reverse=True):  # the batch alone exceeds C (a threshold x prompt > C)
+            ids = entering[k]
+            while mem > C and ids:
+                i = ids.pop()
+                cost = l[i] + self.e[k]
+                mem -= cost
+                tokens -= cost
+                if k == 0:  # never admitted: back to the head of the queue
+                    where[i] = OUT
+                    self.restart.appendleft(i)
+                else:
+                    self._evict(i)
         return mem, tokens
 
     # -- protocol -----------------------------------------------------------------------------------
@@ -277,7 +294,7 @@ class NestedWait(Policy):
             mem += self.R[k] + ent
             size += self.R[k] + len(ids)
         if mem > self.s.memory:
-            mem, tokens = self._repair(mem, tokens, active)
+            mem, tokens = self._repair(mem, tokens, active, entering)
             size = sum(self.R[k] + len(entering[k]) for k in active)
         self.pending = (active, entering)
         computed = sum(l[i] for i in entering[0]) if 0 in entering else 0
@@ -353,7 +370,8 @@ class NestedWait(Policy):
     def info(self) -> dict[str, Any]:
         return {"boundaries": " ".join(map(str, getattr(self, "b", []))),
                 "thresholds": " ".join(map(str, getattr(self, "n", []))), "rule": self.rule,
-                "fluid_feasible": bool(getattr(self, "feasible", True))}
+                "fluid_feasible": bool(getattr(self, "feasible", True)),
+                "memory_bound": float(getattr(self, "memory_bound", math.nan))}
 
     def __repr__(self) -> str:
         return (f"NestedWait(boundaries={self.boundaries}, segments={self.segments}, thresholds={self.thresholds}, "

@@ -181,8 +181,9 @@ class SimulationResult:
     def window(self, start: float = 0.5, stop: float = 1.0) -> dict[str, float]:
         """Steady-state statistics over the arrival-time window [start T, stop T]:
         ``offered`` (arrivals per second), ``completion_rate`` (completions per second in
-        the window), their ratio ``tracking``, and the mean latency of the requests that
-        arrived in the window (NaN if some never completed).
+        the window), their ratio ``tracking``, ``throughput`` (decode tokens of the
+        requests completed in the window, per second) and the mean latency of the requests
+        that arrived in the window (NaN if some never completed).
 
         >>> from l2o.serving.workload import RequestType, poisson_workload
         >>> from l2o.serving.policy import make_policy
@@ -196,14 +197,15 @@ class SimulationResult:
         if b <= a:
             raise ValueError(f"window [{start}, {stop}] is empty; expected 0 <= start < stop <= 1")
         arrived = (self.arrival >= a) & (self.arrival <= b) & ~self.dropped
-        fin = self.finish[~np.isnan(self.finish)]
-        completions = int(((fin >= a) & (fin <= b)).sum())
+        in_window = (self.finish >= a) & (self.finish <= b)  # NaN compares False
+        completions = int(in_window.sum())
         offered = int(arrived.sum())
         lat = self.finish[arrived] - self.arrival[arrived]
         return {
             "offered": offered / (b - a),
             "completion_rate": completions / (b - a),
             "tracking": completions / offered if offered else math.nan,
+            "throughput": float(self.decode[in_window].sum()) / (b - a),
             "latency_mean": float(lat.mean()) if lat.size and not np.isnan(lat).any() else math.nan,
         }
 
