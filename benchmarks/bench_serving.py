@@ -170,8 +170,11 @@ def v1_workloads(args, out: Path) -> dict:
     return {
         "low_demand": load_table("low demand: l=(10,10), l'=(10,20), rates 1:1", low, pols, gpu, loads, n),
         "high_demand": load_table("high demand: l=20, l'=(100,200,300), rates 6:4:2", high, pols, gpu, loads, n),
-        "four_segment": load_table("Nested WAIT four segments: l=10, l'=(20,40,80,160), rates 20:40:80:160", four,
-                                   nested, GPU(d0=gpu.d0, d1=gpu.d1, d2=gpu.d2, memory=C, max_batch=128), loads, n),
+        # thresholds 15:14:12:8 per stage fill sum_k delta_k n_k = 1715 prompts in a full batch: the same batch
+        # limit for every policy (the 2025 text: "the same batch size limits across all algorithms")
+        "four_segment": load_table("Nested WAIT four segments: l=10, l'=(20,40,80,160), rates 20:40:80:160, B=1715",
+                                   four, nested, GPU(d0=gpu.d0, d1=gpu.d1, d2=gpu.d2, memory=C, max_batch=1715),
+                                   loads, n),
     }
 
 
@@ -201,9 +204,9 @@ def lmsys_standin(n: int, rate: float, seed: int):
 
 
 def lmsys(args, out: Path) -> dict:
-    n = 5000 if not args.quick else 1500
+    n = 5000 if not args.quick else 400
     gpu = gpu_of("roofline")
-    big = lmsys_standin(200_000, 1.0, seed=123)
+    big = lmsys_standin(200_000 if not args.quick else 20_000, 1.0, seed=123)
     stats = {"prefill_mean": float(big.prefill.mean()), "prefill_median": float(np.median(big.prefill)),
              "decode_mean": float(big.decode.mean()), "decode_median": float(np.median(big.decode)),
              "decode_le_50": float((big.decode <= 50).mean()), "decode_gt_300": float((big.decode > 300).mean())}
@@ -240,10 +243,11 @@ def lmsys(args, out: Path) -> dict:
 def theorem1(args) -> dict:
     """WAIT's throughput gap (tokens still in flight at T per unit of scaled time, against the
     realized arrivals) as zeta grows: strict balance (lambda = 10) and boundary (lambda = 40)."""
-    zetas = [1, 4, 16, 64] if not args.quick else [1, 4]
-    seeds = 6 if not args.quick else 2
+    zetas = [1, 4, 16, 64] if not args.quick else [1, 2]
+    seeds = 6 if not args.quick else 1
+    scale = 1 if not args.quick else 10
     out = {}
-    for label, lam, per in (("strict", 10.0, 1000), ("boundary", 40.0, 2000)):
+    for label, lam, per in (("strict", 10.0, 1000 // scale), ("boundary", 40.0, 2000 // scale)):
         rows = []
         for z in zetas:
             gaps = []
@@ -264,7 +268,7 @@ def theorem1(args) -> dict:
 
 
 def speed(args) -> dict:
-    n = 1_000_000 if not args.quick else 20_000
+    n = 1_000_000 if not args.quick else 2_000
     w = poisson_workload([RequestType(512, 20, 6.0)], n, seed=0)
     gpu = gpu_of("issue", max_batch=256)
     rows = []
@@ -323,7 +327,59 @@ def to_markdown(res: dict) -> str:
          f"C = {C} KV tokens, B = {B}:", ""]
     for k, v in CONSTANTS.items():
         L.append(f"- `{k}`: d0 = {v['d0']:.4g} s, d1 = {v['d1']:.4g} s, d2 = {v['d2']:.4g} s. {v['note']}.")
-    L += ["", "## 1. p512d20: stability transition lambda* (paper: WAIT 23, Sarathi 22, vLLM 19 req/s)", ""]
+    L += ["", "## Summary", ""]
+    for c, block in res["p512d20"].items():
+        t, lim = block["transition"], block["fluid_limit"]
+        order = ", ".join(f"{k} {t[k] / lim:.2f}" for k in ("wait", "sarathi", "vllm"))
+        L.append(f"- p512d20, constants '{c}': lambda* / fluid limit: {order} (paper, lambda* / WAIT's: "
+                 "WAIT 1, Sarathi 0.96, vLLM 0.83).")
+    if res["quick"]:
+        L += ["- (--quick: a smoke run with too few requests for conclusions; the findings of the full run are "
+              "omitted.)", ""]
+    else:
+        L += FINDINGS + [
+            "- Theorem 1: WAIT's throughput gap falls like 1 / zeta with strict balance (fitted slope "
+            f"{res['theorem1']['strict']['slope']:.2f}) and like zeta^-1/2 at the boundary "
+            f"({res['theorem1']['boundary']['slope']:.2f}).",
+            f"- Speed: one million requests in {max(r['seconds'] for r in res['speed']['rows']):.0f} s or less per "
+            "policy (target: under a minute).", ""]
+    L += ["## 1. p512d20: stability transition lambda* (paper: WAIT 23, Sarathi 22, vLLM 19 req/s)", ""]
+    return _sections(res, L)
+
+
+#: What the full run shows, in words (checked against serving.md's tables when the benchmark changes).
+FINDINGS = [
+        "- WAIT with fluid thresholds reaches the fluid stability limit in every constant set (it is stable at 1.00 "
+        "and unstable at 1.05 of the limit), as Theorem 1 says; no policy can pass the limit (a test checks this "
+        "at 1.15).",
+        "- The paper's order between the baselines (Sarathi above vLLM) is NOT reproduced: in this linear "
+        "iteration-time model Sarathi's 512-token chunk admits at most one 512-token prompt per iteration, which "
+        "caps it at one request per iteration (WAIT with the appendix's n = 1 per stage has the same cap and the "
+        "same lambda*), while vLLM batches up to 8 prompts (4096 tokens) per prefill iteration. vLLM's evictions "
+        "are rare for one type with staggered arrivals; they cascade in the multi-type 2025 workloads (section 3: "
+        "restarts per request 0.4-0.5 above the limit).",
+        "- Latency at low load is NOT lowest for WAIT / Nested WAIT here, unlike the paper's figures: Algorithms 1 "
+        "and 2 as written are not work-conserving (a type's decode stages advance only when its prefill queue "
+        "reaches the threshold; in Nested WAIT nothing advances until segment 1's queue does), so at low load a "
+        "request waits about one inter-arrival time per stage. The paper's Vidur runs of WAIT use a chunk size "
+        "(appendix) that Algorithm 1 does not have; their implementation may differ from the algorithm in this "
+        "respect.",
+        "- The printed constants ('paper': d0 = 276 ms per iteration) put the fluid limit of p512d20 at 6.75 "
+        "req/s, not near 23; 276 ms is about 21 x 13 ms, the time of the 21 iterations of the appendix's "
+        "p256d20 validation batch, so the printed d0 may be per batch rather than per iteration. Absolute "
+        "lambda* values are therefore compared through ratios; the roofline constants (prefill-bound) put the "
+        "limit at 39 req/s.",
+        "- lmsys stand-in: Nested WAIT with integer per-stage thresholds (at least 1 on each of ~500 decode "
+        "stages) cannot meet the fluid conditions there (its full batch needs more memory than C and a longer "
+        "cycle than n_1 / lambda): it admits about one request per iteration and has the LOWEST lambda*, unlike "
+        "the paper. The revision spreads fractional per-stage thresholds over each segment; that variant is not "
+        "implemented.",
+        "- 2025 four-segment workload (same batch limit for all): Nested WAIT keeps up with the offered load to "
+        "0.9 of the fluid limit and has the highest throughput above it; vLLM evicts heavily there.",
+]
+
+
+def _sections(res: dict, L: list[str]) -> str:
     for c, block in res["p512d20"].items():
         L += _sweep_md(f"constants '{c}'", block, PAPER_P512D20)
     L += ["Paper, latency: WAIT lowest at every lambda in 12..24; gap to Sarathi ~2% at 12 (0.52 of WAIT's "
@@ -371,7 +427,8 @@ def to_markdown(res: dict) -> str:
                      f"| {r['gap']:.4g} | {r['gap_x_zeta']:.3g} | {r['gap_x_sqrt_zeta']:.3g} |")
         L.append(f"| {label}: fitted slope of log gap vs log zeta | | {blk['slope']:.2f} | "
                  f"(theory {'-1' if label == 'strict' else '-1/2'}) | |")
-    L += ["", "## 6. Speed: one million requests", "", f"Workload: {res['speed']['workload']}.", "",
+    L += ["", f"## 6. Speed: {res['speed']['rows'][0]['requests']:,} requests", "",
+          f"Workload: {res['speed']['workload']}.", "",
           "| policy | requests | seconds | requests/s | iterations |", "|---|---|---|---|---|"]
     for r in res["speed"]["rows"]:
         L.append(f"| {r['policy']} | {r['requests']:,} | {r['seconds']:.1f} | {r['requests_per_second']:,.0f} | "
@@ -388,7 +445,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
-        args.n, args.reps = min(args.n, 1500), 1
+        args.n, args.reps = min(args.n, 400), 1
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     res = {"quick": args.quick, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

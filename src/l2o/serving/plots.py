@@ -107,18 +107,19 @@ def sweep_figure(sweep: Mapping[str, Any], fluid_limit: float | None = None, tit
     ax_l, ax_c = fig.subplots(1, 2)
     names = list(dict.fromkeys(r["policy"] for r in rows))
     rates_all = sorted({r["rate"] for r in rows})
-    for name in names:
+    for i, name in enumerate(names):
         pts = sorted((r["rate"], r["latency_mean"], r["completion_rate"], r["stable"]) for r in rows
                      if r["policy"] == name)
         x = [p[0] for p in pts]
         c = policy_color(name)
-        ax_l.plot(x, [p[1] for p in pts], "-o", ms=3.5, lw=1.2, color=c, label=name)
-        ax_c.plot(x, [p[2] for p in pts], "-o", ms=3.5, lw=1.2, color=c, label=name)
+        style = "--s" if " " in name else "-o"  # a variant ("wait (n=1)") is dashed in its policy's colour
+        ax_l.plot(x, [p[1] for p in pts], style, ms=3.5, lw=1.2, color=c, label=name)
+        ax_c.plot(x, [p[2] for p in pts], style, ms=3.5, lw=1.2, color=c, label=name)
         lam = trans.get(name)
         if lam is not None and not (isinstance(lam, float) and math.isnan(lam)):
             for ax in (ax_l, ax_c):
                 ax.axvline(lam, color=c, ls=":", lw=1.3)
-            ax_l.annotate(f"{name} λ*={lam:g}", (lam, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+            ax_l.annotate(f"λ* {lam:.3g}", (lam, 0.98 - 0.07 * i), xycoords=("data", "axes fraction"),
                           va="top", ha="right", fontsize="x-small", color=c)
     if fluid_limit is not None and math.isfinite(fluid_limit):
         for ax in (ax_l, ax_c):
