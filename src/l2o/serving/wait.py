@@ -99,7 +99,8 @@ class Wait(Policy):
         if self.thresholds is not None:
             n = np.array(self.thresholds, dtype=np.int64)[live]
             if int(np.sum(n * (lp + 1))) > state.max_batch:
-                raise ValueError(f"thresholds {n.tolist()} put {int(np.sum(n * (lp + 1)))} requests in a full batch "
+                shown = n.tolist() if n.size <= 8 else f"for {n.size} types"
+                raise ValueError(f"thresholds {shown} put {int(np.sum(n * (lp + 1)))} requests in a full batch "
                                  f"> max_batch {state.max_batch}")
             ok = True
         elif self.rule == "fluid":
@@ -111,6 +112,10 @@ class Wait(Policy):
         n_all[live] = n
         m_pi = fluid.wait_memory(n, l, lp)
         if m_pi > state.memory:
+            if n.size > 8:
+                raise ValueError(f"thresholds for {n.size} request types (distinct prefill/decode pairs) need "
+                                 f"M^pi = {m_pi:.0f} KV tokens for a full WAIT batch > memory {state.memory}; WAIT "
+                                 "keeps a pipeline per type: use nested_wait for many distinct lengths")
             raise ValueError(f"thresholds {n.tolist()} need M^pi = {m_pi:.0f} KV tokens for a full WAIT batch "
                              f"> memory {state.memory}; lower max_batch or the thresholds")
         return n_all, ok
