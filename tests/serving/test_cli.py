@@ -99,6 +99,16 @@ def test_overload_is_flagged_but_simulated(tmp_path):
     assert data["fluid"]["stable"] is False and data["policies"][0]["completed"] == 400
 
 
+def test_requests_larger_than_the_cache_are_reported(tmp_path):
+    (tmp_path / "req.csv").write_text("arrival,prefill,decode\n0,10,3\n0.5,5000,4\n1.0,10,3\n")
+    cfg = _config(tmp_path, 'trace = "req.csv"\n[gpu]\nmemory = 1000\n[policy]\nname = "sarathi"\n')
+    res = invoke("serving", "simulate", cfg, "--json")
+    assert res.exit_code == 0, res.output
+    assert "warning: 1 request(s) need more KV cache than memory 1000" in res.stderr
+    row = json.loads(res.stdout)["policies"][0]
+    assert row["dropped"] == 1 and row["completed"] == 2 and row["arrived"] == 3
+
+
 def test_fluid_command(tmp_path):
     res = invoke("serving", "fluid", _config(tmp_path))
     assert res.exit_code == 0, res.output
@@ -127,6 +137,7 @@ def test_errors_are_one_line(tmp_path):
                     "line 3: prefill -4 is below 1")
     _one_error_line(invoke("serving", "fluid", _config(tmp_path, CONFIG.replace("decode = 8", "decode = 8.5"))),
                     "decode is 8.5")
+    _one_error_line(invoke("serving", "simulate"), "Missing argument")
     (tmp_path / "file").write_text("x")
     _one_error_line(invoke("serving", "simulate", _config(tmp_path), "--out", tmp_path / "file"),
                     "is not a folder")

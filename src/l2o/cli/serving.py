@@ -24,18 +24,18 @@ from l2o.utils.files import json_safe
 
 SIMULATE_HELP = "\n\n".join([
     "Simulate one GPU serving the requests of CONFIG.toml under each batching policy.",
-    "CONFIG: [gpu] d0, d1 (seconds per iteration and per KV token touched), d2 (per prompt token prefilled, "
-    "default 0), memory (KV-cache tokens C), max_batch; [[types]] prefill, decode, rate (Poisson) or a top-level "
-    "trace = \"requests.csv\" (columns arrival,prefill,decode); [policy] name plus its parameters, [policy.NAME] "
-    "tables for the others; [run] requests, seed, drain; optional [sweep] rates = [...] or scale = [...]. "
-    "Unknown keys are errors.",
+    "CONFIG tables: gpu (d0, d1: seconds per iteration and per KV token touched; d2: per prompt token "
+    "prefilled, default 0; memory: KV-cache tokens C; max_batch), an array of types (prefill, decode, rate: "
+    "Poisson arrivals) or a top-level trace = \"requests.csv\" (columns arrival,prefill,decode), policy (name "
+    "plus its parameters; policy.NAME sub-tables for the others), run (requests, seed, drain), optional sweep "
+    "(rates or scale, a list). Unknown keys are errors.",
     f"Policies: {', '.join(POLICIES)}. --policy (repeatable or comma-separated) runs the same workload under "
-    "each; default: [policy] name.",
+    "each; default: the config's policy name.",
     "Prints a table of the metrics per policy (--json: an object with a 'policies' list of rows with policy, "
     "arrived, completed, throughput (decode tokens/s), latency_mean, latency_p99, ttft_mean, evictions, "
     "max_memory and more). A load above the fluid stability limit is simulated but flagged on stderr.",
     "--out DIR writes summary.json, requests-POLICY.csv and iterations-POLICY.csv (tidy records), memory.png "
-    "(memory over time) and, with a [sweep], sweep.json and latency.png (latency against the arrival rate with "
+    "(memory over time) and, with a sweep table, sweep.json and latency.png (latency against the arrival rate with "
     f"each policy's stability transition marked). Bad input: one line 'error: ...', exit status {USAGE_ERROR}.",
 ])
 
@@ -76,6 +76,10 @@ def simulate_cmd(
         names = _policy_names(policy, cfg.policy)
         workload = cfg.workload()
         rep = fluid_report(workload, cfg.gpu)
+        too_big = int(((workload.prefill + workload.decode) > cfg.gpu.memory).sum())
+        if too_big:
+            say(f"warning: {too_big} request(s) need more KV cache than memory {cfg.gpu.memory} (prefill + decode "
+                "tokens): dropped and counted as 'dropped'")
         if not rep["stable"]:
             say(f"warning: the offered load is {rep['load']:.3g} x the fluid stability limit "
                 f"({workload.total_rate:.4g} requests/s offered, limit {rep['stability_limit']:.4g} at this mix); "
