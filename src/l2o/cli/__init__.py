@@ -59,6 +59,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "demo": LazyCommand("l2o.cli.demo:demo",
                         "Train a learned solver and compare it with classical ones: the quickstart's main job.",
                         "l2o.cli.demo:DEMO_HELP"),
+    "serving": LazyCommand("l2o.cli.serving:app", "Simulate online batching for LLM inference (simulate, fluid)."),
 }
 
 
@@ -70,8 +71,13 @@ def _attribute(path: str) -> Any:
 def load_command(name: str) -> Any:
     """The click command ``name`` (its module imported now), built by typer from its function."""
     spec = COMMANDS[name]
+    target = _attribute(spec.function)
+    if isinstance(target, typer.Typer):  # a group of subcommands (l2o serving simulate | fluid)
+        group = typer.main.get_command(target)
+        group.name = name
+        return group
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    one.command(name, help=None if spec.help is None else _attribute(spec.help))(_attribute(spec.function))
+    one.command(name, help=None if spec.help is None else _attribute(spec.help))(target)
     return typer.main.get_command(one)
 
 
