@@ -72,7 +72,24 @@ def load_command(name: str) -> Any:
     spec = COMMANDS[name]
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     one.command(name, help=None if spec.help is None else _attribute(spec.help))(_attribute(spec.function))
-    return typer.main.get_command(one)
+    return _plain_help_flag(typer.main.get_command(one))
+
+
+def _plain_help_flag(command: Any) -> Any:
+    """Make ``command``'s ``--help`` flag default to False rather than None. typer (0.29)
+    coerces every option value that is not already a bool through pydantic, so a None
+    default imports pydantic (about a quarter of ``l2o list``'s start-up) on every run;
+    a bool is left alone. Behaviour is unchanged: the flag is still off unless given."""
+    original = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = original(ctx)
+        if option is not None and getattr(option, "default", False) is None:
+            option.default = False
+        return option
+
+    command.get_help_option = get_help_option
+    return command
 
 
 class _LazyGroup(TyperGroup):
@@ -99,6 +116,12 @@ class _LazyGroup(TyperGroup):
         if cmd_name not in self._loaded:
             self._loaded[cmd_name] = load_command(cmd_name)
         return self._loaded[cmd_name]
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and getattr(option, "default", False) is None:
+            option.default = False  # see _plain_help_flag
+        return option
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True
