@@ -68,7 +68,11 @@ def _attribute(path: str) -> Any:
 
 
 def load_command(name: str) -> Any:
-    """The click command ``name`` (its module imported now), built by typer from its function."""
+    """The click command ``name`` (its module imported now), built by typer from its function.
+
+    >>> load_command("list").name
+    'list'
+    """
     spec = COMMANDS[name]
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     one.command(name, help=None if spec.help is None else _attribute(spec.help))(_attribute(spec.function))
