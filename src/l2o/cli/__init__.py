@@ -75,8 +75,20 @@ def load_command(name: str) -> Any:
     """
     spec = COMMANDS[name]
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    one.command(name, help=None if spec.help is None else _attribute(spec.help))(_attribute(spec.function))
+    function = _attribute(spec.function)
+    text = _attribute(spec.help) if spec.help is not None else function.__doc__
+    one.command(name, help=_plain_text(text))(function)
     return _plain_help_flag(typer.main.get_command(one))
+
+
+def _plain_text(text: str | None) -> str | None:
+    """A help text shown as written: typer renders help as rich markup, where
+    ``H[k, i, j]`` or ``[training]`` would vanish as unknown tags."""
+    if text is None or getattr(typer.core, "DEFAULT_MARKUP_MODE", None) != "rich":
+        return text
+    from rich.markup import escape  # rich renders the help; imported only when a command loads
+
+    return escape(text)
 
 
 def _plain_help_flag(command: Any) -> Any:
