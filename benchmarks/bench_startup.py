@@ -3,7 +3,9 @@
 Each command runs in a fresh interpreter (``python -c "from l2o.cli import main; main()" ARGS``
 with the tree's ``src`` first on ``PYTHONPATH``), ``--repeats`` times (default 5), the two
 trees interleaved (before, after, before, ...) so that a change in the machine's load hits
-both alike; the table gives the median wall time (and min-max) of each. "before" is the
+both alike; the table gives the median wall time (and min-max) of each, and the median CPU
+time (user + sys of the child process): on a shared, busy machine the wall time waits for
+a core, while the CPU time stays close to what the wall time is on an idle one. "before" is the
 source tree of a git revision (``--before``, default the last commit before the change),
 extracted with ``git archive``; "after" is this checkout's ``src``. A separate, untimed run
 of each command records whether it imported torch.
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,12 +64,19 @@ def extract(rev: str, dest: Path) -> Path:
     return dest / "src"
 
 
-def once(src: Path, argv: list[str], cwd: Path) -> tuple[float, int]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def once(src: Path, argv: list[str], cwd: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + sys) and exit status of one fresh process."""
     env = {**os.environ, "PYTHONPATH": str(src)}
+    cpu = _children_cpu()
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, *argv], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - t, proc.returncode
+    return time.perf_counter() - t, _children_cpu() - cpu, proc.returncode
 
 
 def imports_torch(src: Path, argv: list[str], cwd: Path) -> bool:
@@ -98,12 +108,14 @@ def main() -> None:
         cmds = commands(data)
         load_start = os.getloadavg()
         times: dict[str, dict[str, list[float]]] = {c: {t: [] for t in trees} for c in cmds}
+        cpu: dict[str, dict[str, list[float]]] = {c: {t: [] for t in trees} for c in cmds}
         codes: dict[str, dict[str, int]] = {c: {} for c in cmds}
         for label, argv in cmds.items():
             for _ in range(args.repeats):
                 for tree, src in trees.items():  # interleaved: the same load for both
-                    seconds, code = once(src, argv, work)
+                    seconds, cpu_seconds, code = once(src, argv, work)
                     times[label][tree].append(seconds)
+                    cpu[label][tree].append(cpu_seconds)
                     codes[label][tree] = code
         torch_used = {c: {t: imports_torch(src, argv, work) for t, src in trees.items()}
                       for c, argv in cmds.items() if argv[0] == "-c" and argv[1] != "pass"}
@@ -114,6 +126,7 @@ def main() -> None:
         for tree in trees:
             ts = times[label][tree]
             row[tree] = {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "times_s": ts,
+                         "cpu_median_s": statistics.median(cpu[label][tree]), "cpu_s": cpu[label][tree],
                          "exit_status": codes[label][tree], "imports_torch": torch_used.get(label, {}).get(tree)}
         rows.append(row)
     data_out = {
@@ -130,6 +143,9 @@ def main() -> None:
             return f"n/a (exit {r['exit_status']})"
         return f"{r['median_s']:.2f} ({r['min_s']:.2f}-{r['max_s']:.2f})"
 
+    def cpu_cell(r: dict) -> str:
+        return f"n/a (exit {r['exit_status']})" if r["exit_status"] != 0 else f"{r['cpu_median_s']:.2f}"
+
     def torch_cell(r: dict) -> str:
         return "-" if r["imports_torch"] is None else ("yes" if r["imports_torch"] else "no")
 
@@ -138,16 +154,19 @@ def main() -> None:
         f"Wall seconds of fresh processes, median of {args.repeats} (min-max), before = {data_out['before']}, after = "
         f"{data_out['after']}; the two trees interleaved. Python {data_out['python']}, {data_out['cpus']} CPUs, load "
         f"average (1 min) {load_start[0]:.2f} at the start and {load_end[0]:.2f} at the end (the machine is shared: "
-        "absolute times vary with its load, the before/after ratio much less). Target: `--help`, `--version`, `list` "
-        "under 0.5 s. `python benchmarks/bench_startup.py`.", "",
-        "| command | before (s) | after (s) | speed-up | imports torch before / after |",
-        "|---|---|---|---|---|",
+        "wall times grow with its load, the CPU times (user + sys of the process, medians) much less and are close "
+        "to the wall time on an idle core). Target: `--help`, `--version`, `list` under 0.5 s. "
+        "`python benchmarks/bench_startup.py`.", "",
+        "| command | wall before (s) | wall after (s) | speed-up | CPU before (s) | CPU after (s) "
+        "| imports torch before / after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b, a = r["before"], r["after"]
         ok = b["exit_status"] == 0 and a["exit_status"] == 0
         speed = f"{b['median_s'] / a['median_s']:.1f}x" if ok else "-"
-        lines.append(f"| {r['command']} | {cell(b)} | {cell(a)} | {speed} | {torch_cell(b)} / {torch_cell(a)} |")
+        lines.append(f"| {r['command']} | {cell(b)} | {cell(a)} | {speed} | {cpu_cell(b)} | {cpu_cell(a)} "
+                     f"| {torch_cell(b)} / {torch_cell(a)} |")
     lines += ["", "`l2o --version` did not exist before (exit 2: no such option).",
               "`l2o solve` still imports torch (it solves); its time is there to show that the lazy loading costs "
               "a command that needs everything nothing measurable."]
