@@ -15,7 +15,9 @@ Entries name their class by a ``"module:Class"`` path that is imported on first 
 learned, the presets and their splits: ``l2o list``) imports neither torch nor any
 solver. To add a solver, add one line ``"name": SolverEntry("l2o.x.y:Class", "what it
 is")`` below (a class object works too, at the price of importing it with the registry);
-``tests/test_registry.py`` checks that every path resolves to a class of that name.
+a preset, ``"name": Preset("l2o.x.y:Family", {fields}, "what it is", (natural splits))``
+in ``_PRESETS``. ``tests/test_registry.py`` checks that every path resolves to a class of
+that name and that the declared splits are the family's.
 
     >>> SOLVERS["fista"].description
     'FISTA (accelerated proximal gradient)'

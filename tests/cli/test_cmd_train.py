@@ -181,3 +181,18 @@ def test_eval_of_an_unfinished_run_says_how_many_steps_it_has(tmp_path):
         "note: run has 2 of 4 steps (unfinished); evaluating its best checkpoint (step ")
     out = json.loads(res.stdout)
     assert out["steps_done"] == 2 and out["unfinished"].startswith("run has 2 of 4 steps")
+
+
+def test_resume_trusts_the_checkpoint_over_metrics(tmp_path):
+    """Killed while writing the final checkpoint: metrics.json (written before the state,
+    the commit point) already says finished at 4 steps, the state is still at step 2."""
+    path = _cut_off_run(tmp_path)
+    metrics_path = tmp_path / "run" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({**metrics, "finished": True, "steps_done": 4}))
+    res = invoke("train", path, "--out", tmp_path / "run", "--resume")
+    assert res.exit_code == 0, res.output
+    assert "from step 2 of 4" in res.stderr and "already finished" not in res.stdout
+    metrics_path.write_text("{not json")  # unreadable metrics: the state decides, as before
+    res = invoke("train", path, "--out", tmp_path / "run", "--resume", "--steps", 5)
+    assert res.exit_code == 0 and "from step 4 of 5" in res.stderr, res.output

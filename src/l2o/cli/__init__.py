@@ -69,7 +69,11 @@ def _attribute(path: str) -> Any:
 
 
 def load_command(name: str) -> Any:
-    """The click command ``name`` (its module imported now), built by typer from its function."""
+    """The click command ``name`` (its module imported now), built by typer from its function.
+
+    >>> load_command("list").name
+    'list'
+    """
     spec = COMMANDS[name]
     target = _attribute(spec.function)
     if isinstance(target, typer.Typer):  # a group of subcommands (l2o serving simulate | fluid)
@@ -77,8 +81,36 @@ def load_command(name: str) -> Any:
         group.name = name
         return group
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    one.command(name, help=None if spec.help is None else _attribute(spec.help))(target)
-    return typer.main.get_command(one)
+    text = _attribute(spec.help) if spec.help is not None else target.__doc__
+    one.command(name, help=_plain_text(text))(target)
+    return _plain_help_flag(typer.main.get_command(one))
+
+
+def _plain_text(text: str | None) -> str | None:
+    """A help text shown as written: typer renders help as rich markup, where
+    ``H[k, i, j]`` or ``[training]`` would vanish as unknown tags."""
+    if text is None or getattr(typer.core, "DEFAULT_MARKUP_MODE", None) != "rich":
+        return text
+    from rich.markup import escape  # rich renders the help; imported only when a command loads
+
+    return escape(text)
+
+
+def _plain_help_flag(command: Any) -> Any:
+    """Make ``command``'s ``--help`` flag default to False rather than None. typer (0.29)
+    coerces every option value that is not already a bool through pydantic, so a None
+    default imports pydantic (about a quarter of ``l2o list``'s start-up) on every run;
+    a bool is left alone. Behaviour is unchanged: the flag is still off unless given."""
+    original = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = original(ctx)
+        if option is not None and getattr(option, "default", False) is None:
+            option.default = False
+        return option
+
+    command.get_help_option = get_help_option
+    return command
 
 
 class _LazyGroup(TyperGroup):
@@ -105,6 +137,12 @@ class _LazyGroup(TyperGroup):
         if cmd_name not in self._loaded:
             self._loaded[cmd_name] = load_command(cmd_name)
         return self._loaded[cmd_name]
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and getattr(option, "default", False) is None:
+            option.default = False  # see _plain_help_flag
+        return option
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True

@@ -34,7 +34,11 @@ PIPE_WIDTH = 10_000
 def console(stderr: bool = False) -> Console:
     """A rich console for results: no markup or highlighting (names and paths may hold
     [brackets]); the terminal's width on a terminal, else ``PIPE_WIDTH`` so that output
-    piped to a file or another program is never truncated or wrapped."""
+    piped to a file or another program is never truncated or wrapped.
+
+    >>> console().width == PIPE_WIDTH  # doctest's stdout is not a terminal
+    True
+    """
     from rich.console import Console  # rich is imported by the commands that print, not by `l2o --version`
 
     stream = sys.stderr if stderr else sys.stdout

@@ -18,7 +18,7 @@ TRAIN_HELP = "\n\n".join([
     "(see examples/).",
     "Writes the run directory (default runs/<config stem>): weights.safetensors, best.safetensors (best "
     "validation), config.toml (resolved, with every override), metrics.json, log.csv and a resumable state.",
-    "--steps N sets [training] steps; --set TABLE.KEY=VALUE (repeatable) sets any key of the config, e.g. "
+    "--steps N sets training.steps; --set TABLE.KEY=VALUE (repeatable) sets any key of the config, e.g. "
     "--set training.lr=1e-3 --set solver.hidden=64 --set problem.family=lasso_250x500. Overrides are checked "
     "exactly like the file (unknown keys and values of the wrong type are errors); VALUE is read as a TOML value "
     "(1e-3, 10, true, [1, 2], \"text\") or else as a string.",
@@ -34,7 +34,7 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue the run checkpointed in the run directory")
     ] = False,
-    steps: Annotated[int | None, typer.Option(help="meta-steps: sets [training] steps")] = None,
+    steps: Annotated[int | None, typer.Option(help="meta-steps: sets training.steps")] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", metavar="TABLE.KEY=VALUE", help="set one key of the config (repeatable)"),

@@ -295,7 +295,11 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of the config ``data`` (nested dicts, as ``tomllib`` returns) with each
-    ``"table.key=value"`` of ``overrides`` set, in order (``parse_override``)."""
+    ``"table.key=value"`` of ``overrides`` set, in order (``parse_override``).
+
+    >>> apply_overrides({"training": {"lr": 0.1}}, ["training.lr=1e-2"])
+    {'training': {'lr': 0.01}}
+    """
     out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
     for text in overrides:
         table, key, value = parse_override(text)

@@ -302,17 +302,25 @@ class Trainer:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def _done_steps(self) -> tuple[int | None, bool]:
-        """``(steps done, finished)`` of the run in the directory, from its metrics.json."""
+        """``(steps done, finished)`` of the run in the directory, from its metrics.json
+        (``(None, False)`` when it is missing or unreadable: state.safetensors decides)."""
         path = self.dir.path("metrics.json")
-        metrics = read_json(path) if path.exists() else {}
+        try:
+            metrics = read_json(path) if path.exists() else {}
+        except (OSError, ValueError):
+            return None, False
         done = metrics.get("steps_done") if isinstance(metrics, dict) else None
         return (done if isinstance(done, int) else None), bool(isinstance(metrics, dict) and metrics.get("finished"))
 
-    def _finished_result(self) -> TrainResult:
-        """The result of a run that is already finished at ``steps``, read back (no training)."""
+    def _finished_result(self) -> TrainResult | None:
+        """The result of a run that is already finished at ``steps``, read back (no training);
+        None if its last checkpoint is not at ``steps`` (killed while writing the final one)."""
         tensors, scalars = self.dir.read_checkpoint()
         fields = {f.name for f in dataclasses.fields(TrainingState)}
-        self.state = s = TrainingState(**{k: v for k, v in scalars.items() if k in fields})
+        s = TrainingState(**{k: v for k, v in scalars.items() if k in fields})
+        if s.step != self.cfg.steps:
+            return None
+        self.state = s
         best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
         self.solver.eval()
         assign_weights(self.solver, best, str(self.dir.path("state.safetensors")))
@@ -352,7 +360,9 @@ class Trainer:
             self._saved_config()  # the same run (steps may grow), before any work
             done, finished = self._done_steps()
             if finished and done == self.cfg.steps:
-                return self._finished_result()
+                result = self._finished_result()
+                if result is not None:
+                    return result
             if done is not None and done > self.cfg.steps:
                 raise ValueError(f"cannot resume: the run has done {done} steps, more than steps = {self.cfg.steps}")
         with _remove_created_dirs_on_error(root):
