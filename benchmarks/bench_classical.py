@@ -35,11 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
-
-from l2o import make_family, make_solver, solve  # noqa: E402
-from l2o.utils.performance import tune_allocator  # noqa: E402
 from _common import write_results  # noqa: E402
+from l2o import make_family, make_solver, solve  # noqa: E402
 from l2o.evaluation import reference  # noqa: E402
+from l2o.utils.performance import tune_allocator  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = (1e-4, 1e-6)

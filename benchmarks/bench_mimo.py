@@ -46,16 +46,16 @@ from pathlib import Path
 
 import torch
 
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o.evaluation.defaults import eval_seed
+from l2o.evaluation.reference import run_to_stationarity
 from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
 from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
 from l2o.problems.mimo import MimoFamily
-from l2o.evaluation.reference import run_to_stationarity
 from l2o.registry import PRESETS
 from l2o.training import load_run, train
 from l2o.training.config import load_config
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import torch
 
-from l2o.workflows.demo import train_demo
-from l2o.workflows.robustness import evaluate_ood
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o.report.table import format_value as _f
 from l2o.training.config import RunConfig, load_config
 from l2o.utils.performance import tune_allocator
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
+from l2o.workflows.demo import train_demo
+from l2o.workflows.robustness import evaluate_ood
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"

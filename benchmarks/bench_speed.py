@@ -52,13 +52,13 @@ from pathlib import Path
 
 import torch
 
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o import make_family, make_solver, solve
 from l2o.evaluation import reference
 from l2o.learned import GOMathL2O, MathL2O
 from l2o.training import load_config, load_run, train
 from l2o.training.trainer import _derive_seeds
 from l2o.utils.performance import tune_allocator
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lasso_oracle  # noqa: E402  (a sibling module of this script)

@@ -59,7 +59,8 @@ import importlib
 import importlib.metadata
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

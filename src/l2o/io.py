@@ -39,13 +39,13 @@ import csv
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from l2o.utils.files import atomic_write
 from l2o.problems import (
     Instances,
     LassoInstances,
@@ -53,6 +53,7 @@ from l2o.problems import (
     MimoInstances,
     QuadraticInstances,
 )
+from l2o.utils.files import atomic_write
 
 KINDS = ("qp", "lasso", "logistic", "mimo")
 KEYS: dict[str, tuple[str, ...]] = {

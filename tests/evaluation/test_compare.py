@@ -30,14 +30,12 @@ from l2o.evaluation.compare import (
 from l2o.learned.lgd import LGD
 
 
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ls(B: int = 6):
     return l2o.LeastSquaresFamily(d=12, m=9).sample(B, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lasso(B: int = 5):
     return l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1).sample(B, 0)
 

@@ -13,8 +13,8 @@ import torch
 import l2o
 from l2o.evaluation import Certificate, Reference, reference, solve
 from l2o.problems import GAP_FLOOR, Instances
-from l2o.problems.shift import shifted
 from l2o.problems.lasso import LeastSquaresInstances
+from l2o.problems.shift import shifted
 from l2o.registry import make_solver
 
 

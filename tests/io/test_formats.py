@@ -13,8 +13,6 @@ from l2o.io import DataError, check_output_path, load, load_problem, save_npz_at
 from l2o.problems import LassoInstances, LogisticInstances, QuadraticInstances
 
 
-
-
 def spd(rng: np.random.Generator, n: int) -> np.ndarray:
     M = rng.standard_normal((n, n))
     return M @ M.T + 0.1 * np.eye(n)

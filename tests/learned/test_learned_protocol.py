@@ -21,8 +21,8 @@ import torch
 import l2o
 from l2o.learned import (
     ALISTA,
-    L2ODM,
     GNNWMMSE,
+    L2ODM,
     LFISTA,
     LGD,
     LISTA,

@@ -13,8 +13,8 @@ import torch
 import l2o
 from l2o.evaluation import reference
 from l2o.learned import LFISTA
-from l2o.registry import LEARNED
 from l2o.optimizers import FISTA, select_state
+from l2o.registry import LEARNED
 from l2o.training import load_config, load_run, train
 
 B = 4

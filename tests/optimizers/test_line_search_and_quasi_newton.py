@@ -30,12 +30,12 @@ B = 4
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def qp(n: int = 30, condition_number: float = 100.0, shared: bool = True):
     return l2o.QuadraticFamily(n=n, condition_number=condition_number, shared_matrix=shared).sample(B, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def logistic_l2():
     return l2o.LogisticFamily(n_samples=200, d=20, nnz=5, lam=0.05, penalty="l2").sample(B, 0)
 

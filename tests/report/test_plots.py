@@ -22,7 +22,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def comparison():
     p = l2o.LeastSquaresFamily(d=10, m=8).sample(5, 0)
     return compare({"lgd": LGD(hidden=8, expansion=10.0, horizon=3), "gd": l2o.make_solver("gd"),

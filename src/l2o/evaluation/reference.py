@@ -55,7 +55,7 @@ class Reference:
         obj = objective.to(torch.float64)
         return (obj - self.objective.to(obj.device)) / self.gap_denominator.to(obj.device)
 
-    def index(self, idx: Tensor) -> "Reference":
+    def index(self, idx: Tensor) -> Reference:
         """The reference of the sub-batch ``idx`` (a ``(B',)`` long tensor)."""
         return dataclasses.replace(self, x=self.x[idx], objective=self.objective[idx],
                                    certificate=self.certificate[idx], gap_denominator=self.gap_denominator[idx])

@@ -63,6 +63,7 @@ from l2o.problems.base import column
 from l2o.problems.lasso import LeastSquaresInstances
 from l2o.problems.parts import soft_threshold
 
+
 @dataclasses.dataclass
 class LFISTAState:
     """x: ``(B, n)`` last prox-gradient point; y: ``(B, n)`` extrapolated point;

@@ -16,7 +16,7 @@ until the relative fixed-point residual is below the tolerance.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -82,13 +82,13 @@ class AutogradInstances(Instances):
     def device(self) -> torch.device:
         return self._device
 
-    def index(self, idx: Tensor) -> "AutogradInstances":
+    def index(self, idx: Tensor) -> AutogradInstances:
         raise NotImplementedError(
             "AutogradInstances cannot be sub-batched (its objective is an opaque function); "
             "solve it with l2o.run, or write an Instances subclass with index()"
         )
 
-    def to(self, dtype=None, device=None) -> "AutogradInstances":
+    def to(self, dtype=None, device=None) -> AutogradInstances:
         return AutogradInstances(
             self._f, self._B, self._n, self._L.to(dtype=dtype or self._dtype, device=device or self._device),
             self.penalty, dtype or self._dtype, device or self._device, self._mu.to(dtype=dtype or self._dtype, device=device or self._device),

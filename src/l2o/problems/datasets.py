@@ -15,8 +15,8 @@ import dataclasses
 
 import torch
 
-from l2o.problems.family import ProblemFamily
 from l2o.problems.base import Instances
+from l2o.problems.family import ProblemFamily
 from l2o.problems.logistic import PENALTIES, LogisticFamily, LogisticInstances, logistic_solver
 from l2o.problems.splits import Split, lam_splits, register_splits
 

@@ -64,7 +64,7 @@ class QuadraticInstances(Instances):
     def shared_matrix(self) -> bool:
         return self.Q.ndim == 2
 
-    def index(self, idx: Tensor) -> "QuadraticInstances":
+    def index(self, idx: Tensor) -> QuadraticInstances:
         pick = lambda t: t if t is None or t.ndim < 2 else t[idx]  # noqa: E731
         Q = self.Q if self.shared_matrix else self.Q[idx]
         out = type(self)(Q, self.q[idx], pick(self.lower), pick(self.upper), self.x0_shift)
@@ -72,7 +72,7 @@ class QuadraticInstances(Instances):
             out._eig = tuple(e if e.ndim == 0 else e[idx] for e in self._eig)
         return out
 
-    def to(self, dtype=None, device=None) -> "QuadraticInstances":
+    def to(self, dtype=None, device=None) -> QuadraticInstances:
         conv = lambda t: None if t is None else t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
         return type(self)(conv(self.Q), conv(self.q), conv(self.lower), conv(self.upper), self.x0_shift)
 

@@ -39,11 +39,11 @@ class ShiftedInstances(Instances):
     def device(self) -> torch.device:
         return self.inner.device
 
-    def index(self, idx: Tensor) -> "ShiftedInstances":
+    def index(self, idx: Tensor) -> ShiftedInstances:
         t = self.t[idx] if self.t.ndim == 2 else self.t
         return ShiftedInstances(self.inner.index(idx), t)
 
-    def to(self, dtype=None, device=None) -> "ShiftedInstances":
+    def to(self, dtype=None, device=None) -> ShiftedInstances:
         return ShiftedInstances(self.inner.to(dtype=dtype, device=device), self.t.to(dtype=dtype or self.t.dtype, device=device or self.t.device))
 
     def smooth_objective(self, x: Tensor) -> Tensor:

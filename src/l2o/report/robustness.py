@@ -19,9 +19,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from l2o.utils.files import atomic_write
 from l2o.evaluation import Trajectory
 from l2o.report.table import by_solver, format_tol, format_value
+from l2o.utils.files import atomic_write
 
 
 @dataclasses.dataclass

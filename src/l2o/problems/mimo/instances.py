@@ -138,7 +138,7 @@ class MimoInstances(Instances):
     def device(self) -> torch.device:
         return self.H.device
 
-    def index(self, idx: Tensor) -> "MimoInstances":
+    def index(self, idx: Tensor) -> MimoInstances:
         out = MimoInstances(
             self.H[idx], self.streams, self.noise[idx], self.budget[idx], self.weights[idx], self.x0_shift
         )
@@ -146,7 +146,7 @@ class MimoInstances(Instances):
             out._L = self._L[idx]
         return out
 
-    def to(self, dtype=None, device=None) -> "MimoInstances":
+    def to(self, dtype=None, device=None) -> MimoInstances:
         real = dtype or self.dtype
         dev = device or self.device
         return MimoInstances(
