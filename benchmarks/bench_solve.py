@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 import l2o
-from l2o.atomic import write_results
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o.io import save_npz_atomic
 
 RESULTS = Path(__file__).parent / "results"
@@ -100,7 +100,7 @@ def l2o_solve(source: Path, data: Path, tol: float, workdir: Path) -> dict:
 FLOAT32_DRIVER = """
 import json, sys, numpy as np, torch, l2o
 from l2o.io import load
-from l2o.performance import tune_allocator
+from l2o.utils.performance import tune_allocator
 tune_allocator()
 data, tol, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 loaded = load("lasso", data)
@@ -211,7 +211,9 @@ def main() -> None:
     sources = {"l2o": L2O_SOURCE}
     if args.before is not None:
         sources["l2o (before)"] = args.before.resolve()
-    sk_configs = {f"sklearn precompute={p} threads={th or 'default'}": (p, th) for p in (True, False) for th in (1, None)}
+    sk_configs = {
+        f"sklearn precompute={p} threads={th or 'default'}": (p, th) for p in (True, False) for th in (1, None)
+    }
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -271,19 +273,22 @@ def to_markdown(res: dict) -> str:
              "", f"Machine: {res['machine']}; torch {res['torch']}, scikit-learn {res['sklearn']}; load average "
              f"{res['load_average_before'][0]:.2f} before, {res['load_average_after'][0]:.2f} after (the machine is "
              "shared: times vary between runs).", "",
-             "| solver | tolerance | seconds (best) | all runs | worst gap | iterations (median / max) | process wall |",
+             "| solver | tolerance | seconds (best) | all runs | worst gap | iterations (median / max) "
+             "| process wall |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(res["rows"], key=lambda r: r["seconds"]):
         its = f"{r['iterations_median']:g} / {r['iterations_max']}" if "iterations_max" in r else ""
         wall = f"{r['process_seconds']:.2f}" if "process_seconds" in r else ""
         runs = ", ".join(f"{s:.3f}" for s in r["seconds_all"])
-        lines.append(f"| {r['name']} | {r['tol']:g} | {r['seconds']:.3f} | {runs} | {r['worst_gap']:.2e} | {its} | {wall} |")
+        lines.append(f"| {r['name']} | {r['tol']:g} | {r['seconds']:.3f} | {runs} | {r['worst_gap']:.2e} | {its} "
+                     f"| {wall} |")
     b = res["breakdown"]
     lines += ["", f"l2o vs the fastest scikit-learn ({res['fastest_sklearn']}): "
               f"{res['ratio_sklearn_over_l2o']:.2f}x as `l2o solve` runs today, "
               f"{res['ratio_sklearn_over_l2o_float32_iterates']:.2f}x with float32 iterates (> 1: l2o faster).", "",
               f"Where the time of one warm in-process `l2o.solve` (fista_restart, tol {b['tol']:g}, "
-              f"{b['torch_threads']} torch threads) goes: {b['seconds']:.3f} s = steps {b['steps']:.3f} s + certificate "
+              f"{b['torch_threads']} torch threads) goes: {b['seconds']:.3f} s = steps {b['steps']:.3f} s "
+              "+ certificate "
               f"checks {b['checks']:.3f} s + the rest (compaction, float64 copies) {b['rest']:.3f} s; "
               f"{b['instance_iterations']} instance-iterations."]
     return "\n".join(lines) + "\n"

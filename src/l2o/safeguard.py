@@ -238,7 +238,8 @@ class Safeguard(Optimizer):
             mu=self._measure(problem, x0),
             r_anchor=self._residual(problem, x0) if self.rule == "descent" else torch.zeros_like(x0[:, 0]),
             fallback_left=zeros.clone(), streak=zeros.clone(),
-            fired=torch.zeros(B, dtype=torch.bool, device=x0.device), checks=zeros.clone(), fallbacks=zeros.clone(), k=0,
+            fired=torch.zeros(B, dtype=torch.bool, device=x0.device), checks=zeros.clone(),
+            fallbacks=zeros.clone(), k=0,
         )
 
     def step(self, problem: Instances, state: SafeguardState) -> SafeguardState:
@@ -327,7 +328,9 @@ class Safeguard(Optimizer):
             x_done = fstate.x[local]
             s = dataclasses.replace(
                 s, anchor=s.anchor.index_copy(0, rows, x_done),
-                learned=merge_state(s.learned, rows, _restart(self.learned, sub_done, x_done, select_state(s.learned, rows))),
+                learned=merge_state(
+                    s.learned, rows, _restart(self.learned, sub_done, x_done, select_state(s.learned, rows))
+                ),
             )
             # the next candidate must improve on this anchor: F(anchor) for the descent
             # rule; for the residual rule the "recent term" R(anchor), kept non-increasing

@@ -270,7 +270,9 @@ def test_cli_train_then_eval_on_mimo(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["eval", str(tmp_path / "run"), "--batch", "4", "--json", "--out-dir", str(tmp_path / "e")])
+    res = runner.invoke(
+        app, ["eval", str(tmp_path / "run"), "--batch", "4", "--json", "--out-dir", str(tmp_path / "e")]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert [s["name"] for s in out["solvers"]] == ["gnn_wmmse", "wmmse", "mrt", "zf", "rzf"]

@@ -81,7 +81,8 @@ def nearest_minimizer(p, x0):
     ref = reference(p)
     if p is least_squares_under():
         A, b = p.A, p.b
-        x_star = x0 - (torch.linalg.pinv(A) @ (torch.bmm(A, x0.unsqueeze(-1)).squeeze(-1) - b).unsqueeze(-1)).squeeze(-1)
+        residual = torch.bmm(A, x0.unsqueeze(-1)).squeeze(-1) - b
+        x_star = x0 - (torch.linalg.pinv(A) @ residual.unsqueeze(-1)).squeeze(-1)
         return x_star, p.objective(x_star)
     return ref.x, ref.objective
 
@@ -102,7 +103,9 @@ def assert_bound(values, bound, what):
     ok = values <= bound * (1 + MUL) + ABS
     if not bool(ok.all()):
         k, b = (~ok).nonzero()[0].tolist()
-        raise AssertionError(f"{what}: violated at k={k}, instance {b}: {float(values[k, b]):.6g} > {float(bound[k, b]):.6g}")
+        raise AssertionError(
+            f"{what}: violated at k={k}, instance {b}: {float(values[k, b]):.6g} > {float(bound[k, b]):.6g}"
+        )
 
 
 def ks(steps=K):

@@ -95,7 +95,8 @@ class L2ODM(LearnedOptimizer):
         """``(B, n, 2)`` log/sign preprocessing of the gradient, in the network dtype."""
         g = self.to_net(g.detach())
         p = self.preprocess
-        return torch.stack([torch.clamp(torch.log(g.abs()) / p, -1.0, 1.0), torch.clamp(g * math.exp(p), -1.0, 1.0)], -1)
+        log_part = torch.clamp(torch.log(g.abs()) / p, -1.0, 1.0)
+        return torch.stack([log_part, torch.clamp(g * math.exp(p), -1.0, 1.0)], -1)
 
     def init(self, problem, x0: Tensor) -> LSTMState:
         self.check_problem(problem)

@@ -121,8 +121,8 @@ class LFISTA(LearnedOptimizer):
         super().check_problem(problem)
         if self.theta is not None and not (problem.has_nonsmooth and not problem.is_constrained):
             kind = "box-constrained" if problem.is_constrained else "smooth"
-            raise ValueError(f"solver '{self.name}' with threshold=True learns soft-thresholding levels, but this problem "
-                             f"is {kind} (its prox does not depend on the step); use threshold=False")
+            raise ValueError(f"solver '{self.name}' with threshold=True learns soft-thresholding levels, but this "
+                             f"problem is {kind} (its prox does not depend on the step); use threshold=False")
 
     # ----- the learned scalars ------------------------------------------------------------
     def coefficients(self) -> dict[str, Tensor]:
@@ -231,7 +231,9 @@ def _has_gram(problem) -> bool:
     return isinstance(problem, LeastSquaresInstances) and getattr(problem, "_gram", None) is not None
 
 
-def _affine(problem: LeastSquaresInstances, affine: dict[float, Tensor], p: float) -> tuple[Tensor, dict[float, Tensor]]:
+def _affine(
+    problem: LeastSquaresInstances, affine: dict[float, Tensor], p: float
+) -> tuple[Tensor, dict[float, Tensor]]:
     """M = I - (p / L) G for the step multiplier ``p``, taken from ``affine`` (the state's
     shared matrices) or built (n x n work, small next to the (B, n) x (n, n) GEMM), and the
     matrices the next state keeps: this one and the template's (p = 1), if built. A

@@ -94,7 +94,9 @@ def _dictionary(A, m: int | None, n: int | None, lam: float | None, name: str) -
         elif isinstance(A, LeastSquaresInstances) and A.shared_matrix:
             A = A.A
         else:
-            raise ValueError(f"{name}: A must be an (m, n) tensor or a family with a shared dictionary, got {type(A).__name__}")
+            raise ValueError(
+                f"{name}: A must be an (m, n) tensor or a family with a shared dictionary, got {type(A).__name__}"
+            )
     if A is not None:
         if A.ndim != 2:
             raise ValueError(f"{name}: A must be one shared (m, n) dictionary, got shape {tuple(A.shape)}")
@@ -128,13 +130,17 @@ class _Unrolled(LearnedOptimizer):
                 + ("" if not isinstance(problem, LeastSquaresInstances) else " with one matrix per instance")
             )
         if tuple(problem.A.shape) != tuple(self.A.shape):
-            raise ValueError(f"solver '{self.name}': problem A has shape {tuple(problem.A.shape)}, model A {tuple(self.A.shape)}")
+            raise ValueError(
+                f"solver '{self.name}': problem A has shape {tuple(problem.A.shape)}, model A {tuple(self.A.shape)}"
+            )
         # float32 resolution at least: a model built in float32 and then ``.double()``d
         # holds the float32 rounding of A
         eps = max(torch.finfo(problem.A.dtype).eps, torch.finfo(self.A.dtype).eps, torch.finfo(torch.float32).eps)
         A_prob, A_self = problem.A.to(torch.float64), self.A.to(device=problem.A.device, dtype=torch.float64)
         if float((A_prob - A_self).abs().max()) > 4 * eps * (1.0 + float(A_self.abs().max())):
-            raise ValueError(f"solver '{self.name}': the problem's dictionary A differs from the one the model was built for")
+            raise ValueError(
+                f"solver '{self.name}': the problem's dictionary A differs from the one the model was built for"
+            )
 
     def layer(self, k: int) -> int:
         return min(k, self.num_layers - 1)

@@ -44,10 +44,12 @@ from l2o.learned.base import CoordLSTM, LearnedOptimizer, seeded_default_init
 #: head -> (activation, scale) per problem kind (the authors' configs).
 HEAD_ACTIVATIONS: dict[str, dict[str, tuple[str, float]]] = {
     "lasso": {
-        "P": ("sigmoid", 2.0), "A": ("sigmoid", 2.0), "B": ("sigmoid", 2.0), "b1": ("identity", 1.0), "b2": ("identity", 1.0),
+        "P": ("sigmoid", 2.0), "A": ("sigmoid", 2.0), "B": ("sigmoid", 2.0),
+        "b1": ("identity", 1.0), "b2": ("identity", 1.0),
     },
     "logistic": {
-        "P": ("softplus", 2.0), "A": ("softplus", 0.3), "B": ("identity", 1.0), "b1": ("identity", 1.0), "b2": ("identity", 1.0),
+        "P": ("softplus", 2.0), "A": ("softplus", 0.3), "B": ("identity", 1.0),
+        "b1": ("identity", 1.0), "b2": ("identity", 1.0),
     },
 }
 VARIANTS: dict[str, tuple[str, ...]] = {"P": ("P",), "PA": ("P", "A"), "full": ("P", "A", "B", "b1", "b2")}

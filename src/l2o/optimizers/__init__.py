@@ -16,7 +16,8 @@ from l2o.optimizers.quasi_newton import LBFGS, Newton
 from l2o.optimizers.wmmse import MRT, WMMSE, LinearPrecoder, RegularizedZeroForcing, ZeroForcing
 
 __all__ = [
-    "Optimizer", "merge_state", "select_state", "GradientDescent", "Nesterov", "NesterovStronglyConvex", "HeavyBall", "Adam",
-    "ISTA", "ProjectedGradient", "FISTA", "FISTARestart", "FISTAPolish", "AcceleratedProjectedGradient", "LBFGS", "Newton",
+    "Optimizer", "merge_state", "select_state", "GradientDescent", "Nesterov", "NesterovStronglyConvex", "HeavyBall",
+    "Adam", "ISTA", "ProjectedGradient", "FISTA", "FISTARestart", "FISTAPolish", "AcceleratedProjectedGradient",
+    "LBFGS", "Newton",
     "WMMSE", "LinearPrecoder", "MRT", "ZeroForcing", "RegularizedZeroForcing",
 ]

@@ -123,7 +123,9 @@ class Instances(ABC):
 
     def hessian(self, x: Tensor) -> Tensor:
         """``(B, n, n)`` Hessian of f; only families where it is cheap implement it."""
-        raise NotImplementedError(f"{type(self).__name__} has no cheap Hessian; use a first-order or quasi-Newton solver")
+        raise NotImplementedError(
+            f"{type(self).__name__} has no cheap Hessian; use a first-order or quasi-Newton solver"
+        )
 
     # ----- nonsmooth part ---------------------------------------------------------------------
     def nonsmooth_objective(self, x: Tensor) -> Tensor:

@@ -88,11 +88,11 @@ class AutogradInstances(Instances):
             "solve it with l2o.run, or write an Instances subclass with index()"
         )
 
-    def to(self, dtype=None, device=None) -> AutogradInstances:
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> AutogradInstances:
+        dtype, device = dtype or self._dtype, device or self._device
         return AutogradInstances(
-            self._f, self._B, self._n, self._L.to(dtype=dtype or self._dtype, device=device or self._device),
-            self.penalty, dtype or self._dtype, device or self._device, self._mu.to(dtype=dtype or self._dtype, device=device or self._device),
-            self.x0_shift,
+            self._f, self._B, self._n, self._L.to(dtype=dtype, device=device), self.penalty, dtype, device,
+            self._mu.to(dtype=dtype, device=device), self.x0_shift,
         )
 
     def smooth_objective(self, x: Tensor) -> Tensor:

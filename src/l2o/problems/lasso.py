@@ -85,8 +85,10 @@ class LeastSquaresInstances(Instances):
             out._affine = (self._affine[0], self._affine[1], self._affine[2][idx])
         return out
 
-    def to(self, dtype=None, device=None) -> LeastSquaresInstances:
-        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> LeastSquaresInstances:
+        def conv(t: Tensor) -> Tensor:
+            return t.to(dtype=dtype or t.dtype, device=device or t.device)
+
         return type(self)(conv(self.A), conv(self.b), conv(self.lam), self.x0_shift)
 
     # ----- smooth part -------------------------------------------------------------------
@@ -445,12 +447,14 @@ class LeastSquaresFamily(ProblemFamily):
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_gt scale"),
             scaled("noise_0.1", "noise_std", 0.1, "noise std of y"),
-            Split(f"dim_{2 * self.d}x{2 * self.m}", f"W of size {2 * self.m} x {2 * self.d}", {"d": 2 * self.d, "m": 2 * self.m}),
+            Split(f"dim_{2 * self.d}x{2 * self.m}", f"W of size {2 * self.m} x {2 * self.d}",
+                  {"d": 2 * self.d, "m": 2 * self.m}),
         ]
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LeastSquaresInstances:
         if self.shared_matrix:
-            W = _unit_columns(torch.randn(self.m, self.d, generator=make_generator(self.dictionary_seed), dtype=torch.float64))
+            g_dict = make_generator(self.dictionary_seed)
+            W = _unit_columns(torch.randn(self.m, self.d, generator=g_dict, dtype=torch.float64))
         else:
             W = _unit_columns(torch.randn(batch_size, self.m, self.d, generator=g, dtype=torch.float64))
         x_gt = torch.randn(batch_size, self.d, generator=g, dtype=torch.float64) * self.data_scale

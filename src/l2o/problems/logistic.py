@@ -99,8 +99,10 @@ class LogisticInstances(Instances):
             out._L = self._L[idx]
         return out
 
-    def to(self, dtype=None, device=None) -> LogisticInstances:
-        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> LogisticInstances:
+        def conv(t: Tensor) -> Tensor:
+            return t.to(dtype=dtype or t.dtype, device=device or t.device)
+
         return type(self)(conv(self.X), conv(self.y), conv(self.lam), self.penalty, self.x0_shift)
 
     # ----- smooth part ---------------------------------------------------------------------
@@ -259,13 +261,15 @@ class LogisticFamily(ProblemFamily):
             scaled(f"nnz_{min(2 * self.nnz, self.d)}", "nnz", min(2 * self.nnz, self.d), "nonzeros of w*"),
             *lam_splits(self.lam),
             scaled("correlated_0.5", "correlation", 0.5, "correlation of the features"),
-            Split(f"dim_{2 * self.d}", f"{2 * self.d} features", {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
+            Split(f"dim_{2 * self.d}", f"{2 * self.d} features",
+                  {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
             *registered_splits(self),
         ]
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LogisticInstances:
         X = correlated_gaussian((batch_size, self.n_samples, self.d), self.correlation, g) * self.data_scale
         w = sparse_vectors(batch_size, self.d, self.nnz, g)
-        margin = matvec(X, w) + self.noise_std * torch.randn(batch_size, self.n_samples, generator=g, dtype=torch.float64)
+        noise = torch.randn(batch_size, self.n_samples, generator=g, dtype=torch.float64)
+        margin = matvec(X, w) + self.noise_std * noise
         y = torch.where(margin >= 0, 1.0, -1.0).to(torch.float64)
         return LogisticInstances(X, y, self.lam, self.penalty, x0_shift=self.x0_shift)

@@ -31,7 +31,9 @@ class QuadraticInstances(Instances):
 
     is_quadratic = True
 
-    def __init__(self, Q: Tensor, q: Tensor, lower: Tensor | None = None, upper: Tensor | None = None, x0_shift: float = 0.0):
+    def __init__(
+        self, Q: Tensor, q: Tensor, lower: Tensor | None = None, upper: Tensor | None = None, x0_shift: float = 0.0
+    ):
         self.Q = Q
         self.q = q
         self.lower = lower
@@ -72,8 +74,10 @@ class QuadraticInstances(Instances):
             out._eig = tuple(e if e.ndim == 0 else e[idx] for e in self._eig)
         return out
 
-    def to(self, dtype=None, device=None) -> QuadraticInstances:
-        conv = lambda t: None if t is None else t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> QuadraticInstances:
+        def conv(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(dtype=dtype or t.dtype, device=device or t.device)
+
         return type(self)(conv(self.Q), conv(self.q), conv(self.lower), conv(self.upper), self.x0_shift)
 
     def _Qx(self, x: Tensor) -> Tensor:

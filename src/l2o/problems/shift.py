@@ -43,8 +43,9 @@ class ShiftedInstances(Instances):
         t = self.t[idx] if self.t.ndim == 2 else self.t
         return ShiftedInstances(self.inner.index(idx), t)
 
-    def to(self, dtype=None, device=None) -> ShiftedInstances:
-        return ShiftedInstances(self.inner.to(dtype=dtype, device=device), self.t.to(dtype=dtype or self.t.dtype, device=device or self.t.device))
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> ShiftedInstances:
+        t = self.t.to(dtype=dtype or self.t.dtype, device=device or self.t.device)
+        return ShiftedInstances(self.inner.to(dtype=dtype, device=device), t)
 
     def smooth_objective(self, x: Tensor) -> Tensor:
         return self.inner.smooth_objective(x + self.t)

@@ -129,7 +129,9 @@ class MetaLoss:
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {self.reduction!r}")
         if not (0 < self.tail <= 1):
-            raise ValueError(f"tail must be in (0, 1] (the fraction of worst instances cvar averages), got {self.tail!r}")
+            raise ValueError(
+                f"tail must be in (0, 1] (the fraction of worst instances cvar averages), got {self.tail!r}"
+            )
 
     @property
     def needs_reference(self) -> bool:

@@ -129,7 +129,8 @@ class MimoFamily(ProblemFamily):
 
     def _check_real(self, field: str, positive: bool = True) -> float:
         v = getattr(self, field)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (v <= 0 if positive else v < 0):
+        real = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        if not real or (v <= 0 if positive else v < 0):
             raise ValueError(f"{self.name}: {field} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
         return float(v)
 
@@ -147,7 +148,9 @@ class MimoFamily(ProblemFamily):
             w = self.weights
             n = self.cells * self.users
             if not isinstance(w, (tuple, list)) or len(w) != n:
-                raise ValueError(f"{self.name}: weights must be None or a tuple of cells*users = {n} numbers, got {w!r}")
+                raise ValueError(
+                    f"{self.name}: weights must be None or a tuple of cells*users = {n} numbers, got {w!r}"
+                )
             if any(isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a < 0 for a in w):
                 raise ValueError(f"{self.name}: weights must be finite numbers >= 0, got {w!r}")
             if not any(a > 0 for a in w):
@@ -160,7 +163,8 @@ class MimoFamily(ProblemFamily):
             raise ValueError(
                 f"{self.name}: min_distance must be < cell_radius = {self.cell_radius}, got {self.min_distance}"
             )
-        if isinstance(self.x0_shift, bool) or not isinstance(self.x0_shift, (int, float)) or not math.isfinite(self.x0_shift):
+        s = self.x0_shift
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
             raise ValueError(f"{self.name}: x0_shift must be a finite number, got {self.x0_shift!r}")
         if self.objective_shift != 0.0:
             raise ValueError(f"{self.name}: objective_shift is not supported (must be 0), got {self.objective_shift!r}")

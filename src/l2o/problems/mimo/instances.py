@@ -146,7 +146,7 @@ class MimoInstances(Instances):
             out._L = self._L[idx]
         return out
 
-    def to(self, dtype=None, device=None) -> MimoInstances:
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> MimoInstances:
         real = dtype or self.dtype
         dev = device or self.device
         return MimoInstances(
