@@ -92,6 +92,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
     SignalModel,
     StackedChannels,
@@ -253,14 +254,14 @@ class GNNWMMSE(LearnedOptimizer):
             layer.user_head.bias.zero_()
             layer.cell_head.bias.fill_(math.log(mu_init - MU_FLOOR))
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         if not isinstance(problem, MimoInstances):
             raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
                 f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
                 f"got {type(problem).__name__}"
             )
 
-    def init(self, problem, x0: Tensor) -> GNNWMMSEState:
+    def init(self, problem: Instances, x0: Tensor) -> GNNWMMSEState:
         self.check_problem(problem)
         x = problem.prox(x0, None)
         zero = problem.power(x) == 0
@@ -271,7 +272,7 @@ class GNNWMMSE(LearnedOptimizer):
         ch = stacked_channels(problem.H, problem.noise, problem.budget)
         return GNNWMMSEState(x=x, x_prev=x, channels=ch, k=0)
 
-    def step(self, problem, state: GNNWMMSEState) -> GNNWMMSEState:
+    def step(self, problem: Instances, state: GNNWMMSEState) -> GNNWMMSEState:
         if state.k >= self.horizon and self.tail == "wmmse":
             V, _ = wmmse_update(problem.H, problem.unpack(state.x), problem.noise, problem.weights, problem.budget)
             x = pack(V)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer
+from l2o.problems.base import Instances
 
 
 def _scale(v: Tensor) -> Tensor:
@@ -100,7 +101,7 @@ class GOMathL2O(LearnedOptimizer):
         ], dim=-1)
         return self.to_net(torch.nan_to_num(feats.detach(), nan=0.0, posinf=1.0, neginf=-1.0))
 
-    def init(self, problem, x0: Tensor) -> GOMathL2OState:
+    def init(self, problem: Instances, x0: Tensor) -> GOMathL2OState:
         self.check_problem(problem)
         lower, upper = problem.subdifferential_bounds(x0)
         h, c = self.lstm.initial_state(x0.shape[0], x0.shape[1])
@@ -109,7 +110,7 @@ class GOMathL2O(LearnedOptimizer):
             lower_scale=_scale(lower.detach()), upper_scale=_scale(upper.detach()), k=0,
         )
 
-    def step(self, problem, state: GOMathL2OState) -> GOMathL2OState:
+    def step(self, problem: Instances, state: GOMathL2OState) -> GOMathL2OState:
         x = state.x
         g = problem.grad(x)
         lower, upper = problem.subdifferential_bounds(x)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer, per_coordinate
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -70,11 +71,11 @@ class LGD(LearnedOptimizer):
         feats = per_coordinate([self.to_net(grad.detach()), self.to_net(x.detach())])
         return 2 * torch.sigmoid(self.net(feats)).reshape(x.shape)
 
-    def init(self, problem, x0: Tensor) -> LGDState:
+    def init(self, problem: Instances, x0: Tensor) -> LGDState:
         self.check_problem(problem)
         return LGDState(x=x0.clone(), k=0)
 
-    def step(self, problem, state: LGDState) -> LGDState:
+    def step(self, problem: Instances, state: LGDState) -> LGDState:
         g = problem.grad(state.x)
         P = self.multiplier(state.x, g).to(state.x.dtype)
         step = (self.step_scale / problem.smoothness()).unsqueeze(-1)

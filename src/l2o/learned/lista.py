@@ -51,8 +51,14 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer
+from l2o.problems.base import Instances
+from l2o.problems.family import ProblemFamily
 from l2o.problems.lasso import LeastSquaresInstances
 from l2o.problems.parts import soft_threshold, spectral_norm_squared
+
+#: Where LISTA / ALISTA take their dictionary from: an ``(m, n)`` tensor, a family with a shared
+#: dictionary (``LassoFamily(shared_matrix=True)``) or a batch with one shared matrix.
+Dictionary = Tensor | ProblemFamily | LeastSquaresInstances
 
 
 @dataclasses.dataclass
@@ -85,7 +91,9 @@ def analytic_weight(A: Tensor) -> Tensor:
     return Y / scale
 
 
-def _dictionary(A, m: int | None, n: int | None, lam: float | None, name: str) -> tuple[Tensor | None, int, int, float]:
+def _dictionary(
+    A: Dictionary | None, m: int | None, n: int | None, lam: float | None, name: str
+) -> tuple[Tensor | None, int, int, float]:
     """Resolve (A float64 or None, m, n, lam) from a tensor, a family or a batch."""
     if A is not None and not isinstance(A, Tensor):
         if hasattr(A, "dictionary") and getattr(A, "shared_matrix", False):  # a LassoFamily
@@ -121,7 +129,7 @@ class _Unrolled(LearnedOptimizer):
         self.num_layers = self.horizon
         return dtype
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         if not isinstance(problem, LeastSquaresInstances) or not problem.shared_matrix:
             raise ValueError(
@@ -150,7 +158,7 @@ class _Unrolled(LearnedOptimizer):
             return 0.0
         return min((self.layer(k) + 1) * self.ss_percent, self.ss_max_percent)
 
-    def init(self, problem, x0: Tensor) -> UnrolledState:
+    def init(self, problem: Instances, x0: Tensor) -> UnrolledState:
         self.check_problem(problem)
         return UnrolledState(x=x0.clone(), k=0)
 
@@ -172,8 +180,9 @@ class LISTA(_Unrolled):
     name = "lista"
 
     def __init__(
-        self, A=None, m: int | None = None, n: int | None = None, lam: float | None = None, horizon: int = 16,
-        support_selection: bool = False, ss_percent: float = 1.2, ss_max_percent: float = 13.0, dtype=None,
+        self, A: Dictionary | None = None, m: int | None = None,
+        n: int | None = None, lam: float | None = None, horizon: int = 16, support_selection: bool = False,
+        ss_percent: float = 1.2, ss_max_percent: float = 13.0, dtype: torch.dtype | None = None,
     ):
         A, m, n, lam = _dictionary(A, m, n, lam, self.name)
         super().__init__(horizon=horizon, m=m, n=n, lam=lam, support_selection=support_selection,
@@ -193,7 +202,7 @@ class LISTA(_Unrolled):
         self.W2 = nn.Parameter(W2.to(dtype))
         self.theta = nn.Parameter(theta.to(dtype))
 
-    def step(self, problem, state: UnrolledState) -> UnrolledState:
+    def step(self, problem: Instances, state: UnrolledState) -> UnrolledState:
         x, k = state.x, self.layer(state.k)
         v = problem.b @ self.W1[k].to(x).mT + x @ self.W2[k].to(x).mT
         return UnrolledState(x=shrink(v, self.theta[k].to(x), self.percent(state.k)), k=state.k + 1)
@@ -213,9 +222,10 @@ class ALISTA(_Unrolled):
     name = "alista"
 
     def __init__(
-        self, A=None, m: int | None = None, n: int | None = None, lam: float | None = None, weight: str = "analytic",
-        gamma: float | None = None, theta: float | None = None, horizon: int = 16, support_selection: bool = False,
-        ss_percent: float = 1.2, ss_max_percent: float = 13.0, dtype=None,
+        self, A: Dictionary | None = None, m: int | None = None,
+        n: int | None = None, lam: float | None = None, weight: str = "analytic", gamma: float | None = None,
+        theta: float | None = None, horizon: int = 16, support_selection: bool = False, ss_percent: float = 1.2,
+        ss_max_percent: float = 13.0, dtype: torch.dtype | None = None,
     ):
         if weight not in ("analytic", "A"):
             raise ValueError(f"alista: weight must be 'analytic' or 'A', got {weight!r}")
@@ -235,7 +245,7 @@ class ALISTA(_Unrolled):
         self.gamma = nn.Parameter(torch.full((self.num_layers,), g0, dtype=torch.float64).to(dtype))
         self.theta = nn.Parameter(torch.full((self.num_layers,), t0, dtype=torch.float64).to(dtype))
 
-    def step(self, problem, state: UnrolledState) -> UnrolledState:
+    def step(self, problem: Instances, state: UnrolledState) -> UnrolledState:
         x, k = state.x, self.layer(state.k)
         v = x - self.gamma[k].to(x) * (problem.residual(x) @ self.W.to(x))
         return UnrolledState(x=shrink(v, self.theta[k].to(x), self.percent(state.k)), k=state.k + 1)

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer, seeded_default_init
+from l2o.problems.base import Instances
 
 #: head -> (activation, scale) per problem kind (the authors' configs).
 HEAD_ACTIVATIONS: dict[str, dict[str, tuple[str, float]]] = {
@@ -146,12 +147,12 @@ class MathL2O(LearnedOptimizer):
             coef[name] = scale * _ACT[kind](layer(z).squeeze(-1))
         return coef, h, c
 
-    def init(self, problem, x0: Tensor) -> MathL2OState:
+    def init(self, problem: Instances, x0: Tensor) -> MathL2OState:
         self.check_problem(problem)
         h, c = self.lstm.initial_state(x0.shape[0], x0.shape[1])
         return MathL2OState(x=x0.clone(), y=x0.clone(), h=h, c=c, k=0)
 
-    def step(self, problem, state: MathL2OState) -> MathL2OState:
+    def step(self, problem: Instances, state: MathL2OState) -> MathL2OState:
         x, y = state.x, state.y
         g_y = problem.grad(y)
         coef, h, c = self.coefficients(y, g_y, state.h, state.c)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import Optimizer
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -39,12 +40,12 @@ class Adam(Optimizer):
         self.betas = tuple(betas)
         self.eps = eps
 
-    def init(self, problem, x0: Tensor) -> AdamState:
+    def init(self, problem: Instances, x0: Tensor) -> AdamState:
         self.check_problem(problem)
         z = torch.zeros_like(x0)
         return AdamState(x=x0.clone(), m=z, v=z.clone(), k=torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device))
 
-    def step(self, problem, state: AdamState) -> AdamState:
+    def step(self, problem: Instances, state: AdamState) -> AdamState:
         b1, b2 = self.betas
         g = problem.grad(state.x)
         k = state.k + 1

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import Optimizer, batch_dot
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -40,11 +41,11 @@ class ISTA(Optimizer):
             raise ValueError(f"{self.name}: step_scale must be in (0, 2), got {step_scale}")
         self.step_scale = step_scale
 
-    def init(self, problem, x0: Tensor) -> ProxGradState:
+    def init(self, problem: Instances, x0: Tensor) -> ProxGradState:
         self.check_problem(problem)
         return ProxGradState(x=x0.clone())
 
-    def step(self, problem, state: ProxGradState) -> ProxGradState:
+    def step(self, problem: Instances, state: ProxGradState) -> ProxGradState:
         return ProxGradState(x=problem.prox_grad(state.x, self.step_scale))
 
 
@@ -96,13 +97,13 @@ class FISTA(Optimizer):
         self.step_scale = step_scale
         self.polish_every = polish_every
 
-    def init(self, problem, x0: Tensor) -> FISTAState:
+    def init(self, problem: Instances, x0: Tensor) -> FISTAState:
         self.check_problem(problem)
         ones = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
         pattern = torch.zeros(x0.shape[0], x0.shape[1] if self.polish_every else 0, dtype=torch.int8, device=x0.device)
         return FISTAState(x=x0.clone(), y=x0.clone(), t=ones, restarts=torch.zeros_like(ones), k=0, pattern=pattern)
 
-    def step(self, problem, state: FISTAState) -> FISTAState:
+    def step(self, problem: Instances, state: FISTAState) -> FISTAState:
         x_new = problem.prox_grad(state.y, self.step_scale)
         t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * state.t * state.t))
         dx = x_new - state.x
@@ -121,7 +122,7 @@ class FISTA(Optimizer):
         return FISTAState(x=x_new, y=y_new, t=t_new, restarts=restarts, k=k, pattern=pattern)
 
     @staticmethod
-    def _polish(problem, x: Tensor, y: Tensor, t: Tensor, prev_pattern: Tensor):
+    def _polish(problem: Instances, x: Tensor, y: Tensor, t: Tensor, prev_pattern: Tensor):
         """Polish the instances whose active pattern (``problem.active_pattern``: LASSO
         signs, box-QP active bounds) did not change since the last check: an identified
         active set is what makes a polish succeed, and the others would only pay for a

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import Optimizer, step_size
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -37,11 +38,11 @@ class GradientDescent(Optimizer):
             raise ValueError(f"gd: step_scale must be in (0, 2), got {step_scale}")
         self.step_scale = step_scale
 
-    def init(self, problem, x0: Tensor) -> GDState:
+    def init(self, problem: Instances, x0: Tensor) -> GDState:
         self.check_problem(problem)
         return GDState(x=x0.clone())
 
-    def step(self, problem, state: GDState) -> GDState:
+    def step(self, problem: Instances, state: GDState) -> GDState:
         return GDState(x=state.x - step_size(problem, self.step_scale) * problem.grad(state.x))
 
 
@@ -53,7 +54,7 @@ class MomentumState:
     x_prev: Tensor
 
 
-def _modulus(problem, mu: float | None) -> Tensor:
+def _modulus(problem: Instances, mu: float | None) -> Tensor:
     """``(B,)`` strong-convexity modulus: the given ``mu``, else the problem's."""
     return problem.strong_convexity() if mu is None else torch.full_like(problem.smoothness(), float(mu))
 
@@ -72,7 +73,7 @@ class NesterovStronglyConvex(Optimizer):
     def __init__(self, mu: float | None = None):
         self.mu = mu
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         if not bool((_modulus(problem, self.mu) > 0).all()):
             raise ValueError(
@@ -80,11 +81,11 @@ class NesterovStronglyConvex(Optimizer):
                 f"pass mu=... explicitly or use 'nesterov' / 'fista'"
             )
 
-    def init(self, problem, x0: Tensor) -> MomentumState:
+    def init(self, problem: Instances, x0: Tensor) -> MomentumState:
         self.check_problem(problem)
         return MomentumState(x=x0.clone(), x_prev=x0.clone())
 
-    def step(self, problem, state: MomentumState) -> MomentumState:
+    def step(self, problem: Instances, state: MomentumState) -> MomentumState:
         L = problem.smoothness()
         mu = _modulus(problem, self.mu)  # validated once, in init
         beta = ((L.sqrt() - mu.sqrt()) / (L.sqrt() + mu.sqrt())).unsqueeze(-1)
@@ -111,7 +112,7 @@ class HeavyBall(Optimizer):
         self.momentum = momentum
         self.mu = mu
 
-    def _coefficients(self, problem) -> tuple[Tensor, Tensor]:
+    def _coefficients(self, problem: Instances) -> tuple[Tensor, Tensor]:
         L = problem.smoothness()
         mu = _modulus(problem, self.mu)
         beta = torch.full_like(L, self.momentum)
@@ -125,11 +126,11 @@ class HeavyBall(Optimizer):
             beta = torch.where(polyak, ((sl - sm) / (sl + sm)) ** 2, beta)
         return alpha, beta
 
-    def init(self, problem, x0: Tensor) -> MomentumState:
+    def init(self, problem: Instances, x0: Tensor) -> MomentumState:
         self.check_problem(problem)
         return MomentumState(x=x0.clone(), x_prev=x0.clone())
 
-    def step(self, problem, state: MomentumState) -> MomentumState:
+    def step(self, problem: Instances, state: MomentumState) -> MomentumState:
         alpha, beta = self._coefficients(problem)
         x = state.x - alpha.unsqueeze(-1) * problem.grad(state.x) + beta.unsqueeze(-1) * (state.x - state.x_prev)
         return MomentumState(x=x, x_prev=state.x)

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from l2o.optimizers.base import Optimizer, batch_dot
 from l2o.optimizers.line_search import armijo
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -48,7 +49,7 @@ class LBFGS(Optimizer):
             raise ValueError(f"lbfgs: memory must be >= 1, got {memory}")
         self.memory = memory
 
-    def init(self, problem, x0: Tensor) -> LBFGSState:
+    def init(self, problem: Instances, x0: Tensor) -> LBFGSState:
         self.check_problem(problem)
         B, n = x0.shape
         f, g = problem.value_and_grad(x0)
@@ -73,7 +74,7 @@ class LBFGS(Optimizer):
             r = r + (alphas[i] - b).unsqueeze(-1) * state.S[:, i]
         return -r
 
-    def step(self, problem, state: LBFGSState) -> LBFGSState:
+    def step(self, problem: Instances, state: LBFGSState) -> LBFGSState:
         d = self.direction(state)
         # Guard against a non-descent direction (rounding): fall back to -g / L.
         bad = ~(batch_dot(d, state.g) < 0)
@@ -110,19 +111,19 @@ class Newton(Optimizer):
     handles_nonsmooth = False
     needs_hessian = True
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         try:
             problem.hessian(problem.initial_point())
         except NotImplementedError as e:
             raise ValueError(f"solver 'newton' needs problem.hessian: {e}") from None
 
-    def init(self, problem, x0: Tensor) -> NewtonState:
+    def init(self, problem: Instances, x0: Tensor) -> NewtonState:
         self.check_problem(problem)
         f, g = problem.value_and_grad(x0)
         return NewtonState(x=x0.clone(), g=g, f=f)
 
-    def step(self, problem, state: NewtonState) -> NewtonState:
+    def step(self, problem: Instances, state: NewtonState) -> NewtonState:
         H = problem.hessian(state.x)
         chol, info = torch.linalg.cholesky_ex(H)
         bad = info != 0

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import Optimizer
+from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
     BISECTION_ITERS,
     mrt,
@@ -78,15 +79,15 @@ class WMMSE(Optimizer):
             raise ValueError(f"{self.name}: bisection_iters must be a positive integer, got {bisection_iters!r}")
         self.bisection_iters = bisection_iters
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         _require_mimo(self, problem)
 
-    def init(self, problem, x0: Tensor) -> WMMSEState:
+    def init(self, problem: Instances, x0: Tensor) -> WMMSEState:
         self.check_problem(problem)
         mu = torch.zeros(x0.shape[0], problem.cells, dtype=x0.dtype, device=x0.device)
         return WMMSEState(x=x0.clone(), mu=mu)
 
-    def step(self, problem, state: WMMSEState) -> WMMSEState:
+    def step(self, problem: Instances, state: WMMSEState) -> WMMSEState:
         V, mu = wmmse_update(
             problem.H, problem.unpack(state.x), problem.noise, problem.weights, problem.budget, self.bisection_iters
         )
@@ -111,14 +112,14 @@ class LinearPrecoder(Optimizer):
     def precoder(self, problem: MimoInstances) -> Tensor:
         raise NotImplementedError
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         _require_mimo(self, problem)
 
-    def init(self, problem, x0: Tensor) -> LinearPrecoderState:
+    def init(self, problem: Instances, x0: Tensor) -> LinearPrecoderState:
         self.check_problem(problem)
         return LinearPrecoderState(x=self.precoder(problem))
 
-    def step(self, problem, state: LinearPrecoderState) -> LinearPrecoderState:
+    def step(self, problem: Instances, state: LinearPrecoderState) -> LinearPrecoderState:
         return LinearPrecoderState(x=state.x)
 
 
@@ -136,7 +137,7 @@ class ZeroForcing(LinearPrecoder):
 
     name = "zf"
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         if problem.tx_antennas < problem.users * problem.streams:
             raise ValueError(

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from l2o.problems.base import Instances, as_batch_vector
+from l2o.problems.parts import Penalty
 
 
 class AutogradInstances(Instances):
@@ -43,7 +44,7 @@ class AutogradInstances(Instances):
         batch_size: int,
         dim: int,
         smoothness: Tensor | float,
-        penalty=None,
+        penalty: Penalty | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
         strong_convexity: Tensor | float = 0.0,
@@ -117,7 +118,7 @@ class AutogradInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self.penalty.value(x) if self.has_nonsmooth else super().nonsmooth_objective(x)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self.penalty.prox(v, step) if self.has_nonsmooth else v
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:

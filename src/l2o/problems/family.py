@@ -109,7 +109,7 @@ class ProblemFamily(ABC):
             inst = shifted(inst, float(self.objective_shift))
         return inst
 
-    def replace(self, **changes) -> ProblemFamily:
+    def replace(self, **changes: Any) -> ProblemFamily:
         """A copy with some hyperparameters changed (used to build OOD splits)."""
         return dataclasses.replace(self, **changes)
 

@@ -173,7 +173,7 @@ class LeastSquaresInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self._penalty.value(x)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self._penalty.prox(v, step) if self.has_nonsmooth else v
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -159,7 +159,7 @@ class LogisticInstances(Instances):
     def nonsmooth_objective(self, w: Tensor) -> Tensor:
         return self._l1.value(w) if self.penalty == "l1" else super().nonsmooth_objective(w)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self._l1.prox(v, step) if self.penalty == "l1" else v
 
     def subdifferential_bounds(self, w: Tensor) -> tuple[Tensor, Tensor]:

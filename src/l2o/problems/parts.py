@@ -7,6 +7,8 @@ one GEMM for a shared matrix (the fast path) and one batched GEMM otherwise.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
@@ -35,6 +37,23 @@ def spectral_norm_squared(A: Tensor) -> Tensor:
 def soft_threshold(v: Tensor, threshold: Tensor | float) -> Tensor:
     """eta_theta(v) = sign(v) max(|v| - theta, 0), elementwise (theta broadcasts)."""
     return v - torch.clamp(v, -threshold, threshold)
+
+
+class Penalty(Protocol):
+    """A nonsmooth part r of F = f + r, batched: what ``AutogradInstances`` needs of its
+    ``penalty`` (``L1`` and ``Box`` are two)."""
+
+    def value(self, x: Tensor) -> Tensor:
+        """r(x): ``(B, n) -> (B,)``."""
+        ...
+
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
+        """prox_{step r}(v): ``(B, n) -> (B, n)``; ``step`` ``(B,)`` or broadcastable to ``(B, n)``."""
+        ...
+
+    def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Ends ``(c, d)`` of the interval dr(x)_i per coordinate, each ``(B, n)``."""
+        ...
 
 
 class L1:

@@ -117,7 +117,7 @@ class QuadraticInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self._box.value(x) if self.is_constrained else super().nonsmooth_objective(x)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self._box.prox(v, step) if self.is_constrained else v
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:

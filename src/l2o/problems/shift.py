@@ -68,7 +68,7 @@ class ShiftedInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self.inner.nonsmooth_objective(x + self.t)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self.inner.prox(v + self.t, step) - self.t
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:

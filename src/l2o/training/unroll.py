@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from l2o.evaluation.reference import Reference
+from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
 
 LOSSES = ("last", "mean", "weighted", "log_gap")
@@ -59,7 +60,7 @@ def detach_state(state: Any) -> Any:
 
 
 def unroll(
-    solver,
+    solver: Optimizer,
     problem: Instances,
     state: Any,
     steps: int,

@@ -224,7 +224,7 @@ class MimoInstances(Instances):
         over = (self.power(x) > self.budget.to(x.dtype) * (1.0 + POWER_TOL)).any(-1)
         return torch.where(over, torch.full_like(x[:, 0], float("inf")), torch.zeros_like(x[:, 0]))
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         """Projection onto the budgets (``step`` is irrelevant): a cell over its budget is
         scaled by sqrt(P_k / power_k), the others are left alone. A cell over its budget by
         rounding only (16 eps relative) counts as feasible, so the projection is idempotent."""
