@@ -125,8 +125,9 @@ def solve_on_index_sets(H: Tensor, rhs: Tensor, mask: Tensor, chunk: int = 64) -
     ``chunk`` at a time, each chunk padded to its largest size k with identity rows (a
     padded slot solves 1 * z = 0); the cost is one batched Cholesky of ``(chunk, k, k)``
     per chunk, cheap when the sets are small (supports, free sets). Chunks of similar
-    sizes pad little, and their gathered blocks stay in cache (3-4x faster than one
-    padded batch on 1000 LASSO supports of about 60 of 500).
+    sizes pad little, and their gathered blocks stay in cache (faster than one padded
+    batch: ``benchmarks/results/design-notes.md``). Each chunk is solved by a Cholesky
+    factorization and two triangular solves.
     """
     B, n = rhs.shape
     sizes = mask.sum(-1)
@@ -151,7 +152,8 @@ def solve_on_index_sets(H: Tensor, rhs: Tensor, mask: Tensor, chunk: int = 64) -
         H_II = torch.where(pair, H_II, torch.eye(k, dtype=H.dtype, device=H.device))
         r = torch.where(valid, rhs[rows].gather(1, idx), zero).unsqueeze(-1)
         chol, info = torch.linalg.cholesky_ex(H_II)
-        # two triangular solves: 3x faster than cholesky_solve on small batched systems
+        # two triangular solves rather than cholesky_solve (faster on small batched systems:
+        # benchmarks/results/design-notes.md)
         y = torch.linalg.solve_triangular(chol, r, upper=False)
         sol = torch.linalg.solve_triangular(chol.mT, y, upper=True).squeeze(-1)
         sol = torch.where(valid, sol, zero)
