@@ -147,6 +147,20 @@ class Safeguard(Optimizer):
             at every acceptance; the back-off lets the fallback run uninterrupted where the
             learned solver keeps failing (far out of distribution, or at machine
             precision), so the learned solver costs only O(log k) wasted blocks there.
+
+    Example (an untrained black-box LSTM, safe behind FISTA with restart):
+        >>> import torch, l2o
+        >>> from l2o.safeguard import Safeguard
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> ref = l2o.reference(problem)
+        >>> learned = l2o.learned.L2ODM(horizon=20).double()
+        >>> safe = Safeguard(learned, l2o.make_solver("fista_restart"), rule="descent")
+        >>> alone = l2o.run(learned, problem, max_iter=100, reference=ref)
+        >>> guarded = l2o.run(safe, problem, max_iter=100, reference=ref)
+        >>> bool((alone.gap[-1] > 1.0).all()), bool((guarded.gap[-1] <= 1e-8).all())
+        (True, True)
+        >>> tuple(guarded.fallback.shape), bool(guarded.fallback[1:].float().mean() > 0.9)  # (T, B): mostly FISTA
+        ((101, 8), True)
     """
 
     def __init__(

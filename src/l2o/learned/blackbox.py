@@ -78,6 +78,19 @@ class L2ODM(LearnedOptimizer):
         output_scale: s in x+ = x + s * out (0.01).
         seed: seed of the initial weights.
         horizon: trained unroll length (100).
+
+    Example (an untrained model: the meta-gradient reaches every weight):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0, dtype=torch.float32)
+        >>> solver = l2o.learned.L2ODM(horizon=5)
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(5):
+        ...     state = solver.step(problem, state)
+        >>> tuple(state.x.shape), state.x.dtype  # iterates follow the problem
+        ((8, 40), torch.float32)
+        >>> problem.objective(state.x).mean().backward()  # meta-loss F(x_5), backpropagated through 5 steps
+        >>> all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in solver.parameters())
+        True
     """
 
     name = "l2o_dm"
@@ -132,6 +145,19 @@ class RNNprop(LearnedOptimizer):
         beta1, beta2: moment decay rates (0.95, 0.95); eps: added to sqrt(v_hat) (1e-8).
         seed: seed of the initial weights.
         horizon: trained unroll length (100).
+
+    Example (an untrained model: the meta-gradient reaches every weight):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0, dtype=torch.float32)
+        >>> solver = l2o.learned.RNNprop(horizon=5)
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(5):
+        ...     state = solver.step(problem, state)
+        >>> tuple(state.x.shape), state.x.dtype  # iterates follow the problem
+        ((8, 40), torch.float32)
+        >>> problem.objective(state.x).mean().backward()  # meta-loss F(x_5), backpropagated through 5 steps
+        >>> all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in solver.parameters())
+        True
     """
 
     name = "rnnprop"

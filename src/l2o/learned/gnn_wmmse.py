@@ -215,6 +215,21 @@ class GNNWMMSE(LearnedOptimizer):
         tail: what runs after the horizon: ``"wmmse"`` (exact WMMSE iterations) or
             ``"last"`` (the last learned layer again).
         seed: of the initial weights.
+
+    Example (untrained: WMMSE-like layers that use every budget in full):
+        >>> import torch, l2o
+        >>> from l2o.problems import MimoFamily
+        >>> problem = MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=1).sample(3, generator=0)
+        >>> solver = l2o.learned.GNNWMMSE(horizon=4)
+        >>> x0 = problem.initial_point()  # MRT
+        >>> with torch.no_grad():
+        ...     state = solver.init(problem, x0)
+        ...     for _ in range(4):
+        ...         state = solver.step(problem, state)
+        >>> bool((problem.sum_rate(state.x) > problem.sum_rate(x0)).all())
+        True
+        >>> bool(((problem.power(state.x) - problem.budget).abs() < 1e-9).all())
+        True
     """
 
     name = "gnn_wmmse"

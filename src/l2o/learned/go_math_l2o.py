@@ -69,6 +69,19 @@ class GOMathL2O(LearnedOptimizer):
         step_scale: c in R = 2 c sigma / L (1.0).
         seed: seed of the initial weights.
         horizon: trained unroll length (100 in the paper).
+
+    Example (an untrained model: the meta-gradient reaches every weight):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0, dtype=torch.float32)
+        >>> solver = l2o.learned.GOMathL2O(horizon=5)
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(5):
+        ...     state = solver.step(problem, state)
+        >>> tuple(state.x.shape), state.x.dtype  # iterates follow the problem
+        ((8, 40), torch.float32)
+        >>> problem.objective(state.x).mean().backward()  # meta-loss F(x_5), backpropagated through 5 steps
+        >>> all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in solver.parameters())
+        True
     """
 
     name = "go_math_l2o"

@@ -99,6 +99,18 @@ class LFISTA(LearnedOptimizer):
         restart: FISTA's gradient restart (the template is ``fista_restart``; False:
             ``fista``).
         horizon: K, the number of learned iterations (the training unroll).
+
+    Example (untrained, p = c = e = 1: FISTA with restart, to rounding):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> x_learned = iterate(l2o.learned.LFISTA(), 30)
+        >>> bool(torch.allclose(x_learned, iterate(l2o.optimizers.FISTARestart(), 30), atol=1e-12))
+        True
     """
 
     name = "lfista"

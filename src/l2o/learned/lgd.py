@@ -41,6 +41,18 @@ class LGD(LearnedOptimizer):
             (32, 25), 2000-5000 for (512, 400)).
         step_scale: c in x+ = x - (c/L) P grad (0.9999).
         horizon: trained unroll length T (100 in the paper).
+
+    Example (untrained, LGD is gradient descent with step 0.9999 / L, exactly):
+        >>> import torch, l2o
+        >>> problem = l2o.LeastSquaresFamily(d=8, m=6).sample(4, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> lgd = l2o.learned.LGD(hidden=32).double()
+        >>> torch.equal(iterate(lgd, 20), iterate(l2o.optimizers.GradientDescent(step_scale=0.9999), 20))
+        True
     """
 
     name = "lgd"

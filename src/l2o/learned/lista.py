@@ -175,6 +175,19 @@ class LISTA(_Unrolled):
         horizon: number of layers K (16).
         support_selection, ss_percent, ss_max_percent: see the module docstring.
         dtype: of the parameters and buffers (not an hparam).
+
+    Example (untrained, the K layers are K ISTA steps):
+        >>> import torch, l2o
+        >>> family = l2o.LassoFamily(m=20, n=40, nnz=3)  # a shared dictionary
+        >>> problem = family.sample(8, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> solver = l2o.learned.LISTA(family, horizon=16, dtype=torch.float64)
+        >>> bool(torch.allclose(iterate(solver, 16), iterate(l2o.optimizers.ISTA(), 16), atol=1e-12))
+        True
     """
 
     name = "lista"
@@ -217,6 +230,15 @@ class ALISTA(_Unrolled):
         weight: "analytic" (coherence-minimizing W) or "A" (W = A).
         gamma, theta: initial step and threshold of every layer (defaults
             1 / ||W^T A||_2 and lam * gamma).
+
+    Example (untrained, analytic W: 16 layers cut the relative gap by more than 10x):
+        >>> import torch, l2o
+        >>> family = l2o.LassoFamily(m=20, n=40, nnz=3)
+        >>> problem = family.sample(8, generator=0)
+        >>> solver = l2o.learned.ALISTA(family, horizon=16, dtype=torch.float64)
+        >>> traj = l2o.run(solver, problem, max_iter=16)  # gaps against l2o.reference(problem)
+        >>> bool((traj.gap[-1] < traj.gap[0] / 10).all())
+        True
     """
 
     name = "alista"

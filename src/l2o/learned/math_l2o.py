@@ -91,6 +91,18 @@ class MathL2O(LearnedOptimizer):
             (ISTA; see the module docstring).
         seed: seed of the initial weights.
         horizon: trained unroll length (100 in the paper).
+
+    Example (``init="template"``: the "P" variant is ISTA, to rounding):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> solver = l2o.learned.MathL2O(variant="P", init="template").double()
+        >>> bool(torch.allclose(iterate(solver, 20), iterate(l2o.optimizers.ISTA(), 20), atol=1e-12))
+        True
     """
 
     name = "math_l2o"

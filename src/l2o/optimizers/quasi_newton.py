@@ -39,6 +39,16 @@ class LBFGS(Optimizer):
     A pair is stored only when s^T y > eps ||s|| ||y|| (curvature condition), so the
     implicit inverse Hessian stays positive definite and every direction is a
     descent direction; the first step is scaled by 1/L.
+
+    Example (ridge logistic regression, smooth):
+        >>> import l2o
+        >>> problem = l2o.LogisticFamily(n_samples=60, d=5, nnz=2, penalty="l2").sample(3, generator=0)
+        >>> result = l2o.solve(l2o.optimizers.LBFGS(), problem, tol=1e-12, check_every=1)
+        >>> newton = l2o.solve(l2o.optimizers.Newton(), problem, tol=1e-12, check_every=1)
+        >>> bool(result.converged.all()), bool((result.x - newton.x).abs().max() < 1e-5)
+        (True, True)
+        >>> bool(result.iterations.max() <= 20)  # superlinear: a handful of iterations
+        True
     """
 
     name = "lbfgs"
@@ -105,6 +115,15 @@ class Newton(Optimizer):
 
     delta = 0 when the Cholesky factorization of H succeeds, else a small multiple of
     its scale (Levenberg shift). One step solves a strongly convex quadratic exactly.
+
+    Example:
+        >>> import torch, l2o
+        >>> problem = l2o.QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> x_star = problem.closed_form()[0]
+        >>> solver = l2o.optimizers.Newton()
+        >>> state = solver.step(problem, solver.init(problem, problem.initial_point()))
+        >>> bool(torch.allclose(state.x, x_star, atol=1e-12))  # one step on a QP
+        True
     """
 
     name = "newton"

@@ -36,6 +36,19 @@ class AutogradInstances(Instances):
         penalty: optional nonsmooth part (``parts.L1``, ``parts.Box`` or alike).
         dtype, device: of the points (f must accept them).
         strong_convexity: optional mu, scalar or ``(B,)``.
+
+    Example:
+        >>> import torch, l2o
+        >>> from l2o.problems import AutogradInstances
+        >>> from l2o.problems.parts import L1, soft_threshold
+        >>> c = torch.randn(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        >>> lam = torch.full((4,), 0.5, dtype=torch.float64)
+        >>> problem = AutogradInstances(lambda x: 0.5 * ((x - c) ** 2).sum(-1), batch_size=4, dim=6,
+        ...                             smoothness=1.0, penalty=L1(lam))
+        >>> result = l2o.run(l2o.make_solver("fista"), problem, max_iter=20, reference=None)
+        >>> # minimizer of 1/2 ||x - c||^2 + lam ||x||_1: soft-thresholding of c
+        >>> bool(torch.allclose(result.x, soft_threshold(c, 0.5), atol=1e-12))
+        True
     """
 
     def __init__(

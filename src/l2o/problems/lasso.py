@@ -363,6 +363,20 @@ class LassoFamily(ProblemFamily):
     OOD knobs: ``x0_shift`` (x0 = s * 1), ``objective_shift`` (F(x + t), t = shift * 1),
     ``data_scale``, ``noise_std``, ``nnz`` (sparsity), ``lam``, ``correlation`` of the
     columns of A (conditioning), and the sizes.
+
+    Example:
+        >>> import torch, l2o
+        >>> from l2o.problems import LassoFamily
+        >>> problem = LassoFamily(m=20, n=40, nnz=3, lam=0.1).sample(8, generator=0)
+        >>> tuple(problem.A.shape), tuple(problem.b.shape)  # one shared dictionary
+        ((20, 40), (8, 20))
+        >>> x = l2o.reference(problem).x  # certified (duality gap), then polished
+        >>> corr = (problem.b - x @ problem.A.T) @ problem.A  # A^T (b - A x)
+        >>> # optimality: |A_j^T r| <= lam everywhere, = lam sign(x_j) on the support
+        >>> bool((corr.abs() <= 0.1 + 1e-12).all())
+        True
+        >>> bool(((corr - 0.1 * torch.sign(x)).abs()[x != 0] < 1e-12).all())
+        True
     """
 
     m: int = 250
@@ -425,6 +439,15 @@ class LeastSquaresFamily(ProblemFamily):
     W in R^{m x d} with N(0,1) entries and unit-norm columns (one per instance),
     x_gt ~ N(0, data_scale^2 I), y = W x_gt + noise_std N(0, I). With m < d and no
     noise, F* = 0 and the relative gap falls back to GAP_FLOOR (see ``l2o.problems.base``).
+
+    Example:
+        >>> from l2o.problems import LeastSquaresFamily
+        >>> problem = LeastSquaresFamily(d=8, m=6).sample(3, generator=0)
+        >>> tuple(problem.A.shape), tuple(problem.b.shape)  # a W per instance
+        ((3, 6, 8), (3, 6))
+        >>> x, method = problem.closed_form()  # m < d: consistent, F* = 0
+        >>> method, bool(problem.objective(x).max() < 1e-20)
+        ('closed form (pseudo-inverse)', True)
     """
 
     d: int = 32

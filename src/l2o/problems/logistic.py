@@ -219,6 +219,16 @@ class LogisticFamily(ProblemFamily):
 
     OOD knobs: data_scale, noise_std (label noise through the margin), nnz, lam,
     correlation of the features (conditioning), sizes, x0_shift, objective_shift.
+
+    Example:
+        >>> import l2o
+        >>> from l2o.problems import LogisticFamily
+        >>> problem = LogisticFamily(n_samples=60, d=5, nnz=2, lam=0.1, penalty="l2").sample(3, generator=0)
+        >>> tuple(problem.X.shape), sorted(problem.y.unique().tolist())
+        ((3, 60, 5), [-1.0, 1.0])
+        >>> result = l2o.solve(l2o.make_solver("newton"), problem, tol=1e-12)
+        >>> bool(result.converged.all()), bool(problem.grad(result.x).abs().max() < 1e-9)
+        (True, True)
     """
 
     n_samples: int = 1000

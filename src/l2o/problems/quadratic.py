@@ -201,6 +201,21 @@ class QuadraticFamily(ProblemFamily):
     how many bounds are active).
 
     OOD knobs: condition_number, data_scale, box, n, x0_shift, objective_shift.
+
+    Example:
+        >>> import torch
+        >>> from l2o.problems import QuadraticFamily
+        >>> problem = QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> tuple(problem.Q.shape), tuple(problem.q.shape)  # one shared Q, a q per instance
+        ((5, 5), (4, 5))
+        >>> round(float(problem.smoothness()[0]), 9), round(float(problem.strong_convexity()[0]), 9)
+        (10.0, 1.0)
+        >>> x_star = -torch.linalg.solve(problem.Q, problem.q.T).T  # Q x* + q = 0
+        >>> bool(problem.grad(x_star).abs().max() < 1e-12)
+        True
+        >>> x, method = problem.closed_form()
+        >>> method, bool(torch.allclose(x, x_star, atol=1e-12))
+        ('closed form (Cholesky)', True)
     """
 
     n: int = 100
