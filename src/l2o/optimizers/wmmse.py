@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-def _require_mimo(solver: Optimizer, problem) -> None:
+def _require_mimo(solver: Optimizer, problem: Instances) -> None:
     if not isinstance(problem, MimoInstances):
         raise ValueError(
             f"solver '{solver.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
