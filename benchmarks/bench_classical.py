@@ -35,11 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import peers  # noqa: E402
-
-from l2o import make_family, make_solver, solve  # noqa: E402
-from l2o.utils.performance import tune_allocator  # noqa: E402
 from _common import write_results  # noqa: E402
+from l2o import make_family, make_solver, solve  # noqa: E402
 from l2o.evaluation import reference  # noqa: E402
+from l2o.utils.performance import tune_allocator  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = (1e-4, 1e-6)
@@ -85,7 +84,8 @@ def our_solver(problem, ref, name: str, dtype: torch.dtype, repeats: int, check_
             for tol in LADDER:
                 best, result = float("inf"), None
                 for _ in range(repeats):
-                    r = solve(make_solver(name), inst, tol=tol, max_iter=5_000, check_every=check_every, criterion=criterion)
+                    r = solve(make_solver(name), inst, tol=tol, max_iter=5_000, check_every=check_every,
+                              criterion=criterion)
                     if r.seconds < best:
                         best, result = r.seconds, r
                 gap = float(ref.relative_gap(problem.objective(result.x.to(torch.float64))).max())
@@ -114,7 +114,9 @@ def gemm_bound(row: dict, flops_per_instance_iteration: float, gflops: float) ->
     return out
 
 
-def bench_problem(kind: str, batch: int, repeats: int, ours: list[str], which_peers, gflops: dict, check_every: int) -> dict:
+def bench_problem(
+    kind: str, batch: int, repeats: int, ours: list[str], which_peers, gflops: dict, check_every: int
+) -> dict:
     preset = {"lasso": "lasso_250x500", "box_qp": "box_qp_100"}[kind]
     problem = make_family(preset).sample(batch, 0)
     t = time.perf_counter()
@@ -136,7 +138,8 @@ def bench_problem(kind: str, batch: int, repeats: int, ours: list[str], which_pe
                                       TARGETS, which=which_peers, repeats=repeats)
     else:
         peer_rows = peers.box_qp_peers(problem.Q.numpy(), problem.q.numpy(), problem.lower.numpy(),
-                                       problem.upper.numpy(), f_star, denom, TARGETS, which=which_peers, repeats=repeats)
+                                       problem.upper.numpy(), f_star, denom, TARGETS, which=which_peers,
+                                       repeats=repeats)
     for r in peer_rows:
         r.setdefault("dtype", "float64")
         print(f"  {r['solver']:14s} {r['dtype']:8s} {r['time_to']} {r.get('error', '')}", flush=True)
@@ -165,7 +168,8 @@ def to_markdown(results: dict) -> str:
         lines.append(f"- {k}: {v:.1f} GFLOP/s")
     for kind, res in results["problems"].items():
         lines += ["", f"## {res['preset']}: batch {res['batch']}", "",
-                  "| solver | library | dtype | to 1e-4 (s) | to 1e-6 (s) | iterations (max, 1e-6) | measured / GEMM-bound (1e-6) |",
+                  "| solver | library | dtype | to 1e-4 (s) | to 1e-6 (s) | iterations (max, 1e-6) "
+                  "| measured / GEMM-bound (1e-6) |",
                   "|---|---|---|---|---|---|---|"]
         for r in sorted(res["rows"], key=lambda r: (r["time_to"].get("1e-06") is None, r["time_to"].get("1e-06") or 0)):
             t4, t6 = r["time_to"].get("1e-04"), r["time_to"].get("1e-06")
@@ -174,15 +178,16 @@ def to_markdown(results: dict) -> str:
             fmt = lambda t: "-" if t is None else f"{t:.3f}"  # noqa: E731
             note = f" ({r['note']})" if r.get("note") else ""
             err = f" error: {r['error']}" if r.get("error") else ""
-            lines.append(f"| {r['solver']}{note}{err} | {r['library']} | {r.get('dtype', 'float64')} | {fmt(t4)} | {fmt(t6)} | "
-                         f"{its} | {'' if gb is None else f'{gb:.2f}x'} |")
+            lines.append(f"| {r['solver']}{note}{err} | {r['library']} | {r.get('dtype', 'float64')} | {fmt(t4)} | "
+                         f"{fmt(t6)} | {its} | {'' if gb is None else f'{gb:.2f}x'} |")
         for key in ("1e-04", "1e-06"):
             for dt in ("float64", "float32"):
                 ours = fastest([r for r in res["rows"] if r.get("dtype") == dt], key, library_prefix="l2o")
                 peer = fastest(res["rows"], key, exclude_prefix="l2o")
                 if ours and peer:
-                    lines.append(f"\n{key}, {dt}: fastest l2o `{ours['solver']}` {ours['time_to'][key]:.3f} s vs fastest peer "
-                                 f"`{peer['solver']}` {peer['time_to'][key]:.3f} s: {peer['time_to'][key] / ours['time_to'][key]:.2f}x")
+                    t_ours, t_peer = ours["time_to"][key], peer["time_to"][key]
+                    lines.append(f"\n{key}, {dt}: fastest l2o `{ours['solver']}` {t_ours:.3f} s vs fastest peer "
+                                 f"`{peer['solver']}` {t_peer:.3f} s: {t_peer / t_ours:.2f}x")
         if "active_bound_fraction" in res:
             lines.append(f"\nActive bounds at the optimum: {100 * res['active_bound_fraction']:.0f}%.")
     return "\n".join(lines) + "\n"
@@ -220,8 +225,8 @@ def main() -> None:
                                                      args.check_every)
     if args.only in (None, "box_qp"):
         print("box QP", flush=True)
-        results["problems"]["box_qp"] = bench_problem("box_qp", args.batch, args.repeats, ["apgd", "fista_polish", "pgd"],
-                                                      None, gflops, args.check_every)
+        results["problems"]["box_qp"] = bench_problem("box_qp", args.batch, args.repeats,
+                                                      ["apgd", "fista_polish", "pgd"], None, gflops, args.check_every)
     suffix = ("-quick" if args.quick else "") + (f"-{args.only}" if args.only else "")
     md = to_markdown(results)
     write_results(args.out, f"classical{suffix}", results, md)

@@ -26,12 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lasso_oracle  # noqa: E402
-
+from _common import write_results  # noqa: E402
 from l2o import make_solver, run  # noqa: E402
 from l2o.evaluation import reference  # noqa: E402
 from l2o.training import RunConfig, load_run, prepare_run  # noqa: E402
 from l2o.training.config import load_config  # noqa: E402
-from _common import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1e-4

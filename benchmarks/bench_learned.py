@@ -206,7 +206,8 @@ def to_markdown(results: dict) -> str:
         lines.append(f"\ntrained: {json.dumps(res['training'])}\n")
         if "gain" in res:
             for T, g in res["gain"].items():
-                lines.append(f"- gain over GD at {T}: median {100 * g['gain_median']:.1f}%, mean {100 * g['gain_mean']:.1f}%")
+                lines.append(f"- gain over GD at {T}: median {100 * g['gain_median']:.1f}%, "
+                             f"mean {100 * g['gain_mean']:.1f}%")
         if "convergence" in res:
             cols = sorted({k for row in res["convergence"].values() if isinstance(row, dict) for k in row})
             lines.append("| solver | " + " | ".join(cols) + " |")
@@ -219,11 +220,13 @@ def to_markdown(results: dict) -> str:
     for sp in ([results["speed"]] if results.get("speed") else []) + results.get("speed_earlier", []):
         when = f" (measured {sp['measured']})" if sp.get("measured") else ""
         lines += [f"## Speed target: LASSO preset, batch {sp['batch']}, {sp['dtype']}{when}", "",
-                  "| solver | s to 1e-4 (all) | speedup vs fista_restart | ms / iteration | gap at horizon | gap at 10x horizon |",
+                  "| solver | s to 1e-4 (all) | speedup vs fista_restart | ms / iteration | gap at horizon "
+                  "| gap at 10x horizon |",
                   "|---|---|---|---|---|---|"]
         for name, r in sp["rows"].items():
             fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-            lines.append(f"| {name} | {fmt(r['seconds_to_1e-4_all'], '.3f')} | {fmt(r['speedup_vs_fista_restart'], '.2f')} | "
+            lines.append(f"| {name} | {fmt(r['seconds_to_1e-4_all'], '.3f')} | "
+                         f"{fmt(r['speedup_vs_fista_restart'], '.2f')} | "
                          f"{r['ms_per_iteration']:.2f} | {fmt(r.get('gap_at_horizon_median'), '.2e')} | "
                          f"{fmt(r.get('gap_at_10x_horizon_median'), '.2e')} |")
         lines.append("")

@@ -35,7 +35,8 @@ import torch
 torch.set_num_threads(1)
 from l2o.training import RunConfig
 from l2o.training.trainer import Trainer
-solver, family, B, K, S, ckpt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1"
+solver, family = sys.argv[1], sys.argv[2]
+B, K, S, ckpt = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1"
 hp = {"hidden": 1024, "expansion": 100.0} if solver == "lgd" else {}
 cfg = RunConfig.from_dict({"problem": {"family": family}, "solver": {"name": solver, **hp},
     "training": {"steps": 1, "batch_size": B, "unroll": K, "segment": S, "gradient_checkpointing": ckpt,
@@ -57,8 +58,8 @@ print(json.dumps({"step_MB": round(after - before), "seconds": round(seconds, 2)
 def main() -> None:
     rows = []
     for solver, family, B, K, S, ckpt in CONFIGS:
-        out = subprocess.run([sys.executable, "-c", CHILD, solver, family, str(B), str(K), str(S), "1" if ckpt else "0"],
-                             capture_output=True, text=True, check=True)
+        args = [solver, family, str(B), str(K), str(S), "1" if ckpt else "0"]
+        out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True)
         row = {"solver": solver, "family": family, "batch": B, "unroll": K, "segment": S, "checkpointing": ckpt,
                **json.loads(out.stdout.strip().splitlines()[-1])}
         print(row, flush=True)

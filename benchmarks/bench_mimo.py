@@ -46,16 +46,16 @@ from pathlib import Path
 
 import torch
 
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o.evaluation.defaults import eval_seed
+from l2o.evaluation.reference import run_to_stationarity
 from l2o.learned import GNNWMMSE
 from l2o.optimizers.base import select_state
 from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
 from l2o.problems.mimo import MimoFamily
-from l2o.evaluation.reference import run_to_stationarity
 from l2o.registry import PRESETS
 from l2o.training import load_run, train
 from l2o.training.config import load_config
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -291,14 +291,17 @@ def to_markdown(res: dict) -> str:
         (f"Training: `{res['training'].get('config', '-')}`, {res['training'].get('steps')} meta-steps of "
         f"{res['training'].get('batch_size')} instances, {res['training'].get('train_seconds', 0):.0f} s "
         f"(validation gap 1 - R/R* vs the best of six WMMSE runs: {res['training'].get('initial_val_gap') or 0:.4f} "
-        f"untrained -> {res['training'].get('best_val_gap') or 0:.4f}); {res['training'].get('parameters')} parameters."),
+        f"untrained -> {res['training'].get('best_val_gap') or 0:.4f}); "
+        f"{res['training'].get('parameters')} parameters."),
         "",
         f"## mimo_medium, {m['batch']} fresh instances (seed {m['seed']}), float32", "",
         (f"Reference R*: {m['reference']['method']}; mean {m['reference']['mean_sum_rate_nats']:.3f} nats. "
-        f"WMMSE (float32) gets within {CONVERGED_RTOL:g} (relative) of R* after {m['wmmse_iterations_to_converge']['mean']:.0f} "
+        f"WMMSE (float32) gets within {CONVERGED_RTOL:g} (relative) of R* after "
+        f"{m['wmmse_iterations_to_converge']['mean']:.0f} "
         f"iterations on average (median {m['wmmse_iterations_to_converge']['median']:.0f}, p90 "
         f"{m['wmmse_iterations_to_converge']['p90']:.0f}, max {m['wmmse_iterations_to_converge']['max']}; "
-        f"{m['wmmse_iterations_to_converge']['censored']} censored at {m['wmmse_iterations_to_converge']['max_iter']})."),
+        f"{m['wmmse_iterations_to_converge']['censored']} censored at "
+        f"{m['wmmse_iterations_to_converge']['max_iter']})."),
         "",
         ("| solver | sum-rate / R* mean | median | p10 | seconds per batch | speed-up vs WMMSE converged | "
         "vs WMMSE 100 it. | CPU s | CPU speed-up vs converged | vs 100 it. |"),
@@ -313,7 +316,8 @@ def to_markdown(res: dict) -> str:
     g = m["solvers"]["gnn_wmmse"]
     lines += ["", (f"Target (>= 95% of WMMSE's sum-rate in >= 20x less time): GNN-WMMSE ({T} layers) keeps "
               f"{100 * g['fraction']['mean']:.1f}% on average (p10 {100 * g['fraction']['p10']:.1f}%) in "
-              f"{conv / g['seconds']:.0f}x less wall time than WMMSE to convergence and {w100 / g['seconds']:.0f}x less "
+              f"{conv / g['seconds']:.0f}x less wall time than WMMSE to convergence and "
+              f"{w100 / g['seconds']:.0f}x less "
               f"than 100 WMMSE iterations (CPU time: {conv_c / g['cpu_seconds']:.0f}x and "
               f"{w100_c / g['cpu_seconds']:.0f}x). `gnn_wmmse_{10 * T}`: the learned layers then WMMSE iterations "
               f"(the solver's tail) up to 10 x the horizon."), ""]
@@ -341,7 +345,8 @@ def to_markdown(res: dict) -> str:
         lines += ["", "## Transfer without retraining (the model trained on mimo_medium)", "",
                   ("Fractions of the float64 converged WMMSE sum-rate (mean, p10); `cost ratio`: CPU time of "
                   "a WMMSE iteration over that of a GNN-WMMSE layer."), "",
-                  f"| family | batch | GNN-WMMSE mean | p10 | WMMSE {T} it. mean | WMMSE {2 * T} it. mean | cost ratio |",
+                  f"| family | batch | GNN-WMMSE mean | p10 | WMMSE {T} it. mean | WMMSE {2 * T} it. mean "
+                  "| cost ratio |",
                   "|---|---|---|---|---|---|---|"]
         for r in res["transfer"]:
             lines.append(f"| {r['case']} | {r['batch']} | {r['gnn_wmmse']['mean']:.4f} | {r['gnn_wmmse']['p10']:.4f} | "

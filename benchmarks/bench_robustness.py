@@ -31,12 +31,12 @@ from pathlib import Path
 
 import torch
 
-from l2o.workflows.demo import train_demo
-from l2o.workflows.robustness import evaluate_ood
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o.report.table import format_value as _f
 from l2o.training.config import RunConfig, load_config
 from l2o.utils.performance import tune_allocator
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
+from l2o.workflows.demo import train_demo
+from l2o.workflows.robustness import evaluate_ood
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -126,16 +126,19 @@ def markdown(results: dict, meta: dict) -> str:
         lines += [f"## {family}", ""]
         for model, res in models.items():
             t = res["analysis"]["targets"]
-            lines += [f"### {model} (trained {res['train']['steps']} steps in {res['train'].get('train_seconds', 0):.0f} s; "
+            lines += [f"### {model} (trained {res['train']['steps']} steps in "
+                      f"{res['train'].get('train_seconds', 0):.0f} s; "
                       f"safeguard: {res['summary']['rule']} rule, fallback {res['summary']['fallback']})", "",
                       "| split | learned its to 1e-4 (median) | learned reached 1e-4 | degradation vs id | "
-                      "safeguarded reached 1e-6 | fallback rate | safeguarded its / s to 1e-6 | fallback its / s to 1e-6 | "
+                      "safeguarded reached 1e-6 | fallback rate | safeguarded its / s to 1e-6 | "
+                      "fallback its / s to 1e-6 | "
                       "time ratio p90 |", "|---|---|---|---|---|---|---|---|---|"]
             for split, e in res["analysis"]["splits"].items():
                 lines.append(
                     f"| {split} | {_f(e['learned_its_1e-4'])} | {_f(e['learned_reached_1e-4'], '%')} | "
                     f"{_f(e['degradation'], 'x')} | {_f(e['safeguarded_reached_1e-6'], '%')} | "
-                    f"{_f(e['fallback_rate'], '%')} | {_f(e['safeguarded_its_1e-6'])} / {_f(e['safeguarded_s_1e-6'])} | "
+                    f"{_f(e['fallback_rate'], '%')} | "
+                    f"{_f(e['safeguarded_its_1e-6'])} / {_f(e['safeguarded_s_1e-6'])} | "
                     f"{_f(e['fallback_its_1e-6'])} / {_f(e['fallback_s_1e-6'])} | {_f(e.get('time_ratio_p90'), 'x')} |"
                     + (f" skipped: {', '.join(e['skipped'])}" if e["skipped"] else ""))
             lines += ["", f"Targets: safeguarded reaches 1e-6 on every instance of every split: "
@@ -144,7 +147,8 @@ def markdown(results: dict, meta: dict) -> str:
                           f"**{t['time_within_10pct_of_fallback']}**); in distribution speedup over the fallback "
                           f"in iterations raw {_f(t['id_speedup_iterations_raw'], 'x')} / safeguarded "
                           f"{_f(t['id_speedup_iterations_safeguarded'], 'x')}, in time raw "
-                          f"{_f(t['id_speedup_time_raw'], 'x')} / safeguarded {_f(t['id_speedup_time_safeguarded'], 'x')}"
+                          f"{_f(t['id_speedup_time_raw'], 'x')} / safeguarded "
+                          f"{_f(t['id_speedup_time_safeguarded'], 'x')}"
                           f" (keeps 90% of the iteration speedup: **{t['keeps_90pct_of_speedup_iterations']}**).",
                       f"Report: `{res['summary']['html']}`.", ""]
         if set(MODELS) <= set(models):

@@ -52,13 +52,13 @@ from pathlib import Path
 
 import torch
 
+from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o import make_family, make_solver, solve
 from l2o.evaluation import reference
 from l2o.learned import GOMathL2O, MathL2O
 from l2o.training import load_config, load_run, train
 from l2o.training.trainer import _derive_seeds
 from l2o.utils.performance import tune_allocator
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lasso_oracle  # noqa: E402  (a sibling module of this script)
@@ -216,7 +216,9 @@ def per_iteration_ms(run, problems: dict, repeats: int, block: int) -> dict:
         x = torch.where(torch.rand(grad.shape, generator=g, dtype=torch.float64) < 0.15, grad, 0.0).to(dt)
         inv_L = float(1.0 / problem.smoothness()[0])
         fns = {
-            "lfista (learned steps, k < K)": lambda: loop_seconds(lf, problem, min(block, K - 1), start_at=1) / min(block, K - 1),
+            "lfista (learned steps, k < K)": (
+                lambda: loop_seconds(lf, problem, min(block, K - 1), start_at=1) / min(block, K - 1)
+            ),
             "lfista (template steps, k >= K)": lambda: loop_seconds(lf, problem, block, start_at=K) / block,
             "fista_restart": lambda: loop_seconds(make_solver("fista_restart"), problem, block, start_at=1) / block,
             "fista": lambda: loop_seconds(make_solver("fista"), problem, block, start_at=1) / block,
@@ -227,7 +229,8 @@ def per_iteration_ms(run, problems: dict, repeats: int, block: int) -> dict:
         best = interleaved_best(fns, repeats)
         base = best[BASELINE]
         out[dtype_name(dt)] = {name: {"ms": 1e3 * s, "vs_fista_restart": s / base} for name, s in best.items()}
-        print(f"  per-iteration {dtype_name(dt)}: " + ", ".join(f"{n} {1e3 * s:.2f} ms" for n, s in best.items()), flush=True)
+        per = ", ".join(f"{n} {1e3 * s:.2f} ms" for n, s in best.items())
+        print(f"  per-iteration {dtype_name(dt)}: {per}", flush=True)
     return out
 
 
@@ -275,7 +278,9 @@ def bench(run, batch: int, seed: int, repeats: int, check_every: int, max_iter: 
             fns = {name: (lambda name=name, n=its[name][key(t)]["all"]: math.inf if n is None
                           else loop_seconds(makers[name](dt)(), problem, n)) for name in makers}
             loop[key(t)] = interleaved_best(fns, repeats)
-        solved = {name: solve_seconds(make(dt), problem, exact, ref, repeats, check_every) for name, make in makers.items()}
+        solved = {
+            name: solve_seconds(make(dt), problem, exact, ref, repeats, check_every) for name, make in makers.items()
+        }
         for name in makers:
             row = {"solver": name, "dtype": dtype_name(dt), "iterations": its[name],
                    "loop_seconds": {k_: (None if math.isinf(v[name]) else v[name]) for k_, v in loop.items()},
@@ -354,15 +359,18 @@ def to_markdown(res: dict) -> str:
              f"{res['allocator_tuned']}; load average at start / end: {res['load_start']} / {res['load_end']} "
              f"(the machine is shared: treat ratios as +-20%, absolute times as indicative).", "",
              f"Command: `{res['command']}`", "",
-             f"LASSO preset `{b['preset']}`, batch {b['batch']} fresh instances (seed {b['seed']}, not a training seed), "
+             f"LASSO preset `{b['preset']}`, batch {b['batch']} fresh instances (seed {b['seed']}, "
+             "not a training seed), "
              f"reference: {b['reference']}. GEMM throughput of one (B, n) x (n, n) addmm: "
              + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in res["gemm_gflops"].items()) + ".", "",
-             f"Training: `{tr['config']}`, {tr['steps']} meta-steps of {tr['batch_size']} instances from a fixed set of "
-             f"{tr['train_set_size']}, unroll K = {tr['unroll']}, loss {tr['loss']} (eps {tr['log_eps']}), {tr['dtype']}; "
+             f"Training: `{tr['config']}`, {tr['steps']} meta-steps of {tr['batch_size']} instances from a fixed "
+             f"set of {tr['train_set_size']}, unroll K = {tr['unroll']}, loss {tr['loss']} (eps {tr['log_eps']}), "
+             f"{tr['dtype']}; "
              f"{fmt(tr.get('train_seconds'), '.0f')} s of training"
              + (f" ({fmt(tr.get('train_wall_seconds'), '.0f')} s wall with setup)" if tr.get("trained_here") else
                 f" (loaded from {tr['source']})")
-             + f"; best validation step {tr['best_step']}, mean validation gap at K {fmt(tr['initial_val_gap'], '.2e')} "
+             + f"; best validation step {tr['best_step']}, mean validation gap at K "
+             f"{fmt(tr['initial_val_gap'], '.2e')} "
              f"(template) -> {fmt(tr['best_val_gap'], '.2e')}.", "",
              "## Time until every instance reaches the target", "",
              "Iterations: first iteration at which all instances (median: the median instance) are at or below the "
@@ -384,7 +392,8 @@ def to_markdown(res: dict) -> str:
                       fmt(sp["solve"], ".2f") + ("x" if sp["solve"] else "")]
         lines.append(f"| {r['solver']} | {r['dtype']} | " + " | ".join(cells) + " |")
     lines += ["", "## Cost of one iteration on the whole batch", "",
-              f"ms per step on {b['batch']} x 500 (best of {res['repeats']}, interleaved); ratio to a fista_restart step.",
+              f"ms per step on {b['batch']} x 500 (best of {res['repeats']}, interleaved); "
+              "ratio to a fista_restart step.",
               "", "| step | " + " | ".join(f"{d} ms | {d} ratio" for d in b["per_iteration"]) + " |",
               "|---" * (1 + 2 * len(b["per_iteration"])) + "|"]
     names = list(next(iter(b["per_iteration"].values())))
@@ -420,7 +429,8 @@ def five_x_markdown(f: dict) -> list[str]:
              "Gram matrix per iteration. Its q-gap lower-bounds the F-gap of any iterate in the same Krylov space "
              "(benchmarks/lasso_oracle.py); nonlinear learned solvers are not bound to that space, but must also find "
              "the support. float64, the same instances as above.", "",
-             "| target | fista_restart, all | budget for 5x | oracle CG q-gap, all / median | oracle CG F-gap, all / median |",
+             "| target | fista_restart, all | budget for 5x | oracle CG q-gap, all / median "
+             "| oracle CG F-gap, all / median |",
              "|---|---|---|---|---|"]
     for k_, v in f["targets"].items():
         lines.append(f"| {k_} | {fmt(v['fista_restart_all'], 'd')} | {fmt(v['budget_for_5x'], '.1f')} | "
@@ -463,7 +473,8 @@ def main() -> None:
     print(f"model: {json.dumps({k: v for k, v in info.items() if k != 'training_seeds'})}", flush=True)
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(["python"] + sys.argv),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"Python {platform.python_version()}",
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "allocator_tuned": tuned,
         "repeats": args.repeats, "load_start": load_start, "training": info,
         "gemm_gflops": {f"{dtype_name(dt)}, B={args.batch}": gemm_gflops(args.batch, 500, dt) for dt in DTYPES},

@@ -59,7 +59,8 @@ import importlib
 import importlib.metadata
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -478,7 +479,8 @@ def _box_qp_peer_list(Q: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> li
               note="proxsuite dense box QP, one init then update(g=...) per instance (default cold initial guess)"),
         _Peer("proxsuite_parallel", "proxsuite", ("proxsuite",), proxsuite_parallel, TOL_LADDER,
               describe=eps_prox, openmp_threads=2,
-              note="proxsuite BatchQP: one dense QP init per instance (box as C = I), then solve_in_parallel on 2 threads"),
+              note="proxsuite BatchQP: one dense QP init per instance (box as C = I), "
+                   "then solve_in_parallel on 2 threads"),
     ]
 
 

@@ -39,13 +39,13 @@ import csv
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from l2o.utils.files import atomic_write
 from l2o.problems import (
     Instances,
     LassoInstances,
@@ -53,6 +53,7 @@ from l2o.problems import (
     MimoInstances,
     QuadraticInstances,
 )
+from l2o.utils.files import atomic_write
 
 KINDS = ("qp", "lasso", "logistic", "mimo")
 KEYS: dict[str, tuple[str, ...]] = {
@@ -105,7 +106,9 @@ def read_arrays(path: str | os.PathLike[str], kind: str) -> dict[str, np.ndarray
     supported = (".npz", ".mat", ".csv") if kind == "logistic" else (".npz", ".mat")
     if ext not in supported:
         extra = "" if kind == "logistic" else " (.csv only for logistic)"
-        raise DataError(f"unsupported file extension {ext or '(none)'!r} of '{p}'; expected {', '.join(supported)}{extra}")
+        raise DataError(
+            f"unsupported file extension {ext or '(none)'!r} of '{p}'; expected {', '.join(supported)}{extra}"
+        )
     if not p.exists():
         raise DataError(f"data file '{p}' does not exist")
     if not p.is_file():
@@ -123,7 +126,9 @@ def _read_npz(p: Path) -> dict[str, np.ndarray]:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(_NPY_MAGIC):
-        raise DataError(f"'{p}' is a single .npy array, not a .npz archive; write it with numpy.savez(path, key=array, ...)")
+        raise DataError(
+            f"'{p}' is a single .npy array, not a .npz archive; write it with numpy.savez(path, key=array, ...)"
+        )
     if not head.startswith(_ZIP_MAGIC):
         raise DataError(f"'{p}' is not a .npz archive (no zip signature); expected a file written by numpy.savez")
     try:
@@ -146,7 +151,9 @@ def _read_mat(p: Path) -> dict[str, np.ndarray]:
     try:
         raw = scipy.io.loadmat(p, squeeze_me=False, chars_as_strings=True)
     except NotImplementedError:
-        raise DataError(f"'{p}' is a MATLAB v7.3 (HDF5) file, which is not supported; save it with save(..., '-v7')") from None
+        raise DataError(
+            f"'{p}' is a MATLAB v7.3 (HDF5) file, which is not supported; save it with save(..., '-v7')"
+        ) from None
     except Exception as e:
         raise DataError(f"cannot read '{p}' as a MATLAB .mat file: {_one_line(e)}") from None
     return {k: np.asarray(v) for k, v in raw.items() if not k.startswith("__")}
@@ -168,8 +175,8 @@ def _read_csv(p: Path) -> dict[str, np.ndarray]:
     width = len(rows[0][1])
     for sep, name in ((";", "semicolon"), ("\t", "tab")):
         if width == 1 and sep in rows[0][1][0]:
-            raise DataError(f"'{p}' looks {name}-separated ({sep!r} inside its single column); expected comma-separated "
-                            "values (pandas: df.to_csv(path, index=False))")
+            raise DataError(f"'{p}' looks {name}-separated ({sep!r} inside its single column); expected "
+                            "comma-separated values (pandas: df.to_csv(path, index=False))")
     if header is not None and header[0].strip().lower() in ("", "unnamed: 0", "index"):
         raise DataError(f"'{p}' looks like it has an index column (first header field {header[0]!r}); expected "
                         "features, then the label, without an index (pandas: df.to_csv(path, index=False))")
@@ -214,7 +221,8 @@ class _Checker:
         unknown = sorted(set(self.arrays) - set(KEYS[kind]))
         if unknown:
             raise DataError(
-                f"{kind}: unknown key(s) {', '.join(map(repr, unknown))} in {source}; expected keys: {', '.join(KEYS[kind])}"
+                f"{kind}: unknown key(s) {', '.join(map(repr, unknown))} in {source}; "
+                f"expected keys: {', '.join(KEYS[kind])}"
             )
 
     def param(self, name: str) -> str:
@@ -230,7 +238,9 @@ class _Checker:
 
     def missing(self, key: str, expected: str) -> DataError:
         found = ", ".join(sorted(self.arrays)) or "none"
-        return DataError(f"{self.kind} key {key!r} is missing from {self.source} (found keys: {found}); expected {expected}")
+        return DataError(
+            f"{self.kind} key {key!r} is missing from {self.source} (found keys: {found}); expected {expected}"
+        )
 
     def require(self, key: str, expected: str) -> np.ndarray:
         """The array at a required ``key``; ``expected`` describes it for the message."""
@@ -330,14 +340,19 @@ def _validate_qp(c: _Checker) -> Loaded:
     B = _batch("qp", sizes)
     lower, upper = bounds["lower"], bounds["upper"]
     if lower is not None and (lower == np.inf).any():
-        raise c.err("lower", f"is +inf at index {tuple(map(int, np.argwhere(lower == np.inf)[0]))}; expected a number or -inf")
+        at = tuple(map(int, np.argwhere(lower == np.inf)[0]))
+        raise c.err("lower", f"is +inf at index {at}; expected a number or -inf")
     if upper is not None and (upper == -np.inf).any():
-        raise c.err("upper", f"is -inf at index {tuple(map(int, np.argwhere(upper == -np.inf)[0]))}; expected a number or +inf")
+        at = tuple(map(int, np.argwhere(upper == -np.inf)[0]))
+        raise c.err("upper", f"is -inf at index {at}; expected a number or +inf")
     if lower is not None and upper is not None:
         lo, up = np.broadcast_arrays(lower, upper)
         if (lo > up).any():
             idx = tuple(int(i) for i in np.argwhere(lo > up)[0])
-            raise DataError(f"qp keys 'lower' > 'upper' at index {idx} (lower={lo[idx]:g}, upper={up[idx]:g}); expected lower <= upper")
+            raise DataError(
+                f"qp keys 'lower' > 'upper' at index {idx} (lower={lo[idx]:g}, upper={up[idx]:g}); "
+                "expected lower <= upper"
+            )
     if lower is not None and np.isneginf(lower).all():
         lower = None
     if upper is not None and np.isposinf(upper).all():
@@ -351,7 +366,8 @@ def _validate_qp(c: _Checker) -> Loaded:
         i = int(np.argmax(np.atleast_1d(bad)))
         inst = f" (instance {i})" if Q.ndim == 3 else ""
         raise c.err("Q", f"is not symmetric{inst}: max |Q - Q^T| = {np.atleast_1d(asym)[i]:.3g} with max |Q| = "
-                         f"{np.atleast_1d(scale)[i]:.3g}; expected a symmetric matrix (relative tolerance {SYMMETRY_RTOL:g})")
+                         f"{np.atleast_1d(scale)[i]:.3g}; expected a symmetric matrix "
+                         f"(relative tolerance {SYMMETRY_RTOL:g})")
     Q = 0.5 * (Q + np.swapaxes(Q, -1, -2))
     ev, U = np.linalg.eigh(Q)
     lo_ev, hi_ev = ev[..., 0], np.abs(ev).max(axis=-1)
@@ -388,7 +404,8 @@ def _check_bounded(ev: np.ndarray, U: np.ndarray, scale: np.ndarray, q: np.ndarr
         inst = f" (instance {i})" if np.ndim(bad) else ""
         raise DataError(
             f"qp is unbounded below{inst}: Q is singular and key 'q' has a component of norm "
-            f"{np.atleast_1d(outside)[i]:.3g} outside the range of Q; expected q in range(Q), or add bounds 'lower'/'upper'"
+            f"{np.atleast_1d(outside)[i]:.3g} outside the range of Q; "
+            "expected q in range(Q), or add bounds 'lower'/'upper'"
         )
 
 
@@ -561,7 +578,9 @@ def load(kind: str, path: str | os.PathLike[str], *, lam: float | None = None, p
     return validate(kind, arrays, lam=lam, penalty=penalty, source=f"'{path}'", matlab=matlab, names=names)
 
 
-def load_problem(kind: str, path: str | os.PathLike[str], *, lam: float | None = None, penalty: str | None = None) -> Instances:
+def load_problem(
+    kind: str, path: str | os.PathLike[str], *, lam: float | None = None, penalty: str | None = None
+) -> Instances:
     """The validated batch of instances in ``path`` (float64, CPU); one instance is B = 1."""
     return load(kind, path, lam=lam, penalty=penalty).instances
 

@@ -279,8 +279,15 @@ def _unknown(kind: str, name: str, valid) -> ValueError:
 def make_solver(name: str, **kwargs) -> Optimizer:
     """Instantiate a registered solver, classical or learned (untrained), by name.
 
-    >>> make_solver("lbfgs", memory=5).memory
-    5
+    Example:
+        >>> import l2o
+        >>> l2o.make_solver("fista_restart")
+        FISTARestart(restart=True, step_scale=1.0, polish_every=0)
+        >>> l2o.make_solver("lfista", horizon=20).horizon  # learned: an untrained nn.Module
+        20
+        >>> l2o.make_solver("fista_x")
+        Traceback (most recent call last):
+        ValueError: unknown solver 'fista_x'; valid solvers: ...
     """
     if name not in SOLVERS:
         raise _unknown("solver", name, SOLVERS)
@@ -290,8 +297,15 @@ def make_solver(name: str, **kwargs) -> Optimizer:
 def make_family(name: str, **kwargs) -> ProblemFamily:
     """A family by family name (with hyperparameters) or by preset name (with overrides).
 
-    >>> make_family("lasso_250x500", lam=0.2).lam
-    0.2
+    Example:
+        >>> import l2o
+        >>> family = l2o.make_family("lasso", m=20, n=40, nnz=3)
+        >>> (family.m, family.n, family.lam), family.sample(8, generator=0).batch_size
+        ((20, 40, 0.1), 8)
+        >>> l2o.make_family("lasso_250x500") == l2o.LassoFamily()  # the preset
+        True
+        >>> l2o.make_family("lasso_250x500", lam=0.2).lam  # a preset with an override
+        0.2
     """
     if name in PRESETS:
         return PRESETS[name][0].replace(**kwargs) if kwargs else PRESETS[name][0]

@@ -58,7 +58,8 @@ def lasso_data():
 def box_qp_data():
     p = make_family("box_qp_100", n=10, condition_number=50.0).sample(3, 0)
     ref = reference(p)
-    return p.Q.numpy(), p.q.numpy(), p.lower.numpy(), p.upper.numpy(), ref.objective.numpy(), ref.gap_denominator.numpy()
+    return (p.Q.numpy(), p.q.numpy(), p.lower.numpy(), p.upper.numpy(), ref.objective.numpy(),
+            ref.gap_denominator.numpy())
 
 
 def _check_result(r: dict, name: str) -> None:

@@ -10,17 +10,17 @@ import l2o
 from l2o.problems.quadratic import random_spd
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def qp(B=3, n=12, dtype=torch.float64):
     return l2o.QuadraticFamily(n=n, condition_number=20.0).sample(B, 0, dtype=dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lasso(B=4):
     return l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1).sample(B, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def graded_qp():
     """Per-instance Q of condition numbers 2, 20, 200, 2000 (easy to hard), n = 10."""
     g = torch.Generator().manual_seed(11)
@@ -30,7 +30,7 @@ def graded_qp():
     return l2o.QuadraticInstances(Q, q)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mixed_qp():
     """Per-instance Q: instance 0 singular (rank 7 of 10, q in the range, spectrum 1..2 on
     it: converges fast), instances 1 and 2 positive definite with kappa 50 and 500."""

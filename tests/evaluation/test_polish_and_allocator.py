@@ -9,7 +9,9 @@ from l2o.problems.parts import solve_on_index_sets
 from l2o.utils.performance import tune_allocator
 
 
-@pytest.mark.parametrize("family", [LassoFamily(m=40, n=80, nnz=6), QuadraticFamily(n=30, condition_number=50.0, box=0.1)])
+@pytest.mark.parametrize(
+    "family", [LassoFamily(m=40, n=80, nnz=6), QuadraticFamily(n=30, condition_number=50.0, box=0.1)]
+)
 def test_polish_lands_on_the_exact_optimum_sooner(family):
     p = family.sample(5, 1)
     ref = reference(p, tol=1e-12)

@@ -13,8 +13,8 @@ import torch
 import l2o
 from l2o.evaluation import Certificate, Reference, reference, solve
 from l2o.problems import GAP_FLOOR, Instances
-from l2o.problems.shift import shifted
 from l2o.problems.lasso import LeastSquaresInstances
+from l2o.problems.shift import shifted
 from l2o.registry import make_solver
 
 
@@ -134,7 +134,9 @@ class _MultiStart(LeastSquaresInstances):
 
 def test_declared_starts_give_the_best_of_the_runs_from_them():
     g = torch.Generator().manual_seed(0)
-    p = _MultiStart(torch.randn(8, 3, generator=g, dtype=torch.float64), torch.randn(2, 8, generator=g, dtype=torch.float64))
+    p = _MultiStart(
+        torch.randn(8, 3, generator=g, dtype=torch.float64), torch.randn(2, 8, generator=g, dtype=torch.float64)
+    )
     ref = reference(p)
     assert ref.method.startswith("best of NESTEROV runs from zero, far") and "not certified global" in ref.method
     exact = LeastSquaresInstances(p.A, p.b).closed_form()[0]

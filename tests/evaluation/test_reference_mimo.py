@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from l2o.optimizers.wmmse import WMMSE
 from l2o.evaluation.reference import reference, run_to_stationarity
+from l2o.optimizers.wmmse import WMMSE
 from l2o.problems import MimoFamily
 
 

@@ -101,7 +101,8 @@ def test_solve_compaction_with_a_singular_instance(solver_name):
     check_compaction(solver_name, mixed_qp(), 1e-6, 600, 5)
 
 
-LASSO_SOLVERS = [s for s in GENERAL_SOLVERS if s not in ("gd", "nesterov", "nesterov_sc", "heavy_ball", "lbfgs", "newton")]
+SMOOTH_ONLY = ("gd", "nesterov", "nesterov_sc", "heavy_ball", "lbfgs", "newton")
+LASSO_SOLVERS = [s for s in GENERAL_SOLVERS if s not in SMOOTH_ONLY]
 
 
 @pytest.mark.parametrize("solver_name", LASSO_SOLVERS)
@@ -185,7 +186,9 @@ def test_residual_criterion_stops_on_the_fixed_point_residual():
 def test_float32_solve_reaches_1e6_with_the_residual_criterion():
     p = LassoFamily(m=30, n=60, nnz=5).sample(4, 0)
     ref = reference(p)
-    r = l2o.solve(make_solver("fista_restart"), p.to(dtype=torch.float32), tol=1e-6, criterion="residual", max_iter=3000)
+    r = l2o.solve(
+        make_solver("fista_restart"), p.to(dtype=torch.float32), tol=1e-6, criterion="residual", max_iter=3000
+    )
     assert bool(r.converged.all())
     assert float(ref.relative_gap(p.objective(r.x.double())).max()) <= 1e-6
 

@@ -13,8 +13,6 @@ from l2o.io import DataError, check_output_path, load, load_problem, save_npz_at
 from l2o.problems import LassoInstances, LogisticInstances, QuadraticInstances
 
 
-
-
 def spd(rng: np.random.Generator, n: int) -> np.ndarray:
     M = rng.standard_normal((n, n))
     return M @ M.T + 0.1 * np.eye(n)
@@ -65,7 +63,8 @@ def test_csv_with_or_without_header(tmp_path, header):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((20, 3))
     y = np.where(X[:, 1] > 0, 1, 0)
-    lines = (["f1,f2,f3,label"] if header else []) + [",".join([*(repr(float(v)) for v in row), str(int(lab))]) for row, lab in zip(X, y)]
+    rows = [",".join([*(repr(float(v)) for v in row), str(int(lab))]) for row, lab in zip(X, y)]
+    lines = (["f1,f2,f3,label"] if header else []) + rows
     (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
     inst = load("logistic", tmp_path / "d.csv").instances
     assert inst.X.shape == (20, 3) and np.allclose(inst.X.numpy(), X)
@@ -80,7 +79,8 @@ def test_overrides_and_infinite_bounds():
     inst = validate("logistic", {"X": X, "y": y, "lam": 1.0, "penalty": "l2"}, lam=0.5, penalty="L1").instances
     assert inst.penalty == "l1" and float(inst.lam[0]) == 0.5
     # bounds that are all infinite are no box at all
-    inst = validate("qp", {"Q": spd(rng, 3), "q": np.ones(3), "lower": np.full(3, -np.inf), "upper": np.full(3, np.inf)}).instances
+    unbounded = {"lower": np.full(3, -np.inf), "upper": np.full(3, np.inf)}
+    inst = validate("qp", {"Q": spd(rng, 3), "q": np.ones(3), **unbounded}).instances
     assert not inst.is_constrained
     inst = validate("qp", {"Q": spd(rng, 3), "q": np.ones(3), "upper": np.array([1.0, np.inf, 2.0])}).instances
     assert inst.is_constrained

@@ -9,8 +9,6 @@ import l2o
 from l2o.learned import ALISTA, analytic_weight
 
 
-
-
 def off_diagonal(M: torch.Tensor) -> torch.Tensor:
     return M - torch.diag_embed(torch.diagonal(M))
 

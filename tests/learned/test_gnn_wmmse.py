@@ -21,7 +21,6 @@ from l2o.cli import app
 from l2o.learned import GNNWMMSE
 from l2o.optimizers import select_state
 from l2o.optimizers.wmmse import WMMSE
-from l2o.registry import LEARNED
 from l2o.problems import LassoFamily, MimoFamily
 from l2o.problems.mimo.channel import (
     mmse_receivers,
@@ -35,6 +34,7 @@ from l2o.problems.mimo.channel import (
     transmit_covariance,
     user_rates,
 )
+from l2o.registry import LEARNED
 from l2o.safeguard import Safeguard
 
 SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
@@ -270,7 +270,9 @@ def test_cli_train_then_eval_on_mimo(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["eval", str(tmp_path / "run"), "--batch", "4", "--json", "--out-dir", str(tmp_path / "e")])
+    res = runner.invoke(
+        app, ["eval", str(tmp_path / "run"), "--batch", "4", "--json", "--out-dir", str(tmp_path / "e")]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert [s["name"] for s in out["solvers"]] == ["gnn_wmmse", "wmmse", "mrt", "zf", "rzf"]

@@ -21,8 +21,8 @@ import torch
 import l2o
 from l2o.learned import (
     ALISTA,
-    L2ODM,
     GNNWMMSE,
+    L2ODM,
     LFISTA,
     LGD,
     LISTA,
@@ -112,7 +112,8 @@ def run(solver, p, x0, steps):
 
 
 def tensor_fields(state) -> dict[str, torch.Tensor]:
-    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if isinstance(getattr(state, f.name), torch.Tensor)}
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    return {name: v for name, v in fields.items() if isinstance(v, torch.Tensor)}
 
 
 # --------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import torch
 import l2o
 from l2o.evaluation import reference
 from l2o.learned import LFISTA
-from l2o.registry import LEARNED
 from l2o.optimizers import FISTA, select_state
+from l2o.registry import LEARNED
 from l2o.training import load_config, load_run, train
 
 B = 4
@@ -143,8 +143,10 @@ def test_past_the_horizon_every_step_is_a_fista_restart_step():
     states = trajectory(model, p, x0, K + 10)
     fista = FISTA(restart=True)
     for s, nxt in zip(states[K - 1:-1], states[K:]):
-        ref = fista.step(p, l2o.optimizers.fista.FISTAState(x=s.x, y=s.y, t=s.t, restarts=torch.zeros(B, dtype=s.t.dtype),
-                                                             k=s.k, pattern=torch.zeros(B, 0, dtype=torch.int8)))
+        ref = fista.step(p, l2o.optimizers.fista.FISTAState(
+            x=s.x, y=s.y, t=s.t, restarts=torch.zeros(B, dtype=s.t.dtype), k=s.k,
+            pattern=torch.zeros(B, 0, dtype=torch.int8),
+        ))
         assert torch.equal(nxt.x, ref.x) and torch.equal(nxt.y, ref.y) and torch.equal(nxt.t, ref.t)
 
 

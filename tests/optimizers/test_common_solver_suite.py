@@ -87,7 +87,7 @@ NONCONVEX = ["mimo", "mimo_geometric"]
 SMOOTH_ONLY = ["gd", "nesterov", "heavy_ball", "lbfgs", "newton"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def problem(name: str, dtype: torch.dtype = torch.float64):
     """A cached batch of B instances (drawn in float64, then cast). Tests must not mutate it."""
     p = PROBLEMS[name]()

@@ -30,12 +30,12 @@ B = 4
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def qp(n: int = 30, condition_number: float = 100.0, shared: bool = True):
     return l2o.QuadraticFamily(n=n, condition_number=condition_number, shared_matrix=shared).sample(B, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def logistic_l2():
     return l2o.LogisticFamily(n_samples=200, d=20, nnz=5, lam=0.05, penalty="l2").sample(B, 0)
 
@@ -220,7 +220,9 @@ def test_lbfgs_and_newton_reach_the_logistic_reference(solver_name, max_iter):
     p = logistic_l2()
     ref = reference(p)
     assert float(ref.certificate.max()) <= 1e-10
-    tr = l2o.run(make_solver(solver_name), p, x0=random_point(p, scale=0.5), max_iter=max_iter, reference=ref, tol=1e-10)
+    tr = l2o.run(
+        make_solver(solver_name), p, x0=random_point(p, scale=0.5), max_iter=max_iter, reference=ref, tol=1e-10
+    )
     its = tr.iterations_to(1e-10)
     assert bool((its > 0).all()), f"{solver_name} did not reach 1e-10 in {max_iter} iterations"
     assert float(tr.gap[-1].abs().max()) <= 1e-10

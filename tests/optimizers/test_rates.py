@@ -30,31 +30,31 @@ K = 300  # iterations checked
 MUL, ABS = 1e-9, 1e-12  # rounding slack
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lasso():
     p = l2o.LassoFamily(m=30, n=60, nnz=6, lam=0.1).sample(B, 0)
     reference(p, tol=1e-13)
     return p
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def qp(condition_number: float = 100.0, n: int = 40):
     return l2o.QuadraticFamily(n=n, condition_number=condition_number).sample(B, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def least_squares_under():
     """m < d, noiseless: mu = 0, F* = 0, a whole affine set of minimizers."""
     return l2o.LeastSquaresFamily(d=40, m=25).sample(B, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def least_squares_over():
     """m > d with noise: mu = sigma_min(W)^2 > 0 and F* > 0."""
     return l2o.LeastSquaresFamily(d=20, m=40, noise_std=0.1).sample(B, 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def logistic_l2():
     return l2o.LogisticFamily(n_samples=100, d=10, nnz=4, lam=0.05, penalty="l2").sample(B, 0)
 
@@ -81,7 +81,8 @@ def nearest_minimizer(p, x0):
     ref = reference(p)
     if p is least_squares_under():
         A, b = p.A, p.b
-        x_star = x0 - (torch.linalg.pinv(A) @ (torch.bmm(A, x0.unsqueeze(-1)).squeeze(-1) - b).unsqueeze(-1)).squeeze(-1)
+        residual = torch.bmm(A, x0.unsqueeze(-1)).squeeze(-1) - b
+        x_star = x0 - (torch.linalg.pinv(A) @ residual.unsqueeze(-1)).squeeze(-1)
         return x_star, p.objective(x_star)
     return ref.x, ref.objective
 
@@ -102,7 +103,9 @@ def assert_bound(values, bound, what):
     ok = values <= bound * (1 + MUL) + ABS
     if not bool(ok.all()):
         k, b = (~ok).nonzero()[0].tolist()
-        raise AssertionError(f"{what}: violated at k={k}, instance {b}: {float(values[k, b]):.6g} > {float(bound[k, b]):.6g}")
+        raise AssertionError(
+            f"{what}: violated at k={k}, instance {b}: {float(values[k, b]):.6g} > {float(bound[k, b]):.6g}"
+        )
 
 
 def ks(steps=K):

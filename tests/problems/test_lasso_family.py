@@ -400,7 +400,8 @@ def test_lasso_preset_data():
     for i in range(3):
         omp = OrthogonalMatchingPursuit(n_nonzero_coefs=50, fit_intercept=False).fit(inst.A.numpy(), inst.b[i].numpy())
         assert np.count_nonzero(omp.coef_) == 50
-        assert np.linalg.norm(inst.A.numpy() @ omp.coef_ - inst.b[i].numpy()) < 1e-10 * np.linalg.norm(inst.b[i].numpy())
+        b = inst.b[i].numpy()
+        assert np.linalg.norm(inst.A.numpy() @ omp.coef_ - b) < 1e-10 * np.linalg.norm(b)
     # data_scale scales x_true, hence b; noise_std adds noise on top.
     torch.testing.assert_close(family.replace(data_scale=2.0).sample(3, 0).b, 2 * inst.b, rtol=1e-15, atol=0)
     noisy = family.replace(noise_std=0.01).sample(3, 0)

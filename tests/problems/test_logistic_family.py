@@ -263,7 +263,8 @@ def test_synthetic_reference_matches_sklearn(family, solver):
 
 @pytest.mark.parametrize("penalty, solver", [("l1", "liblinear"), ("l2", "newton-cg")])
 def test_breast_cancer_reference_matches_sklearn(penalty, solver):
-    _check_against_sklearn(DatasetLogisticFamily(dataset="breast_cancer", lam=0.01, penalty=penalty).sample(3, 0), solver)
+    family = DatasetLogisticFamily(dataset="breast_cancer", lam=0.01, penalty=penalty)
+    _check_against_sklearn(family.sample(3, 0), solver)
 
 
 # ----- family data ----------------------------------------------------------------------------------

@@ -298,7 +298,9 @@ def test_shifted_instances_are_the_inner_problem_moved_by_t(family, kind):
     torch.testing.assert_close(sh.strong_convexity(), inst.strong_convexity(), rtol=0, atol=0)
     # prox_{s r(. + t)}(v - t) = prox_{s r}(v) - t, for a (B,) and a (B, n) step.
     v = 0.5 * torch.randn(3, inst.dim, generator=g, dtype=torch.float64)
-    for step in (torch.tensor([0.3, 1.0, 2.0], dtype=torch.float64), torch.rand(3, inst.dim, generator=g, dtype=torch.float64) + 0.1):
+    steps = (torch.tensor([0.3, 1.0, 2.0], dtype=torch.float64),
+             torch.rand(3, inst.dim, generator=g, dtype=torch.float64) + 0.1)
+    for step in steps:
         torch.testing.assert_close(sh.prox(v - tt, step), inst.prox(v, step) - tt, **tol)
     # The minimizer moves by -t, the optimal value does not change.
     ref, sh_ref = reference(inst), reference(sh)
@@ -309,7 +311,9 @@ def test_shifted_instances_are_the_inner_problem_moved_by_t(family, kind):
     # A shifted batch indexes and converts like any other.
     idx = torch.tensor([2, 0])
     torch.testing.assert_close(sh.index(idx).objective((x - tt)[idx]), inst.objective(x)[idx], **tol)
-    torch.testing.assert_close(sh.to(dtype=torch.float32).objective((x - tt).float()).double(), inst.objective(x), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        sh.to(dtype=torch.float32).objective((x - tt).float()).double(), inst.objective(x), rtol=1e-4, atol=1e-4
+    )
 
 
 @families
@@ -335,7 +339,9 @@ def test_x0_shift_moves_the_initial_point_only(family):
         moved = family.replace(x0_shift=s).sample(3, 2)
         for a, b in zip(data(moved), data(base)):
             assert torch.equal(a, b)  # the data do not depend on x0_shift
-        torch.testing.assert_close(moved.initial_point(), torch.full((3, base.dim), s, dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(
+            moved.initial_point(), torch.full((3, base.dim), s, dtype=torch.float64), rtol=0, atol=0
+        )
         # ... and it survives index, to and the objective shift.
         assert bool((moved.index(torch.tensor([1])).initial_point() == s).all())
         p32 = moved.to(dtype=torch.float32).initial_point()

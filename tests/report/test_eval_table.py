@@ -31,8 +31,9 @@ def hand_made() -> dict[str, Trajectory]:
     its = torch.arange(T)
     traj = Trajectory(solver="learned", iterations=its, objective=gap.clone(), gap=gap, certificate=None,
                       time=0.5 * its.to(torch.float64), x=torch.zeros(B, 1))
-    fast = Trajectory(solver="fast", iterations=its, objective=gap.clone(), gap=torch.full((T, B), 1e-8, dtype=torch.float64),
-                      certificate=None, time=0.1 * its.to(torch.float64), x=torch.zeros(B, 1))
+    fast = Trajectory(solver="fast", iterations=its, objective=gap.clone(),
+                      gap=torch.full((T, B), 1e-8, dtype=torch.float64), certificate=None,
+                      time=0.1 * its.to(torch.float64), x=torch.zeros(B, 1))
     return {"learned": traj, "fast": fast}
 
 

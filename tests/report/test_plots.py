@@ -22,7 +22,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def comparison():
     p = l2o.LeastSquaresFamily(d=10, m=8).sample(5, 0)
     return compare({"lgd": LGD(hidden=8, expansion=10.0, horizon=3), "gd": l2o.make_solver("gd"),
@@ -52,7 +52,9 @@ def test_two_panels_learned_solid_classical_dashed():
     ax_it, ax_t = fig.axes[:2]
     for ax in (ax_it, ax_t):
         assert ax.get_yscale() == "log"
-        styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines() if not line.get_label().startswith("_")}
+        styles = {
+            line.get_label(): line.get_linestyle() for line in ax.get_lines() if not line.get_label().startswith("_")
+        }
         assert styles == {"lgd (learned)": "-", "gd": "--", "nesterov": "--"}
     assert ax_it.get_xlabel() == "iteration" and "time" in ax_t.get_xlabel()
     # the median line is the median over instances of the gap

@@ -11,6 +11,7 @@ import torch
 from l2o.evaluation import Trajectory
 from l2o.report.table import quantile, render_table, summarize
 
+
 def test_quantile_treats_unreached_as_infinite():
     assert quantile(np.array([1.0, 2.0, 3.0]), 0.5) == 2.0
     assert quantile(np.array([1.0, 2.0, np.inf]), 0.5) == 2.0

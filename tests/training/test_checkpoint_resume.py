@@ -293,7 +293,8 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch):
     assert load_run(out).config.training.steps == 4
     # again without --resume: refused; with --resume: the run is finished, nothing to do
     res = runner.invoke(app, ["train", "tiny.toml"])
-    assert res.exit_code == 2 and res.stderr.strip().splitlines()[-1].startswith("error: 'runs/tiny' already holds a run")
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines()[-1].startswith("error: 'runs/tiny' already holds a run")
     res = runner.invoke(app, ["train", "tiny.toml", "--resume"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["train", "tiny.toml", "--out", str(tmp_path / "other")])

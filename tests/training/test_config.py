@@ -101,7 +101,8 @@ def test_schedules():
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({**base(), "trainig": {}}, r"unknown key\(s\) 'trainig' in top level; valid keys: evaluation, problem, solver, training"),
+        ({**base(), "trainig": {}},
+         r"unknown key\(s\) 'trainig' in top level; valid keys: evaluation, problem, solver, training"),
         ({"solver": base()["solver"]}, r"missing table \[problem\]"),
         ({"problem": base()["problem"]}, r"missing table \[solver\]"),
         ({**base(), "training": 3}, r"\[training\] must be a table"),
@@ -128,7 +129,8 @@ def test_schedules():
         (with_("problem", family="lassso"), r"family = 'lassso' is not a family or preset; valid: .*lasso"),
         (with_("problem", family=3), r"family = 3 is an integer"),
         ({**base(), "problem": {"d": 8}}, r"\[problem\] needs family"),
-        (with_("problem", dd=8), r"unknown key\(s\) 'dd' in \[problem\] for family 'least_squares'; valid keys: .*\bd\b"),
+        (with_("problem", dd=8),
+         r"unknown key\(s\) 'dd' in \[problem\] for family 'least_squares'; valid keys: .*\bd\b"),
         (with_("problem", d="8"), r"\[problem\] d = '8' is a string; expected an integer"),
         (with_("problem", shared_matrix="yes"), r"shared_matrix = 'yes' is a string; expected a boolean"),
         (with_("problem", d=-3), r"\[problem\] least_squares: d must be a positive integer"),

@@ -12,8 +12,8 @@ import torch
 import l2o
 from l2o.evaluation import reference
 from l2o.learned import LGD
-from l2o.registry import make_solver
 from l2o.problems import LassoFamily, LeastSquaresFamily
+from l2o.registry import make_solver
 from l2o.training import (
     Estimate,
     FullBackprop,
@@ -29,8 +29,6 @@ from l2o.training import (
     unroll,
 )
 from l2o.training.estimators import make_estimator, trainable
-
-
 
 
 def tiny(**training) -> RunConfig:

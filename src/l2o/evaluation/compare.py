@@ -210,6 +210,19 @@ def compare(
     Raises:
         ValueError: an empty ``solvers``, a solver that does not fit the problem
             (message from its ``check_problem``, naming the solver), bad iterations.
+
+    Example:
+        >>> import l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> solvers = {name: l2o.make_solver(name) for name in ("ista", "fista_restart")}
+        >>> comparison = l2o.compare(solvers, problem, max_iter=50)  # one reference for both
+        >>> comparison.solvers, comparison.batch_size
+        (['ista', 'fista_restart'], 8)
+        >>> gaps = {name: float(t.gap[-1].max()) for name, t in comparison.trajectories.items()}
+        >>> gaps["fista_restart"] < gaps["ista"]
+        True
+        >>> len(comparison.records())  # tidy rows: 2 solvers x 51 iterations x 8 instances
+        816
     """
     if not solvers:
         raise ValueError("compare needs at least one solver")

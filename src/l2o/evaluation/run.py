@@ -111,6 +111,19 @@ def run(
             reference) is <= tol, checked at recorded iterations.
         record_every: record every this many iterations (and the last one).
         record_certificate: also record the family's certificate.
+
+    Example:
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> traj = l2o.run(l2o.make_solver("fista_restart"), problem, max_iter=100)  # gaps vs l2o.reference
+        >>> tuple(traj.gap.shape), tuple(traj.time.shape), tuple(traj.x.shape)  # (T, B), (T,), (B, n)
+        ((101, 8), (101,), (8, 40))
+        >>> x0 = problem.initial_point()  # recorded as iteration 0
+        >>> torch.equal(traj.objective[0], problem.objective(x0)), bool((traj.time[0] == 0).all())
+        (True, True)
+        >>> its = traj.iterations_to(1e-8)  # per instance, -1 where never reached
+        >>> bool((its > 0).all()), bool((traj.time_to(1e-8) > 0).all())
+        (True, True)
     """
     if max_iter < 0:
         raise ValueError(f"max_iter must be >= 0, got {max_iter}")

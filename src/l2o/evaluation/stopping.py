@@ -16,7 +16,7 @@ iterate is the result) and keeps iterating the others.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -97,9 +97,14 @@ class CoordLSTM(nn.Module):
     def forward(self, features: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One time step. ``features`` ``(B, n, input_size)``; returns ``(out (B, n, hidden), h, c)``."""
         B, n, k = features.shape
-        to_lstm = lambda s: s.reshape(B * n, self.layers, self.hidden_size).transpose(0, 1).contiguous()
+
+        def to_lstm(s: Tensor) -> Tensor:  # (B, n, layers, hidden) -> (layers, B n, hidden)
+            return s.reshape(B * n, self.layers, self.hidden_size).transpose(0, 1).contiguous()
+
+        def from_lstm(s: Tensor) -> Tensor:
+            return s.transpose(0, 1).reshape(B, n, self.layers, self.hidden_size)
+
         out, (h1, c1) = self.lstm(features.reshape(1, B * n, k), (to_lstm(h), to_lstm(c)))
-        from_lstm = lambda s: s.transpose(0, 1).reshape(B, n, self.layers, self.hidden_size)
         return out.reshape(B, n, self.hidden_size), from_lstm(h1), from_lstm(c1)
 
 

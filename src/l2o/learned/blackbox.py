@@ -42,9 +42,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer, seeded_default_init
+from l2o.problems.base import Instances
 
 
-def min_norm_subgradient(problem, x: Tensor) -> Tensor:
+def min_norm_subgradient(problem: Instances, x: Tensor) -> Tensor:
     """The minimum-norm element of dF(x) = grad f(x) + [c, d], per coordinate: ``(B, n)``."""
     g = problem.grad(x)
     if not problem.has_nonsmooth:
@@ -53,7 +54,7 @@ def min_norm_subgradient(problem, x: Tensor) -> Tensor:
     return torch.clamp(torch.zeros_like(g), min=g + lower, max=g + upper)
 
 
-def _apply(problem, v: Tensor) -> Tensor:
+def _apply(problem: Instances, v: Tensor) -> Tensor:
     """Project onto the box of a constrained problem; identity otherwise."""
     return problem.prox(v, v.new_ones(v.shape[0])) if problem.is_constrained else v
 
@@ -77,6 +78,19 @@ class L2ODM(LearnedOptimizer):
         output_scale: s in x+ = x + s * out (0.01).
         seed: seed of the initial weights.
         horizon: trained unroll length (100).
+
+    Example (an untrained model: the meta-gradient reaches every weight):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0, dtype=torch.float32)
+        >>> solver = l2o.learned.L2ODM(horizon=5)
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(5):
+        ...     state = solver.step(problem, state)
+        >>> tuple(state.x.shape), state.x.dtype  # iterates follow the problem
+        ((8, 40), torch.float32)
+        >>> problem.objective(state.x).mean().backward()  # meta-loss F(x_5), backpropagated through 5 steps
+        >>> all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in solver.parameters())
+        True
     """
 
     name = "l2o_dm"
@@ -95,14 +109,15 @@ class L2ODM(LearnedOptimizer):
         """``(B, n, 2)`` log/sign preprocessing of the gradient, in the network dtype."""
         g = self.to_net(g.detach())
         p = self.preprocess
-        return torch.stack([torch.clamp(torch.log(g.abs()) / p, -1.0, 1.0), torch.clamp(g * math.exp(p), -1.0, 1.0)], -1)
+        log_part = torch.clamp(torch.log(g.abs()) / p, -1.0, 1.0)
+        return torch.stack([log_part, torch.clamp(g * math.exp(p), -1.0, 1.0)], -1)
 
-    def init(self, problem, x0: Tensor) -> LSTMState:
+    def init(self, problem: Instances, x0: Tensor) -> LSTMState:
         self.check_problem(problem)
         h, c = self.lstm.initial_state(x0.shape[0], x0.shape[1])
         return LSTMState(x=x0.clone(), h=h, c=c, k=0)
 
-    def step(self, problem, state: LSTMState) -> LSTMState:
+    def step(self, problem: Instances, state: LSTMState) -> LSTMState:
         out, h, c = self.lstm(self.features(min_norm_subgradient(problem, state.x)), state.h, state.c)
         update = self.output_scale * self.out(out).squeeze(-1).to(state.x)
         return LSTMState(x=_apply(problem, state.x + update), h=h, c=c, k=state.k + 1)
@@ -130,6 +145,19 @@ class RNNprop(LearnedOptimizer):
         beta1, beta2: moment decay rates (0.95, 0.95); eps: added to sqrt(v_hat) (1e-8).
         seed: seed of the initial weights.
         horizon: trained unroll length (100).
+
+    Example (an untrained model: the meta-gradient reaches every weight):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0, dtype=torch.float32)
+        >>> solver = l2o.learned.RNNprop(horizon=5)
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(5):
+        ...     state = solver.step(problem, state)
+        >>> tuple(state.x.shape), state.x.dtype  # iterates follow the problem
+        ((8, 40), torch.float32)
+        >>> problem.objective(state.x).mean().backward()  # meta-loss F(x_5), backpropagated through 5 steps
+        >>> all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in solver.parameters())
+        True
     """
 
     name = "rnnprop"
@@ -144,12 +172,12 @@ class RNNprop(LearnedOptimizer):
         self.out = nn.Linear(hidden, 1)
         seeded_default_init(self, seed)
 
-    def init(self, problem, x0: Tensor) -> RNNpropState:
+    def init(self, problem: Instances, x0: Tensor) -> RNNpropState:
         self.check_problem(problem)
         h, c = self.lstm.initial_state(x0.shape[0], x0.shape[1])
         return RNNpropState(x=x0.clone(), m=torch.zeros_like(x0), v=torch.zeros_like(x0), h=h, c=c, k=0)
 
-    def step(self, problem, state: RNNpropState) -> RNNpropState:
+    def step(self, problem: Instances, state: RNNpropState) -> RNNpropState:
         g = min_norm_subgradient(problem, state.x).detach()
         k = state.k + 1
         m = self.beta1 * state.m + (1 - self.beta1) * g

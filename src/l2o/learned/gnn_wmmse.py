@@ -92,6 +92,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
     SignalModel,
     StackedChannels,
@@ -214,6 +215,21 @@ class GNNWMMSE(LearnedOptimizer):
         tail: what runs after the horizon: ``"wmmse"`` (exact WMMSE iterations) or
             ``"last"`` (the last learned layer again).
         seed: of the initial weights.
+
+    Example (untrained: WMMSE-like layers that use every budget in full):
+        >>> import torch, l2o
+        >>> from l2o.problems import MimoFamily
+        >>> problem = MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=1).sample(3, generator=0)
+        >>> solver = l2o.learned.GNNWMMSE(horizon=4)
+        >>> x0 = problem.initial_point()  # MRT
+        >>> with torch.no_grad():
+        ...     state = solver.init(problem, x0)
+        ...     for _ in range(4):
+        ...         state = solver.step(problem, state)
+        >>> bool((problem.sum_rate(state.x) > problem.sum_rate(x0)).all())
+        True
+        >>> bool(((problem.power(state.x) - problem.budget).abs() < 1e-9).all())
+        True
     """
 
     name = "gnn_wmmse"
@@ -253,14 +269,14 @@ class GNNWMMSE(LearnedOptimizer):
             layer.user_head.bias.zero_()
             layer.cell_head.bias.fill_(math.log(mu_init - MU_FLOOR))
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         if not isinstance(problem, MimoInstances):
             raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
                 f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
                 f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
             )
 
-    def init(self, problem, x0: Tensor) -> GNNWMMSEState:
+    def init(self, problem: Instances, x0: Tensor) -> GNNWMMSEState:
         self.check_problem(problem)
         x = problem.prox(x0, None)
         zero = problem.power(x) == 0
@@ -271,7 +287,7 @@ class GNNWMMSE(LearnedOptimizer):
         ch = stacked_channels(problem.H, problem.noise, problem.budget)
         return GNNWMMSEState(x=x, x_prev=x, channels=ch, k=0)
 
-    def step(self, problem, state: GNNWMMSEState) -> GNNWMMSEState:
+    def step(self, problem: Instances, state: GNNWMMSEState) -> GNNWMMSEState:
         if state.k >= self.horizon and self.tail == "wmmse":
             V, _ = wmmse_update(problem.H, problem.unpack(state.x), problem.noise, problem.weights, problem.budget)
             x = pack(V)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer
+from l2o.problems.base import Instances
 
 
 def _scale(v: Tensor) -> Tensor:
@@ -68,6 +69,19 @@ class GOMathL2O(LearnedOptimizer):
         step_scale: c in R = 2 c sigma / L (1.0).
         seed: seed of the initial weights.
         horizon: trained unroll length (100 in the paper).
+
+    Example (an untrained model: the meta-gradient reaches every weight):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0, dtype=torch.float32)
+        >>> solver = l2o.learned.GOMathL2O(horizon=5)
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(5):
+        ...     state = solver.step(problem, state)
+        >>> tuple(state.x.shape), state.x.dtype  # iterates follow the problem
+        ((8, 40), torch.float32)
+        >>> problem.objective(state.x).mean().backward()  # meta-loss F(x_5), backpropagated through 5 steps
+        >>> all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in solver.parameters())
+        True
     """
 
     name = "go_math_l2o"
@@ -100,7 +114,7 @@ class GOMathL2O(LearnedOptimizer):
         ], dim=-1)
         return self.to_net(torch.nan_to_num(feats.detach(), nan=0.0, posinf=1.0, neginf=-1.0))
 
-    def init(self, problem, x0: Tensor) -> GOMathL2OState:
+    def init(self, problem: Instances, x0: Tensor) -> GOMathL2OState:
         self.check_problem(problem)
         lower, upper = problem.subdifferential_bounds(x0)
         h, c = self.lstm.initial_state(x0.shape[0], x0.shape[1])
@@ -109,7 +123,7 @@ class GOMathL2O(LearnedOptimizer):
             lower_scale=_scale(lower.detach()), upper_scale=_scale(upper.detach()), k=0,
         )
 
-    def step(self, problem, state: GOMathL2OState) -> GOMathL2OState:
+    def step(self, problem: Instances, state: GOMathL2OState) -> GOMathL2OState:
         x = state.x
         g = problem.grad(x)
         lower, upper = problem.subdifferential_bounds(x)

@@ -59,9 +59,10 @@ from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer
 from l2o.optimizers.base import batch_dot, shared_field
-from l2o.problems.base import column
+from l2o.problems.base import Instances, column
 from l2o.problems.lasso import LeastSquaresInstances
 from l2o.problems.parts import soft_threshold
+
 
 @dataclasses.dataclass
 class LFISTAState:
@@ -98,6 +99,18 @@ class LFISTA(LearnedOptimizer):
         restart: FISTA's gradient restart (the template is ``fista_restart``; False:
             ``fista``).
         horizon: K, the number of learned iterations (the training unroll).
+
+    Example (untrained, p = c = e = 1: FISTA with restart, to rounding):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> x_learned = iterate(l2o.learned.LFISTA(), 30)
+        >>> bool(torch.allclose(x_learned, iterate(l2o.optimizers.FISTARestart(), 30), atol=1e-12))
+        True
     """
 
     name = "lfista"
@@ -116,12 +129,12 @@ class LFISTA(LearnedOptimizer):
         self.m = nn.Parameter(torch.zeros(K))  # e = 1
         self.theta = nn.Parameter(torch.zeros(K)) if threshold else None  # c = 1
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         if self.theta is not None and not (problem.has_nonsmooth and not problem.is_constrained):
             kind = "box-constrained" if problem.is_constrained else "smooth"
-            raise ValueError(f"solver '{self.name}' with threshold=True learns soft-thresholding levels, but this problem "
-                             f"is {kind} (its prox does not depend on the step); use threshold=False")
+            raise ValueError(f"solver '{self.name}' with threshold=True learns soft-thresholding levels, but this "
+                             f"problem is {kind} (its prox does not depend on the step); use threshold=False")
 
     # ----- the learned scalars ------------------------------------------------------------
     def coefficients(self) -> dict[str, Tensor]:
@@ -142,14 +155,14 @@ class LFISTA(LearnedOptimizer):
             self.theta.zero_()
 
     # ----- protocol ---------------------------------------------------------------------------
-    def init(self, problem, x0: Tensor) -> LFISTAState:
+    def init(self, problem: Instances, x0: Tensor) -> LFISTAState:
         self.check_problem(problem)
         B = x0.shape[0]
         ones = torch.ones(B, dtype=x0.dtype, device=x0.device)
         return LFISTAState(x=x0.clone(), y=x0.clone(), t=ones, learned=ones.clone(),
                            motion=torch.full_like(ones, torch.finfo(x0.dtype).max), grew=torch.zeros_like(ones), k=0)
 
-    def step(self, problem, state: LFISTAState) -> LFISTAState:
+    def step(self, problem: Instances, state: LFISTAState) -> LFISTAState:
         if state.k >= self.horizon:
             return self._template_step(problem, state)
         k, x, y = state.k, state.x, state.y
@@ -207,7 +220,7 @@ class LFISTA(LearnedOptimizer):
         return LFISTAState(x=x_new, y=y_new, t=t_new, learned=learned, motion=motion, grew=grew, k=k + 1,
                            affine=affine)
 
-    def _template_step(self, problem, state: LFISTAState) -> LFISTAState:
+    def _template_step(self, problem: Instances, state: LFISTAState) -> LFISTAState:
         """FISTA (with gradient restart if ``restart``), step 1 / L: ``FISTA.step``'s arithmetic."""
         x_new = problem.prox_grad(state.y, 1.0)
         t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * state.t * state.t))
@@ -224,13 +237,15 @@ class LFISTA(LearnedOptimizer):
 # ----- the fused step on a shared Gram matrix ------------------------------------------------------------------
 
 
-def _has_gram(problem) -> bool:
+def _has_gram(problem: Instances) -> bool:
     """True for least-squares / LASSO batches on ``LeastSquaresInstances``' Gram fast path
     (shared A with n <= 2m: grad f(y) = y A^T A - A^T b)."""
     return isinstance(problem, LeastSquaresInstances) and getattr(problem, "_gram", None) is not None
 
 
-def _affine(problem: LeastSquaresInstances, affine: dict[float, Tensor], p: float) -> tuple[Tensor, dict[float, Tensor]]:
+def _affine(
+    problem: LeastSquaresInstances, affine: dict[float, Tensor], p: float
+) -> tuple[Tensor, dict[float, Tensor]]:
     """M = I - (p / L) G for the step multiplier ``p``, taken from ``affine`` (the state's
     shared matrices) or built (n x n work, small next to the (B, n) x (n, n) GEMM), and the
     matrices the next state keeps: this one and the template's (p = 1), if built. A

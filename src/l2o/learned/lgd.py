@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer, per_coordinate
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -40,6 +41,18 @@ class LGD(LearnedOptimizer):
             (32, 25), 2000-5000 for (512, 400)).
         step_scale: c in x+ = x - (c/L) P grad (0.9999).
         horizon: trained unroll length T (100 in the paper).
+
+    Example (untrained, LGD is gradient descent with step 0.9999 / L, exactly):
+        >>> import torch, l2o
+        >>> problem = l2o.LeastSquaresFamily(d=8, m=6).sample(4, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> lgd = l2o.learned.LGD(hidden=32).double()
+        >>> torch.equal(iterate(lgd, 20), iterate(l2o.optimizers.GradientDescent(step_scale=0.9999), 20))
+        True
     """
 
     name = "lgd"
@@ -70,11 +83,11 @@ class LGD(LearnedOptimizer):
         feats = per_coordinate([self.to_net(grad.detach()), self.to_net(x.detach())])
         return 2 * torch.sigmoid(self.net(feats)).reshape(x.shape)
 
-    def init(self, problem, x0: Tensor) -> LGDState:
+    def init(self, problem: Instances, x0: Tensor) -> LGDState:
         self.check_problem(problem)
         return LGDState(x=x0.clone(), k=0)
 
-    def step(self, problem, state: LGDState) -> LGDState:
+    def step(self, problem: Instances, state: LGDState) -> LGDState:
         g = problem.grad(state.x)
         P = self.multiplier(state.x, g).to(state.x.dtype)
         step = (self.step_scale / problem.smoothness()).unsqueeze(-1)

@@ -51,8 +51,14 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer
+from l2o.problems.base import Instances
+from l2o.problems.family import ProblemFamily
 from l2o.problems.lasso import LeastSquaresInstances
 from l2o.problems.parts import soft_threshold, spectral_norm_squared
+
+#: Where LISTA / ALISTA take their dictionary from: an ``(m, n)`` tensor, a family with a shared
+#: dictionary (``LassoFamily(shared_matrix=True)``) or a batch with one shared matrix.
+Dictionary = Tensor | ProblemFamily | LeastSquaresInstances
 
 
 @dataclasses.dataclass
@@ -85,7 +91,9 @@ def analytic_weight(A: Tensor) -> Tensor:
     return Y / scale
 
 
-def _dictionary(A, m: int | None, n: int | None, lam: float | None, name: str) -> tuple[Tensor | None, int, int, float]:
+def _dictionary(
+    A: Dictionary | None, m: int | None, n: int | None, lam: float | None, name: str
+) -> tuple[Tensor | None, int, int, float]:
     """Resolve (A float64 or None, m, n, lam) from a tensor, a family or a batch."""
     if A is not None and not isinstance(A, Tensor):
         if hasattr(A, "dictionary") and getattr(A, "shared_matrix", False):  # a LassoFamily
@@ -122,7 +130,7 @@ class _Unrolled(LearnedOptimizer):
         self.num_layers = self.horizon
         return dtype
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         if not isinstance(problem, LeastSquaresInstances) or not problem.shared_matrix:
             raise ValueError(
@@ -131,13 +139,17 @@ class _Unrolled(LearnedOptimizer):
                 + ("" if not isinstance(problem, LeastSquaresInstances) else " with one matrix per instance")
             )
         if tuple(problem.A.shape) != tuple(self.A.shape):
-            raise ValueError(f"solver '{self.name}': problem A has shape {tuple(problem.A.shape)}, model A {tuple(self.A.shape)}")
+            raise ValueError(
+                f"solver '{self.name}': problem A has shape {tuple(problem.A.shape)}, model A {tuple(self.A.shape)}"
+            )
         # float32 resolution at least: a model built in float32 and then ``.double()``d
         # holds the float32 rounding of A
         eps = max(torch.finfo(problem.A.dtype).eps, torch.finfo(self.A.dtype).eps, torch.finfo(torch.float32).eps)
         A_prob, A_self = problem.A.to(torch.float64), self.A.to(device=problem.A.device, dtype=torch.float64)
         if float((A_prob - A_self).abs().max()) > 4 * eps * (1.0 + float(A_self.abs().max())):
-            raise ValueError(f"solver '{self.name}': the problem's dictionary A differs from the one the model was built for")
+            raise ValueError(
+                f"solver '{self.name}': the problem's dictionary A differs from the one the model was built for"
+            )
 
     def layer(self, k: int) -> int:
         return min(k, self.num_layers - 1)
@@ -147,7 +159,7 @@ class _Unrolled(LearnedOptimizer):
             return 0.0
         return min((self.layer(k) + 1) * self.ss_percent, self.ss_max_percent)
 
-    def init(self, problem, x0: Tensor) -> UnrolledState:
+    def init(self, problem: Instances, x0: Tensor) -> UnrolledState:
         self.check_problem(problem)
         return UnrolledState(x=x0.clone(), k=0)
 
@@ -164,13 +176,27 @@ class LISTA(_Unrolled):
         horizon: number of layers K (16).
         support_selection, ss_percent, ss_max_percent: see the module docstring.
         dtype: of the parameters and buffers (not an hparam).
+
+    Example (untrained, the K layers are K ISTA steps):
+        >>> import torch, l2o
+        >>> family = l2o.LassoFamily(m=20, n=40, nnz=3)  # a shared dictionary
+        >>> problem = family.sample(8, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> solver = l2o.learned.LISTA(family, horizon=16, dtype=torch.float64)
+        >>> bool(torch.allclose(iterate(solver, 16), iterate(l2o.optimizers.ISTA(), 16), atol=1e-12))
+        True
     """
 
     name = "lista"
 
     def __init__(
-        self, A=None, m: int | None = None, n: int | None = None, lam: float | None = None, horizon: int = 16,
-        support_selection: bool = False, ss_percent: float = 1.2, ss_max_percent: float = 13.0, dtype=None,
+        self, A: Dictionary | None = None, m: int | None = None,
+        n: int | None = None, lam: float | None = None, horizon: int = 16, support_selection: bool = False,
+        ss_percent: float = 1.2, ss_max_percent: float = 13.0, dtype: torch.dtype | None = None,
     ):
         A, m, n, lam = _dictionary(A, m, n, lam, self.name)
         super().__init__(horizon=horizon, m=m, n=n, lam=lam, support_selection=support_selection,
@@ -190,7 +216,7 @@ class LISTA(_Unrolled):
         self.W2 = nn.Parameter(W2.to(dtype))
         self.theta = nn.Parameter(theta.to(dtype))
 
-    def step(self, problem, state: UnrolledState) -> UnrolledState:
+    def step(self, problem: Instances, state: UnrolledState) -> UnrolledState:
         x, k = state.x, self.layer(state.k)
         v = problem.b @ self.W1[k].to(x).mT + x @ self.W2[k].to(x).mT
         return UnrolledState(x=shrink(v, self.theta[k].to(x), self.percent(state.k)), k=state.k + 1)
@@ -205,14 +231,24 @@ class ALISTA(_Unrolled):
         weight: "analytic" (coherence-minimizing W) or "A" (W = A).
         gamma, theta: initial step and threshold of every layer (defaults
             1 / ||W^T A||_2 and lam * gamma).
+
+    Example (untrained, analytic W: 16 layers cut the relative gap by more than 10x):
+        >>> import torch, l2o
+        >>> family = l2o.LassoFamily(m=20, n=40, nnz=3)
+        >>> problem = family.sample(8, generator=0)
+        >>> solver = l2o.learned.ALISTA(family, horizon=16, dtype=torch.float64)
+        >>> traj = l2o.run(solver, problem, max_iter=16)  # gaps against l2o.reference(problem)
+        >>> bool((traj.gap[-1] < traj.gap[0] / 10).all())
+        True
     """
 
     name = "alista"
 
     def __init__(
-        self, A=None, m: int | None = None, n: int | None = None, lam: float | None = None, weight: str = "analytic",
-        gamma: float | None = None, theta: float | None = None, horizon: int = 16, support_selection: bool = False,
-        ss_percent: float = 1.2, ss_max_percent: float = 13.0, dtype=None,
+        self, A: Dictionary | None = None, m: int | None = None,
+        n: int | None = None, lam: float | None = None, weight: str = "analytic", gamma: float | None = None,
+        theta: float | None = None, horizon: int = 16, support_selection: bool = False, ss_percent: float = 1.2,
+        ss_max_percent: float = 13.0, dtype: torch.dtype | None = None,
     ):
         if weight not in ("analytic", "A"):
             raise ValueError(f"alista: weight must be 'analytic' or 'A', got {weight!r}")
@@ -232,7 +268,7 @@ class ALISTA(_Unrolled):
         self.gamma = nn.Parameter(torch.full((self.num_layers,), g0, dtype=torch.float64).to(dtype))
         self.theta = nn.Parameter(torch.full((self.num_layers,), t0, dtype=torch.float64).to(dtype))
 
-    def step(self, problem, state: UnrolledState) -> UnrolledState:
+    def step(self, problem: Instances, state: UnrolledState) -> UnrolledState:
         x, k = state.x, self.layer(state.k)
         v = x - self.gamma[k].to(x) * (problem.residual(x) @ self.W.to(x))
         return UnrolledState(x=shrink(v, self.theta[k].to(x), self.percent(state.k)), k=state.k + 1)

@@ -40,14 +40,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer, seeded_default_init
+from l2o.problems.base import Instances
 
 #: head -> (activation, scale) per problem kind (the authors' configs).
 HEAD_ACTIVATIONS: dict[str, dict[str, tuple[str, float]]] = {
     "lasso": {
-        "P": ("sigmoid", 2.0), "A": ("sigmoid", 2.0), "B": ("sigmoid", 2.0), "b1": ("identity", 1.0), "b2": ("identity", 1.0),
+        "P": ("sigmoid", 2.0), "A": ("sigmoid", 2.0), "B": ("sigmoid", 2.0),
+        "b1": ("identity", 1.0), "b2": ("identity", 1.0),
     },
     "logistic": {
-        "P": ("softplus", 2.0), "A": ("softplus", 0.3), "B": ("identity", 1.0), "b1": ("identity", 1.0), "b2": ("identity", 1.0),
+        "P": ("softplus", 2.0), "A": ("softplus", 0.3), "B": ("identity", 1.0),
+        "b1": ("identity", 1.0), "b2": ("identity", 1.0),
     },
 }
 VARIANTS: dict[str, tuple[str, ...]] = {"P": ("P",), "PA": ("P", "A"), "full": ("P", "A", "B", "b1", "b2")}
@@ -88,6 +91,18 @@ class MathL2O(LearnedOptimizer):
             (ISTA; see the module docstring).
         seed: seed of the initial weights.
         horizon: trained unroll length (100 in the paper).
+
+    Example (``init="template"``: the "P" variant is ISTA, to rounding):
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3).sample(8, generator=0)
+        >>> def iterate(solver, k):
+        ...     state = solver.init(problem, problem.initial_point())
+        ...     for _ in range(k):
+        ...         state = solver.step(problem, state)
+        ...     return state.x
+        >>> solver = l2o.learned.MathL2O(variant="P", init="template").double()
+        >>> bool(torch.allclose(iterate(solver, 20), iterate(l2o.optimizers.ISTA(), 20), atol=1e-12))
+        True
     """
 
     name = "math_l2o"
@@ -144,12 +159,12 @@ class MathL2O(LearnedOptimizer):
             coef[name] = scale * _ACT[kind](layer(z).squeeze(-1))
         return coef, h, c
 
-    def init(self, problem, x0: Tensor) -> MathL2OState:
+    def init(self, problem: Instances, x0: Tensor) -> MathL2OState:
         self.check_problem(problem)
         h, c = self.lstm.initial_state(x0.shape[0], x0.shape[1])
         return MathL2OState(x=x0.clone(), y=x0.clone(), h=h, c=c, k=0)
 
-    def step(self, problem, state: MathL2OState) -> MathL2OState:
+    def step(self, problem: Instances, state: MathL2OState) -> MathL2OState:
         x, y = state.x, state.y
         g_y = problem.grad(y)
         coef, h, c = self.coefficients(y, g_y, state.h, state.c)

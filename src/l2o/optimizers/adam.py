@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import Optimizer
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -30,6 +31,20 @@ class AdamState:
 
 
 class Adam(Optimizer):
+    """Adam with a proximal step for composite problems (the module docstring has the update).
+
+    Args:
+        lr: the step in units of x (1e-2); betas: (b1, b2); eps: added to sqrt(v).
+
+    Example:
+        >>> import torch, l2o
+        >>> problem = l2o.LassoFamily(m=20, n=40, nnz=3, lam=0.1).sample(8, generator=0)
+        >>> ref = l2o.reference(problem)
+        >>> result = l2o.solve(l2o.optimizers.Adam(), problem, tol=1e-6, max_iter=3000)
+        >>> bool(result.converged.all()), bool(ref.relative_gap(result.objective).max() <= 1e-6)
+        (True, True)
+    """
+
     name = "adam"
 
     def __init__(self, lr: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
@@ -39,12 +54,12 @@ class Adam(Optimizer):
         self.betas = tuple(betas)
         self.eps = eps
 
-    def init(self, problem, x0: Tensor) -> AdamState:
+    def init(self, problem: Instances, x0: Tensor) -> AdamState:
         self.check_problem(problem)
         z = torch.zeros_like(x0)
         return AdamState(x=x0.clone(), m=z, v=z.clone(), k=torch.zeros(x0.shape[0], dtype=x0.dtype, device=x0.device))
 
-    def step(self, problem, state: AdamState) -> AdamState:
+    def step(self, problem: Instances, state: AdamState) -> AdamState:
         b1, b2 = self.betas
         g = problem.grad(state.x)
         k = state.k + 1

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import Optimizer, step_size
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -27,7 +28,19 @@ class GDState:
 
 
 class GradientDescent(Optimizer):
-    """x+ = x - (c / L) grad f(x), c = ``step_scale`` (the NeurIPS 2025 baseline uses 0.9999)."""
+    """x+ = x - (c / L) grad f(x), c = ``step_scale`` (the NeurIPS 2025 baseline uses 0.9999).
+
+    Example (the protocol by hand: ``init``, then ``step``):
+        >>> import torch, l2o
+        >>> problem = l2o.QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> x_star = problem.closed_form()[0]
+        >>> solver = l2o.optimizers.GradientDescent()
+        >>> state = solver.init(problem, problem.initial_point())
+        >>> for _ in range(300):
+        ...     state = solver.step(problem, state)
+        >>> bool(torch.allclose(state.x, x_star, atol=1e-10))
+        True
+    """
 
     name = "gd"
     handles_nonsmooth = False
@@ -37,11 +50,11 @@ class GradientDescent(Optimizer):
             raise ValueError(f"gd: step_scale must be in (0, 2), got {step_scale}")
         self.step_scale = step_scale
 
-    def init(self, problem, x0: Tensor) -> GDState:
+    def init(self, problem: Instances, x0: Tensor) -> GDState:
         self.check_problem(problem)
         return GDState(x=x0.clone())
 
-    def step(self, problem, state: GDState) -> GDState:
+    def step(self, problem: Instances, state: GDState) -> GDState:
         return GDState(x=state.x - step_size(problem, self.step_scale) * problem.grad(state.x))
 
 
@@ -53,7 +66,7 @@ class MomentumState:
     x_prev: Tensor
 
 
-def _modulus(problem, mu: float | None) -> Tensor:
+def _modulus(problem: Instances, mu: float | None) -> Tensor:
     """``(B,)`` strong-convexity modulus: the given ``mu``, else the problem's."""
     return problem.strong_convexity() if mu is None else torch.full_like(problem.smoothness(), float(mu))
 
@@ -65,6 +78,14 @@ class NesterovStronglyConvex(Optimizer):
         beta = (sqrt(L) - sqrt(mu)) / (sqrt(L) + sqrt(mu)).
 
     ``mu`` defaults to the problem's ``strong_convexity()``.
+
+    Example:
+        >>> import torch, l2o
+        >>> problem = l2o.QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> x_star = problem.closed_form()[0]
+        >>> result = l2o.solve(l2o.optimizers.NesterovStronglyConvex(), problem, tol=1e-10)
+        >>> bool(result.converged.all()), bool(torch.allclose(result.x, x_star, atol=1e-8))
+        (True, True)
     """
 
     name = "nesterov_sc"
@@ -72,7 +93,7 @@ class NesterovStronglyConvex(Optimizer):
     def __init__(self, mu: float | None = None):
         self.mu = mu
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         if not bool((_modulus(problem, self.mu) > 0).all()):
             raise ValueError(
@@ -80,11 +101,11 @@ class NesterovStronglyConvex(Optimizer):
                 f"pass mu=... explicitly or use 'nesterov' / 'fista'"
             )
 
-    def init(self, problem, x0: Tensor) -> MomentumState:
+    def init(self, problem: Instances, x0: Tensor) -> MomentumState:
         self.check_problem(problem)
         return MomentumState(x=x0.clone(), x_prev=x0.clone())
 
-    def step(self, problem, state: MomentumState) -> MomentumState:
+    def step(self, problem: Instances, state: MomentumState) -> MomentumState:
         L = problem.smoothness()
         mu = _modulus(problem, self.mu)  # validated once, in init
         beta = ((L.sqrt() - mu.sqrt()) / (L.sqrt() + mu.sqrt())).unsqueeze(-1)
@@ -100,6 +121,14 @@ class HeavyBall(Optimizer):
     beta = ((sqrt(L)-sqrt(mu))/(sqrt(L)+sqrt(mu)))^2 (fast, but not globally convergent
     beyond quadratics, Lessard et al. 2016); otherwise beta = ``momentum`` (0.5) and
     alpha = (1 - beta)/L, inside the Ghadimi et al. (2015) convergence region.
+
+    Example:
+        >>> import torch, l2o
+        >>> problem = l2o.QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> x_star = problem.closed_form()[0]
+        >>> result = l2o.solve(l2o.optimizers.HeavyBall(), problem, tol=1e-10)
+        >>> bool(result.converged.all()), bool(torch.allclose(result.x, x_star, atol=1e-8))
+        (True, True)
     """
 
     name = "heavy_ball"
@@ -111,7 +140,7 @@ class HeavyBall(Optimizer):
         self.momentum = momentum
         self.mu = mu
 
-    def _coefficients(self, problem) -> tuple[Tensor, Tensor]:
+    def _coefficients(self, problem: Instances) -> tuple[Tensor, Tensor]:
         L = problem.smoothness()
         mu = _modulus(problem, self.mu)
         beta = torch.full_like(L, self.momentum)
@@ -125,11 +154,11 @@ class HeavyBall(Optimizer):
             beta = torch.where(polyak, ((sl - sm) / (sl + sm)) ** 2, beta)
         return alpha, beta
 
-    def init(self, problem, x0: Tensor) -> MomentumState:
+    def init(self, problem: Instances, x0: Tensor) -> MomentumState:
         self.check_problem(problem)
         return MomentumState(x=x0.clone(), x_prev=x0.clone())
 
-    def step(self, problem, state: MomentumState) -> MomentumState:
+    def step(self, problem: Instances, state: MomentumState) -> MomentumState:
         alpha, beta = self._coefficients(problem)
         x = state.x - alpha.unsqueeze(-1) * problem.grad(state.x) + beta.unsqueeze(-1) * (state.x - state.x_prev)
         return MomentumState(x=x, x_prev=state.x)

@@ -12,10 +12,11 @@ import torch
 from torch import Tensor
 
 from l2o.optimizers.base import batch_dot
+from l2o.problems.base import Instances
 
 
 def armijo(
-    problem,
+    problem: Instances,
     x: Tensor,
     f: Tensor,
     g: Tensor,

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from l2o.optimizers.base import Optimizer, batch_dot
 from l2o.optimizers.line_search import armijo
+from l2o.problems.base import Instances
 
 
 @dataclasses.dataclass
@@ -38,6 +39,16 @@ class LBFGS(Optimizer):
     A pair is stored only when s^T y > eps ||s|| ||y|| (curvature condition), so the
     implicit inverse Hessian stays positive definite and every direction is a
     descent direction; the first step is scaled by 1/L.
+
+    Example (ridge logistic regression, smooth):
+        >>> import l2o
+        >>> problem = l2o.LogisticFamily(n_samples=60, d=5, nnz=2, penalty="l2").sample(3, generator=0)
+        >>> result = l2o.solve(l2o.optimizers.LBFGS(), problem, tol=1e-12, check_every=1)
+        >>> newton = l2o.solve(l2o.optimizers.Newton(), problem, tol=1e-12, check_every=1)
+        >>> bool(result.converged.all()), bool((result.x - newton.x).abs().max() < 1e-5)
+        (True, True)
+        >>> bool(result.iterations.max() <= 20)  # superlinear: a handful of iterations
+        True
     """
 
     name = "lbfgs"
@@ -48,7 +59,7 @@ class LBFGS(Optimizer):
             raise ValueError(f"lbfgs: memory must be >= 1, got {memory}")
         self.memory = memory
 
-    def init(self, problem, x0: Tensor) -> LBFGSState:
+    def init(self, problem: Instances, x0: Tensor) -> LBFGSState:
         self.check_problem(problem)
         B, n = x0.shape
         f, g = problem.value_and_grad(x0)
@@ -73,7 +84,7 @@ class LBFGS(Optimizer):
             r = r + (alphas[i] - b).unsqueeze(-1) * state.S[:, i]
         return -r
 
-    def step(self, problem, state: LBFGSState) -> LBFGSState:
+    def step(self, problem: Instances, state: LBFGSState) -> LBFGSState:
         d = self.direction(state)
         # Guard against a non-descent direction (rounding): fall back to -g / L.
         bad = ~(batch_dot(d, state.g) < 0)
@@ -104,25 +115,34 @@ class Newton(Optimizer):
 
     delta = 0 when the Cholesky factorization of H succeeds, else a small multiple of
     its scale (Levenberg shift). One step solves a strongly convex quadratic exactly.
+
+    Example:
+        >>> import torch, l2o
+        >>> problem = l2o.QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> x_star = problem.closed_form()[0]
+        >>> solver = l2o.optimizers.Newton()
+        >>> state = solver.step(problem, solver.init(problem, problem.initial_point()))
+        >>> bool(torch.allclose(state.x, x_star, atol=1e-12))  # one step on a QP
+        True
     """
 
     name = "newton"
     handles_nonsmooth = False
     needs_hessian = True
 
-    def check_problem(self, problem) -> None:
+    def check_problem(self, problem: Instances) -> None:
         super().check_problem(problem)
         try:
             problem.hessian(problem.initial_point())
         except NotImplementedError as e:
             raise ValueError(f"solver 'newton' needs problem.hessian: {e}") from None
 
-    def init(self, problem, x0: Tensor) -> NewtonState:
+    def init(self, problem: Instances, x0: Tensor) -> NewtonState:
         self.check_problem(problem)
         f, g = problem.value_and_grad(x0)
         return NewtonState(x=x0.clone(), g=g, f=f)
 
-    def step(self, problem, state: NewtonState) -> NewtonState:
+    def step(self, problem: Instances, state: NewtonState) -> NewtonState:
         H = problem.hessian(state.x)
         chol, info = torch.linalg.cholesky_ex(H)
         bad = info != 0

@@ -13,8 +13,9 @@ dtype on one device, and every method follows that dtype and device.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -90,14 +91,14 @@ class Instances(ABC):
     def device(self) -> torch.device: ...
 
     @abstractmethod
-    def index(self, idx: Tensor) -> "Instances":
+    def index(self, idx: Tensor) -> Instances:
         """The sub-batch ``idx`` (a ``(B',)`` long tensor), sharing shared data."""
 
     @abstractmethod
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Instances":
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Instances:
         """A copy in another dtype and/or on another device."""
 
-    def as_float64(self) -> "Instances":
+    def as_float64(self) -> Instances:
         """These instances in float64 (themselves if already float64): where references,
         gaps and certificates are evaluated."""
         return self if self.dtype == torch.float64 else self.to(dtype=torch.float64)

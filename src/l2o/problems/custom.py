@@ -16,12 +16,13 @@ until the relative fixed-point residual is below the tolerance.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from l2o.problems.base import Instances, as_batch_vector
+from l2o.problems.parts import Penalty
 
 
 class AutogradInstances(Instances):
@@ -35,6 +36,19 @@ class AutogradInstances(Instances):
         penalty: optional nonsmooth part (``parts.L1``, ``parts.Box`` or alike).
         dtype, device: of the points (f must accept them).
         strong_convexity: optional mu, scalar or ``(B,)``.
+
+    Example:
+        >>> import torch, l2o
+        >>> from l2o.problems import AutogradInstances
+        >>> from l2o.problems.parts import L1, soft_threshold
+        >>> c = torch.randn(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        >>> lam = torch.full((4,), 0.5, dtype=torch.float64)
+        >>> problem = AutogradInstances(lambda x: 0.5 * ((x - c) ** 2).sum(-1), batch_size=4, dim=6,
+        ...                             smoothness=1.0, penalty=L1(lam))
+        >>> result = l2o.run(l2o.make_solver("fista"), problem, max_iter=20, reference=None)
+        >>> # minimizer of 1/2 ||x - c||^2 + lam ||x||_1: soft-thresholding of c
+        >>> bool(torch.allclose(result.x, soft_threshold(c, 0.5), atol=1e-12))
+        True
     """
 
     problem_kind = "custom (autograd)"
@@ -45,7 +59,7 @@ class AutogradInstances(Instances):
         batch_size: int,
         dim: int,
         smoothness: Tensor | float,
-        penalty=None,
+        penalty: Penalty | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
         strong_convexity: Tensor | float = 0.0,
@@ -84,17 +98,17 @@ class AutogradInstances(Instances):
     def device(self) -> torch.device:
         return self._device
 
-    def index(self, idx: Tensor) -> "AutogradInstances":
+    def index(self, idx: Tensor) -> AutogradInstances:
         raise NotImplementedError(
             "AutogradInstances cannot be sub-batched (its objective is an opaque function); "
             "solve it with l2o.run, or write an Instances subclass with index()"
         )
 
-    def to(self, dtype=None, device=None) -> "AutogradInstances":
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> AutogradInstances:
+        dtype, device = dtype or self._dtype, device or self._device
         return AutogradInstances(
-            self._f, self._B, self._n, self._L.to(dtype=dtype or self._dtype, device=device or self._device),
-            self.penalty, dtype or self._dtype, device or self._device, self._mu.to(dtype=dtype or self._dtype, device=device or self._device),
-            self.x0_shift,
+            self._f, self._B, self._n, self._L.to(dtype=dtype, device=device), self.penalty, dtype, device,
+            self._mu.to(dtype=dtype, device=device), self.x0_shift,
         )
 
     def smooth_objective(self, x: Tensor) -> Tensor:
@@ -119,7 +133,7 @@ class AutogradInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self.penalty.value(x) if self.has_nonsmooth else super().nonsmooth_objective(x)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self.penalty.prox(v, step) if self.has_nonsmooth else v
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:

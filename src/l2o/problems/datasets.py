@@ -15,8 +15,8 @@ import dataclasses
 
 import torch
 
-from l2o.problems.family import ProblemFamily
 from l2o.problems.base import Instances
+from l2o.problems.family import ProblemFamily
 from l2o.problems.logistic import PENALTIES, LogisticFamily, LogisticInstances, logistic_solver
 from l2o.problems.splits import Split, lam_splits, register_splits
 
@@ -52,6 +52,17 @@ class DatasetLogisticFamily(ProblemFamily):
 
     ``subsample`` in (0, 1] is the fraction of rows per instance (1.0: every instance
     is the full dataset).
+
+    Example:
+        >>> import l2o
+        >>> from l2o.problems import DatasetLogisticFamily
+        >>> family = DatasetLogisticFamily(dataset="breast_cancer", lam=0.01, penalty="l2", subsample=0.5)
+        >>> problem = family.sample(2, generator=0)
+        >>> tuple(problem.X.shape)  # 284 of the 569 rows per instance, 30 standardized features
+        (2, 284, 30)
+        >>> result = l2o.solve(l2o.make_solver("newton"), problem, tol=1e-10)
+        >>> bool(result.converged.all()), bool(result.certificate.max() <= 1e-10)
+        (True, True)
     """
 
     dataset: str = "breast_cancer"

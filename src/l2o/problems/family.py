@@ -12,7 +12,6 @@ import torch
 from l2o.problems.base import Instances
 from l2o.problems.shift import shifted
 
-
 #: Baselines of ``l2o eval`` (registry names of classical solvers) for composite or
 #: constrained problems (r != 0) ...
 NONSMOOTH_BASELINES: tuple[str, ...] = ("ista", "fista", "fista_restart", "adam")
@@ -113,7 +112,7 @@ class ProblemFamily(ABC):
             inst = shifted(inst, float(self.objective_shift))
         return inst
 
-    def replace(self, **changes) -> "ProblemFamily":
+    def replace(self, **changes: Any) -> ProblemFamily:
         """A copy with some hyperparameters changed (used to build OOD splits)."""
         return dataclasses.replace(self, **changes)
 

@@ -87,8 +87,10 @@ class LeastSquaresInstances(Instances):
             out._affine = (self._affine[0], self._affine[1], self._affine[2][idx])
         return out
 
-    def to(self, dtype=None, device=None) -> LeastSquaresInstances:
-        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> LeastSquaresInstances:
+        def conv(t: Tensor) -> Tensor:
+            return t.to(dtype=dtype or t.dtype, device=device or t.device)
+
         return type(self)(conv(self.A), conv(self.b), conv(self.lam), self.x0_shift)
 
     # ----- smooth part -------------------------------------------------------------------
@@ -173,7 +175,7 @@ class LeastSquaresInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self._penalty.value(x)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self._penalty.prox(v, step) if self.has_nonsmooth else v
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -363,6 +365,20 @@ class LassoFamily(ProblemFamily):
     OOD knobs: ``x0_shift`` (x0 = s * 1), ``objective_shift`` (F(x + t), t = shift * 1),
     ``data_scale``, ``noise_std``, ``nnz`` (sparsity), ``lam``, ``correlation`` of the
     columns of A (conditioning), and the sizes.
+
+    Example:
+        >>> import torch, l2o
+        >>> from l2o.problems import LassoFamily
+        >>> problem = LassoFamily(m=20, n=40, nnz=3, lam=0.1).sample(8, generator=0)
+        >>> tuple(problem.A.shape), tuple(problem.b.shape)  # one shared dictionary
+        ((20, 40), (8, 20))
+        >>> x = l2o.reference(problem).x  # certified (duality gap), then polished
+        >>> corr = (problem.b - x @ problem.A.T) @ problem.A  # A^T (b - A x)
+        >>> # optimality: |A_j^T r| <= lam everywhere, = lam sign(x_j) on the support
+        >>> bool((corr.abs() <= 0.1 + 1e-12).all())
+        True
+        >>> bool(((corr - 0.1 * torch.sign(x)).abs()[x != 0] < 1e-12).all())
+        True
     """
 
     m: int = 250
@@ -425,6 +441,15 @@ class LeastSquaresFamily(ProblemFamily):
     W in R^{m x d} with N(0,1) entries and unit-norm columns (one per instance),
     x_gt ~ N(0, data_scale^2 I), y = W x_gt + noise_std N(0, I). With m < d and no
     noise, F* = 0 and the relative gap falls back to GAP_FLOOR (see ``l2o.problems.base``).
+
+    Example:
+        >>> from l2o.problems import LeastSquaresFamily
+        >>> problem = LeastSquaresFamily(d=8, m=6).sample(3, generator=0)
+        >>> tuple(problem.A.shape), tuple(problem.b.shape)  # a W per instance
+        ((3, 6, 8), (3, 6))
+        >>> x, method = problem.closed_form()  # m < d: consistent, F* = 0
+        >>> method, bool(problem.objective(x).max() < 1e-20)
+        ('closed form (pseudo-inverse)', True)
     """
 
     d: int = 32
@@ -448,12 +473,14 @@ class LeastSquaresFamily(ProblemFamily):
         return [
             scaled("data_scale_2", "data_scale", 2.0 * self.data_scale, "x_gt scale"),
             scaled("noise_0.1", "noise_std", 0.1, "noise std of y"),
-            Split(f"dim_{2 * self.d}x{2 * self.m}", f"W of size {2 * self.m} x {2 * self.d}", {"d": 2 * self.d, "m": 2 * self.m}),
+            Split(f"dim_{2 * self.d}x{2 * self.m}", f"W of size {2 * self.m} x {2 * self.d}",
+                  {"d": 2 * self.d, "m": 2 * self.m}),
         ]
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LeastSquaresInstances:
         if self.shared_matrix:
-            W = _unit_columns(torch.randn(self.m, self.d, generator=make_generator(self.dictionary_seed), dtype=torch.float64))
+            g_dict = make_generator(self.dictionary_seed)
+            W = _unit_columns(torch.randn(self.m, self.d, generator=g_dict, dtype=torch.float64))
         else:
             W = _unit_columns(torch.randn(batch_size, self.m, self.d, generator=g, dtype=torch.float64))
         x_gt = torch.randn(batch_size, self.d, generator=g, dtype=torch.float64) * self.data_scale

@@ -101,8 +101,10 @@ class LogisticInstances(Instances):
             out._L = self._L[idx]
         return out
 
-    def to(self, dtype=None, device=None) -> LogisticInstances:
-        conv = lambda t: t.to(dtype=dtype or t.dtype, device=device or t.device)
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> LogisticInstances:
+        def conv(t: Tensor) -> Tensor:
+            return t.to(dtype=dtype or t.dtype, device=device or t.device)
+
         return type(self)(conv(self.X), conv(self.y), conv(self.lam), self.penalty, self.x0_shift)
 
     # ----- smooth part ---------------------------------------------------------------------
@@ -159,7 +161,7 @@ class LogisticInstances(Instances):
     def nonsmooth_objective(self, w: Tensor) -> Tensor:
         return self._l1.value(w) if self.penalty == "l1" else super().nonsmooth_objective(w)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self._l1.prox(v, step) if self.penalty == "l1" else v
 
     def subdifferential_bounds(self, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -219,6 +221,16 @@ class LogisticFamily(ProblemFamily):
 
     OOD knobs: data_scale, noise_std (label noise through the margin), nnz, lam,
     correlation of the features (conditioning), sizes, x0_shift, objective_shift.
+
+    Example:
+        >>> import l2o
+        >>> from l2o.problems import LogisticFamily
+        >>> problem = LogisticFamily(n_samples=60, d=5, nnz=2, lam=0.1, penalty="l2").sample(3, generator=0)
+        >>> tuple(problem.X.shape), sorted(problem.y.unique().tolist())
+        ((3, 60, 5), [-1.0, 1.0])
+        >>> result = l2o.solve(l2o.make_solver("newton"), problem, tol=1e-12)
+        >>> bool(result.converged.all()), bool(problem.grad(result.x).abs().max() < 1e-9)
+        (True, True)
     """
 
     n_samples: int = 1000
@@ -261,13 +273,15 @@ class LogisticFamily(ProblemFamily):
             scaled(f"nnz_{min(2 * self.nnz, self.d)}", "nnz", min(2 * self.nnz, self.d), "nonzeros of w*"),
             *lam_splits(self.lam),
             scaled("correlated_0.5", "correlation", 0.5, "correlation of the features"),
-            Split(f"dim_{2 * self.d}", f"{2 * self.d} features", {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
+            Split(f"dim_{2 * self.d}", f"{2 * self.d} features",
+                  {"d": 2 * self.d, "nnz": min(2 * self.nnz, 2 * self.d)}),
             *registered_splits(self),
         ]
 
     def sample_instances(self, batch_size: int, g: torch.Generator) -> LogisticInstances:
         X = correlated_gaussian((batch_size, self.n_samples, self.d), self.correlation, g) * self.data_scale
         w = sparse_vectors(batch_size, self.d, self.nnz, g)
-        margin = matvec(X, w) + self.noise_std * torch.randn(batch_size, self.n_samples, generator=g, dtype=torch.float64)
+        noise = torch.randn(batch_size, self.n_samples, generator=g, dtype=torch.float64)
+        margin = matvec(X, w) + self.noise_std * noise
         y = torch.where(margin >= 0, 1.0, -1.0).to(torch.float64)
         return LogisticInstances(X, y, self.lam, self.penalty, x0_shift=self.x0_shift)

@@ -7,6 +7,8 @@ one GEMM for a shared matrix (the fast path) and one batched GEMM otherwise.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
@@ -35,6 +37,23 @@ def spectral_norm_squared(A: Tensor) -> Tensor:
 def soft_threshold(v: Tensor, threshold: Tensor | float) -> Tensor:
     """eta_theta(v) = sign(v) max(|v| - theta, 0), elementwise (theta broadcasts)."""
     return v - torch.clamp(v, -threshold, threshold)
+
+
+class Penalty(Protocol):
+    """A nonsmooth part r of F = f + r, batched: what ``AutogradInstances`` needs of its
+    ``penalty`` (``L1`` and ``Box`` are two)."""
+
+    def value(self, x: Tensor) -> Tensor:
+        """r(x): ``(B, n) -> (B,)``."""
+        ...
+
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
+        """prox_{step r}(v): ``(B, n) -> (B, n)``; ``step`` ``(B,)`` or broadcastable to ``(B, n)``."""
+        ...
+
+    def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Ends ``(c, d)`` of the interval dr(x)_i per coordinate, each ``(B, n)``."""
+        ...
 
 
 class L1:
@@ -106,8 +125,9 @@ def solve_on_index_sets(H: Tensor, rhs: Tensor, mask: Tensor, chunk: int = 64) -
     ``chunk`` at a time, each chunk padded to its largest size k with identity rows (a
     padded slot solves 1 * z = 0); the cost is one batched Cholesky of ``(chunk, k, k)``
     per chunk, cheap when the sets are small (supports, free sets). Chunks of similar
-    sizes pad little, and their gathered blocks stay in cache (3-4x faster than one
-    padded batch on 1000 LASSO supports of about 60 of 500).
+    sizes pad little, and their gathered blocks stay in cache (faster than one padded
+    batch: ``benchmarks/results/design-notes.md``). Each chunk is solved by a Cholesky
+    factorization and two triangular solves.
     """
     B, n = rhs.shape
     sizes = mask.sum(-1)
@@ -132,7 +152,8 @@ def solve_on_index_sets(H: Tensor, rhs: Tensor, mask: Tensor, chunk: int = 64) -
         H_II = torch.where(pair, H_II, torch.eye(k, dtype=H.dtype, device=H.device))
         r = torch.where(valid, rhs[rows].gather(1, idx), zero).unsqueeze(-1)
         chol, info = torch.linalg.cholesky_ex(H_II)
-        # two triangular solves: 3x faster than cholesky_solve on small batched systems
+        # two triangular solves rather than cholesky_solve (faster on small batched systems:
+        # benchmarks/results/design-notes.md)
         y = torch.linalg.solve_triangular(chol, r, upper=False)
         sol = torch.linalg.solve_triangular(chol.mT, y, upper=True).squeeze(-1)
         sol = torch.where(valid, sol, zero)

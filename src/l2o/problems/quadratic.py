@@ -33,7 +33,9 @@ class QuadraticInstances(Instances):
 
     is_quadratic = True
 
-    def __init__(self, Q: Tensor, q: Tensor, lower: Tensor | None = None, upper: Tensor | None = None, x0_shift: float = 0.0):
+    def __init__(
+        self, Q: Tensor, q: Tensor, lower: Tensor | None = None, upper: Tensor | None = None, x0_shift: float = 0.0
+    ):
         self.Q = Q
         self.q = q
         self.lower = lower
@@ -66,7 +68,7 @@ class QuadraticInstances(Instances):
     def shared_matrix(self) -> bool:
         return self.Q.ndim == 2
 
-    def index(self, idx: Tensor) -> "QuadraticInstances":
+    def index(self, idx: Tensor) -> QuadraticInstances:
         pick = lambda t: t if t is None or t.ndim < 2 else t[idx]  # noqa: E731
         Q = self.Q if self.shared_matrix else self.Q[idx]
         out = type(self)(Q, self.q[idx], pick(self.lower), pick(self.upper), self.x0_shift)
@@ -74,8 +76,10 @@ class QuadraticInstances(Instances):
             out._eig = tuple(e if e.ndim == 0 else e[idx] for e in self._eig)
         return out
 
-    def to(self, dtype=None, device=None) -> "QuadraticInstances":
-        conv = lambda t: None if t is None else t.to(dtype=dtype or t.dtype, device=device or t.device)  # noqa: E731
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> QuadraticInstances:
+        def conv(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(dtype=dtype or t.dtype, device=device or t.device)
+
         return type(self)(conv(self.Q), conv(self.q), conv(self.lower), conv(self.upper), self.x0_shift)
 
     def _Qx(self, x: Tensor) -> Tensor:
@@ -115,7 +119,7 @@ class QuadraticInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self._box.value(x) if self.is_constrained else super().nonsmooth_objective(x)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self._box.prox(v, step) if self.is_constrained else v
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -199,6 +203,21 @@ class QuadraticFamily(ProblemFamily):
     how many bounds are active).
 
     OOD knobs: condition_number, data_scale, box, n, x0_shift, objective_shift.
+
+    Example:
+        >>> import torch
+        >>> from l2o.problems import QuadraticFamily
+        >>> problem = QuadraticFamily(n=5, condition_number=10.0).sample(4, generator=0)
+        >>> tuple(problem.Q.shape), tuple(problem.q.shape)  # one shared Q, a q per instance
+        ((5, 5), (4, 5))
+        >>> round(float(problem.smoothness()[0]), 9), round(float(problem.strong_convexity()[0]), 9)
+        (10.0, 1.0)
+        >>> x_star = -torch.linalg.solve(problem.Q, problem.q.T).T  # Q x* + q = 0
+        >>> bool(problem.grad(x_star).abs().max() < 1e-12)
+        True
+        >>> x, method = problem.closed_form()
+        >>> method, bool(torch.allclose(x, x_star, atol=1e-12))
+        ('closed form (Cholesky)', True)
     """
 
     n: int = 100

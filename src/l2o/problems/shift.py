@@ -40,12 +40,13 @@ class ShiftedInstances(Instances):
     def device(self) -> torch.device:
         return self.inner.device
 
-    def index(self, idx: Tensor) -> "ShiftedInstances":
+    def index(self, idx: Tensor) -> ShiftedInstances:
         t = self.t[idx] if self.t.ndim == 2 else self.t
         return ShiftedInstances(self.inner.index(idx), t)
 
-    def to(self, dtype=None, device=None) -> "ShiftedInstances":
-        return ShiftedInstances(self.inner.to(dtype=dtype, device=device), self.t.to(dtype=dtype or self.t.dtype, device=device or self.t.device))
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> ShiftedInstances:
+        t = self.t.to(dtype=dtype or self.t.dtype, device=device or self.t.device)
+        return ShiftedInstances(self.inner.to(dtype=dtype, device=device), t)
 
     def smooth_objective(self, x: Tensor) -> Tensor:
         return self.inner.smooth_objective(x + self.t)
@@ -68,7 +69,7 @@ class ShiftedInstances(Instances):
     def nonsmooth_objective(self, x: Tensor) -> Tensor:
         return self.inner.nonsmooth_objective(x + self.t)
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         return self.inner.prox(v + self.t, step) - self.t
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:

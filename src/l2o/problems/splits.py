@@ -22,8 +22,7 @@ that can build it (``register_splits``) and returned by ``registered_splits``.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from l2o.problems.family import ProblemFamily, Split

@@ -19,11 +19,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from l2o.utils.files import atomic_write
 from l2o.evaluation import Trajectory
 from l2o.evaluation.guarantee import Guarantee
 from l2o.report.guarantee import guarantee_html
 from l2o.report.table import by_solver, format_tol, format_value
+from l2o.utils.files import atomic_write
 
 
 @dataclasses.dataclass
@@ -60,7 +60,9 @@ def trajectory_fallback_rate(traj: Trajectory, horizon: int) -> float | None:
     return float(traj.fallback[keep].float().mean())
 
 
-def add_fallback_rates(rows: list[dict[str, Any]], trajectories: Mapping[str, Trajectory], horizon: int) -> list[dict[str, Any]]:
+def add_fallback_rates(
+    rows: list[dict[str, Any]], trajectories: Mapping[str, Trajectory], horizon: int
+) -> list[dict[str, Any]]:
     rates = {name: trajectory_fallback_rate(t, horizon) for name, t in trajectories.items()}
     return [{**r, "fallback_rate": rates.get(r["solver"])} for r in rows]
 
@@ -75,7 +77,8 @@ def _lines(report: SplitReport) -> list[list[str]]:
             out.append([
                 name if i == 0 else "", format_tol(t["tol"]),
                 format_value(t["iterations_median"], "it"), format_value(t["iterations_p90"], "it"),
-                format_value(t["seconds_median"], "s"), format_value(t["seconds_p90"], "s"), format_value(t["reached"], "%"),
+                format_value(t["seconds_median"], "s"), format_value(t["seconds_p90"], "s"),
+                format_value(t["reached"], "%"),
                 format_value(rates.get(s["name"]), "%") if i == 0 else "",
             ])
     return out

@@ -29,8 +29,9 @@ import dataclasses
 import io
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor, nn

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -94,7 +94,15 @@ class TruncatedBackprop(GradientEstimator):
     def _bounds(self, horizon: int) -> list[tuple[int, int]]:
         return [(s, min(s + self.segment, horizon)) for s in range(0, horizon, self.segment)]
 
-    def estimates(self, solver, problem, horizon, loss, reference=None, x0=None) -> Iterator[Estimate]:
+    def estimates(
+        self,
+        solver: nn.Module,
+        problem: Instances,
+        horizon: int,
+        loss: MetaLoss,
+        reference: Reference | None = None,
+        x0: Tensor | None = None,
+    ) -> Iterator[Estimate]:
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if loss.needs_reference and reference is None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from l2o.evaluation.reference import Reference
+from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
 
 LOSSES = ("last", "mean", "weighted", "log_gap")
@@ -58,7 +60,7 @@ def detach_state(state: Any) -> Any:
 
 
 def unroll(
-    solver,
+    solver: Optimizer,
     problem: Instances,
     state: Any,
     steps: int,
@@ -128,7 +130,9 @@ class MetaLoss:
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {self.reduction!r}")
         if not (0 < self.tail <= 1):
-            raise ValueError(f"tail must be in (0, 1] (the fraction of worst instances cvar averages), got {self.tail!r}")
+            raise ValueError(
+                f"tail must be in (0, 1] (the fraction of worst instances cvar averages), got {self.tail!r}"
+            )
 
     @property
     def needs_reference(self) -> bool:

@@ -18,8 +18,9 @@ import os
 import struct
 import tempfile
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any
 
 import safetensors.torch
 from torch import Tensor

@@ -2,9 +2,10 @@
 
 Batched iterations allocate a few (B, n) temporaries per step (4 MB each for
 B = 1000, n = 500 in float64). glibc serves blocks that large with mmap and
-returns them to the OS on free, so every step pays fresh page faults: measured
-here, a FISTA step on the LASSO preset took 9.8 ms instead of 5.3 ms. Raising
-glibc's mmap and trim thresholds keeps those blocks in the heap for reuse.
+returns them to the OS on free, so every step pays fresh page faults. Raising
+glibc's mmap and trim thresholds (``mallopt``) keeps those blocks in the heap for
+reuse. What it gains is measured by ``benchmarks/bench_allocator.py``
+(``benchmarks/results/allocator.md``; history in ``benchmarks/results/design-notes.md``).
 
 This changes the allocator of the whole process, so the library never does it
 on import: the CLI and the benchmarks call ``tune_allocator()``; API users may.

@@ -107,4 +107,5 @@ def test_scale_to_budget_uses_the_budget_and_keeps_zero_cells():
     power = W.abs().square().sum((-3, -2, -1))
     torch.testing.assert_close(power[:, [0, 2]], p.budget[:, [0, 2]], rtol=1e-13, atol=0)
     assert torch.equal(power[:, 1], torch.zeros(2, dtype=torch.float64))
-    assert torch.equal(budget_scale(torch.zeros(2, 3, dtype=torch.float64), p.budget), torch.zeros(2, 3, dtype=torch.float64))
+    zero = torch.zeros(2, 3, dtype=torch.float64)
+    assert torch.equal(budget_scale(zero, p.budget), torch.zeros(2, 3, dtype=torch.float64))

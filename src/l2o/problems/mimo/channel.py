@@ -89,7 +89,9 @@ def unpack(x: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
     ``shape`` is ``(K, I, M, d)``. The result is a view of ``x`` where ``x`` is contiguous.
     """
     if x.shape[-1] != 2 * math.prod(shape):
-        raise ValueError(f"mimo: x must have {2 * math.prod(shape)} columns for precoders {shape}, got {tuple(x.shape)}")
+        raise ValueError(
+            f"mimo: x must have {2 * math.prod(shape)} columns for precoders {shape}, got {tuple(x.shape)}"
+        )
     return torch.view_as_complex(x.contiguous().reshape(x.shape[0], *shape, 2))
 
 

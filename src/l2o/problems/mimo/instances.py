@@ -140,7 +140,7 @@ class MimoInstances(Instances):
     def device(self) -> torch.device:
         return self.H.device
 
-    def index(self, idx: Tensor) -> "MimoInstances":
+    def index(self, idx: Tensor) -> MimoInstances:
         out = MimoInstances(
             self.H[idx], self.streams, self.noise[idx], self.budget[idx], self.weights[idx], self.x0_shift
         )
@@ -148,7 +148,7 @@ class MimoInstances(Instances):
             out._L = self._L[idx]
         return out
 
-    def to(self, dtype=None, device=None) -> "MimoInstances":
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> MimoInstances:
         real = dtype or self.dtype
         dev = device or self.device
         return MimoInstances(
@@ -226,7 +226,7 @@ class MimoInstances(Instances):
         over = (self.power(x) > self.budget.to(x.dtype) * (1.0 + POWER_TOL)).any(-1)
         return torch.where(over, torch.full_like(x[:, 0], float("inf")), torch.zeros_like(x[:, 0]))
 
-    def prox(self, v: Tensor, step) -> Tensor:
+    def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
         """Projection onto the budgets (``step`` is irrelevant): a cell over its budget is
         scaled by sqrt(P_k / power_k), the others are left alone. A cell over its budget by
         rounding only (16 eps relative) counts as feasible, so the projection is idempotent."""
