@@ -2,7 +2,7 @@
 # Set up l2o in ./.venv (idempotent) and run the demo or the test suite.
 #
 #   bash quickstart.sh demo [ARGS...]   # set up, then `l2o demo ARGS...`
-#   bash quickstart.sh test [ARGS...]   # set up, then the test suite (pytest ARGS...)
+#   bash quickstart.sh test [ARGS...]   # set up, then ruff, the import contract and the tests (pytest ARGS...)
 #
 # torch is installed first and pinned to 2.13.0: that CPU wheel lies on this
 # machine's disk; any other torch (or an unpinned one) downloads a CUDA build.
@@ -26,6 +26,10 @@ cmd=${1:-demo}
 shift || true
 case "$cmd" in
     demo) exec "$VENV/bin/l2o" demo "$@" ;;
-    test) exec "$VENV/bin/python" -m pytest -n 2 -q "$@" ;;
+    test)
+        # the linter and the layer contract (tests/test_import_graph.py runs it too), then the tests
+        "$VENV/bin/ruff" check src tests benchmarks
+        "$VENV/bin/lint-imports" --no-cache
+        exec "$VENV/bin/python" -m pytest -n 2 -q "$@" ;;
     *) echo "usage: bash quickstart.sh {demo|test} [ARGS...]" >&2; exit 2 ;;
 esac
