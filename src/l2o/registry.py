@@ -47,6 +47,7 @@ from l2o.problems import (
     ProblemFamily,
     QuadraticFamily,
 )
+from l2o.zeroth_order import ZOGD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,7 @@ _CLASSICAL: tuple[tuple[type[Optimizer], str], ...] = (
     (AcceleratedProjectedGradient, "accelerated projected gradient with restart (boxes)"),
     (LBFGS, "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
     (Newton, "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
+    (ZOGD, "zeroth-order GD, function values only: ZO-Align (q = n) or ZO-Avg, query budget (arXiv 2509.15552)"),
     (WMMSE, "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only"),
     (MRT, "maximum-ratio (eigen-)beamforming, full power (fixed precoder); MIMO only"),
     (ZeroForcing, "zero-forcing on effective channels, needs M >= I d (fixed precoder); MIMO only"),
