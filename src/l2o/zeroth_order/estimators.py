@@ -74,10 +74,15 @@ def default_mu(x: Tensor, differences: str = "forward") -> Tensor:
     return (c / math.sqrt(x.shape[-1])) * scale
 
 
-def _as_mu(mu: float | Tensor | None, x: Tensor, differences: str) -> Tensor:
-    """``(B,)`` radius: the default, a scalar or a ``(B,)`` tensor; ``ValueError`` unless > 0 and finite."""
+def _as_mu(mu: float | Tensor | None, x: Tensor, differences: str) -> float | Tensor:
+    """The radius: a Python number > 0, or a ``(B,)`` tensor (the default is one);
+    ``ValueError`` unless > 0 and finite."""
     if mu is None:
         return default_mu(x, differences)
+    if isinstance(mu, (int, float)) and not isinstance(mu, bool):
+        if not (mu > 0 and math.isfinite(mu)):
+            raise ValueError(f"mu must be > 0 and finite, got {mu!r}")
+        return float(mu)
     m = torch.as_tensor(mu, dtype=x.dtype, device=x.device)
     if m.ndim == 0:
         m = m.expand(x.shape[0])
@@ -88,10 +93,15 @@ def _as_mu(mu: float | Tensor | None, x: Tensor, differences: str) -> Tensor:
     return m
 
 
-def query_points(x: Tensor, U: Tensor, mu: Tensor, differences: str, base: str) -> Tensor:
-    """``(S, B, n)`` points for directions ``U`` of shape ``(1 or B, q, n)`` and ``mu`` ``(B,)``."""
+def _column(mu: float | Tensor) -> float | Tensor:
+    """``(B,)`` -> ``(1, B, 1)`` to broadcast over (slots, batch, n); numbers pass through."""
+    return mu.view(1, -1, 1) if isinstance(mu, Tensor) else mu
+
+
+def query_points(x: Tensor, U: Tensor, mu: float | Tensor, differences: str, base: str) -> Tensor:
+    """``(S, B, n)`` points for directions ``U`` of shape ``(1 or B, q, n)`` and ``mu`` a number or ``(B,)``."""
     q = U.shape[1]
-    step = mu.view(1, -1, 1) * U.transpose(0, 1)  # (q, B or 1 -> B, n)
+    step = _column(mu) * U.transpose(0, 1)  # (q, B or 1 -> B, n)
     X = x.unsqueeze(0)
     if differences == "central":
         return torch.cat([X + step, X - step])
@@ -100,7 +110,7 @@ def query_points(x: Tensor, U: Tensor, mu: Tensor, differences: str, base: str) 
     return torch.cat([X.expand(q, -1, -1), X + step])
 
 
-def differences_from_values(values: Tensor, q: int, mu: Tensor, differences: str, base: str) -> Tensor:
+def differences_from_values(values: Tensor, q: int, mu: float | Tensor, differences: str, base: str) -> Tensor:
     """``(B, q)`` directional differences delta from the ``(S, B)`` values of ``query_points``."""
     if differences == "central":
         delta = (values[:q] - values[q:]) / (2 * mu)

@@ -7,6 +7,7 @@ Row ``s * B + b`` of the points belongs to instance ``b`` (slot-major, the order
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -21,6 +22,22 @@ from l2o.problems.base import Instances
 EVALUATIONS = ("batched", "loop")
 #: Which function of the instances is queried: F = f + r (``"objective"``) or f (``"smooth"``).
 PARTS = ("objective", "smooth")
+
+
+#: Expanded batches (the instances repeated S times), per batch and S, alive as long as the batch.
+_EXPANDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def repeated(problem: Instances, copies: int) -> Instances:
+    """``problem`` repeated ``copies`` times along the batch (slot-major), cached per batch."""
+    try:
+        per_problem = _EXPANDED.setdefault(problem, {})
+    except TypeError:  # an unhashable or non-weakrefable Instances: no cache
+        per_problem = {}
+    if copies not in per_problem:
+        idx = torch.arange(problem.batch_size, device=problem.device).repeat(copies)
+        per_problem[copies] = problem.index(idx)
+    return per_problem[copies]
 
 
 def check_evaluation(evaluation: str) -> None:
@@ -49,8 +66,7 @@ def instances_objective(
     if copies == 1:
         return getattr(problem, name)
     if evaluation == "batched" and problem.can_index:
-        expanded = problem.index(torch.arange(B, device=problem.device).repeat(copies))
-        return getattr(expanded, name)
+        return getattr(repeated(problem, copies), name)
     f = getattr(problem, name)
 
     def loop(points: Tensor) -> Tensor:

@@ -19,8 +19,8 @@ expected one-step decrease of an L-smooth f). Pass ``lr`` for a fully black-box 
 
 Each instance carries its own count of queries (``QueryAccounting``): it stops, and its
 iterate stays, once the next iteration would exceed ``budget``. An instance whose
-objective returns NaN or inf at a query stops at its last finite iterate
-(``state.failed``), with a warning; the others go on.
+objective returns NaN or inf at a query stops where it is (``state.failed``; its iterate
+and momentum stay finite, it is not queried again), with a warning; the others go on.
 
 Reference: Lin, Song, Xu, *The Multi-Query Paradox in Zeroth-Order Optimization*,
 arXiv 2509.15552 (2025): with ZO-Avg one query per iteration is best at a fixed total
@@ -239,7 +239,7 @@ class ZOGD(Optimizer):
             return dataclasses.replace(state, k=state.k + 1)
         # evaluate the active rows only (all rows where the instances cannot be indexed)
         subset = n_active < B and problem.can_index
-        rows = torch.nonzero(active).squeeze(-1) if subset else torch.arange(B, device=state.x.device)
+        rows = torch.nonzero(active).squeeze(-1) if subset else None
         sub = problem.index(rows) if subset else problem
         x = state.x[rows] if subset else state.x
 
@@ -251,11 +251,20 @@ class ZOGD(Optimizer):
             fn = _noisy(fn, self.noise, gen, S, x.shape[0], self.independent)
         est = estimate_gradient(fn, x, q, self.rule, self.directions, self.differences, self.mu, gen,
                                 base=self.base, independent=self.independent)
-        ok = torch.isfinite(est.grad).all(dim=-1) & active[rows]
-        moved = torch.zeros(B, dtype=torch.bool, device=x.device).index_put((rows,), ok)
-        g = torch.zeros_like(state.x).index_put((rows,), torch.where(ok.unsqueeze(-1), est.grad, 0.0))
         scale = {"constant": 1.0, "sqrt": 1.0 / math.sqrt(state.k + 1), "inverse": 1.0 / (state.k + 1)}[self.decay]
         eta = scale * state.lr
+        finite = torch.isfinite(est.grad).all(dim=-1)
+        if rows is None and n_active == B and bool(finite.all()):  # the common case: every row moves
+            v = est.grad if self.momentum == 0 else self.momentum * state.velocity + est.grad
+            x_new = state.x - eta.unsqueeze(-1) * v
+            return ZOState(
+                x=problem.prox(x_new, eta) if use_prox else x_new,
+                velocity=v, lr=state.lr, queries=state.queries + cost, evaluations=state.evaluations + S,
+                failed=state.failed, k=state.k + 1, seed=state.seed)
+        rows = torch.arange(B, device=x.device) if rows is None else rows
+        ok = finite & active[rows]
+        moved = torch.zeros(B, dtype=torch.bool, device=x.device).index_put((rows,), ok)
+        g = torch.zeros_like(state.x).index_put((rows,), torch.where(ok.unsqueeze(-1), est.grad, 0.0))
         v = self.momentum * state.velocity + g
         x_new = state.x - eta.unsqueeze(-1) * v
         if use_prox:
@@ -266,7 +275,7 @@ class ZOGD(Optimizer):
         if n_bad:
             warnings.warn(
                 f"zo_gd: the objective returned NaN or inf for {n_bad} instance(s) at iteration {state.k + 1}; "
-                f"they stop at their last finite iterate (state.failed)", RuntimeWarning, stacklevel=2)
+                f"they stop at their current iterate (state.failed)", RuntimeWarning, stacklevel=2)
         evaluated = torch.zeros(B, dtype=torch.bool, device=x.device).index_fill(0, rows, True)
         return ZOState(
             x=torch.where(keep, x_new, state.x),
