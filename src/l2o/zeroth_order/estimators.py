@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from l2o.zeroth_order.accounting import BASES, DIFFERENCES, QueryAccounting, check_accounting
-from l2o.zeroth_order.directions import check_directions, draw_directions
+from l2o.zeroth_order.directions import FRAMES, check_directions, draw_directions
 
 RULES = ("avg", "align")
 
@@ -121,16 +121,22 @@ def differences_from_values(values: Tensor, q: int, mu: float | Tensor, differen
     return delta.mT.contiguous()  # a layout that does not depend on B (see aggregate)
 
 
-def dual_directions(U: Tensor, rule: str) -> Tensor:
+def dual_directions(U: Tensor, rule: str, orthogonal: bool = False) -> Tensor:
     """``V`` of the shape of ``U`` ``(1 or B, q, n)`` with ``g = sum_i delta_i v_i``.
 
     avg: ``V = U / q``. align: ``V = (U U^T)^{-1} U`` (the dual frame, for q <= n) or
     ``V = U (U^T U)^{-1}`` (q > n: least squares), through a QR factorisation, never the
-    normal equations, whose condition number is the square of U's.
+    normal equations, whose condition number is the square of U's. ``orthogonal``: the rows
+    of U are orthogonal with squared norm n (orthonormal and coordinate directions), so
+    ``U U^T = n I`` and align is ``V = U / n``.
     """
     q, n = U.shape[1], U.shape[2]
     if rule == "avg":
         return U / q
+    if orthogonal:
+        return U / n
+    if q == 1:
+        return U / U.square().sum(-1, keepdim=True)
     if q <= n:
         Qm, R = torch.linalg.qr(U.mT)  # U^T = Q R, U U^T = R^T R: V = (U U^T)^{-1} U = R^{-1} Q^T
         return torch.linalg.solve_triangular(R, Qm.mT, upper=True)
@@ -138,7 +144,7 @@ def dual_directions(U: Tensor, rule: str) -> Tensor:
     return torch.linalg.solve_triangular(R, Qm.mT, upper=True).mT
 
 
-def aggregate(delta: Tensor, U: Tensor, rule: str) -> Tensor:
+def aggregate(delta: Tensor, U: Tensor, rule: str, orthogonal: bool = False) -> Tensor:
     """``(B, n)`` estimate ``sum_i delta_i v_i`` from differences ``(B, q)`` and directions
     ``(1 or B, q, n)`` (``dual_directions``).
 
@@ -147,7 +153,7 @@ def aggregate(delta: Tensor, U: Tensor, rule: str) -> Tensor:
     rounding change of x by 1/mu, so that a GEMM here makes an instance's iterates depend
     on the rest of its batch at the 1e-9 level.
     """
-    return (delta.unsqueeze(-1) * dual_directions(U, rule)).sum(-2)
+    return (delta.unsqueeze(-1) * dual_directions(U, rule, orthogonal)).sum(-2)
 
 
 def check_options(rule: str, directions: str, differences: str, base: str, queries: int, dim: int | None) -> None:
@@ -211,7 +217,7 @@ def estimate_gradient(
         got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
         raise ValueError(f"fn must map ({S * B}, {n}) points to ({S * B},) values, got {got}")
     delta = differences_from_values(values.reshape(S, B).to(x.dtype), queries, m, differences, base)
-    grad = aggregate(delta, U, rule)
+    grad = aggregate(delta, U, rule, orthogonal=directions in FRAMES)
     assert S == QueryAccounting(differences, base).evaluations(queries)
     return Estimate(grad, S)
 

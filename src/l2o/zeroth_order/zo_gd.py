@@ -41,6 +41,7 @@ from torch import Tensor
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
 from l2o.zeroth_order.accounting import QueryAccounting, check_accounting
+from l2o.zeroth_order.directions import standard_normal
 from l2o.zeroth_order.estimators import check_options, estimate_gradient
 from l2o.zeroth_order.objective import check_evaluation, instances_objective
 
@@ -295,8 +296,7 @@ def _noisy(fn, std: float, generator: torch.Generator, slots: int, batch: int, i
 
     def noisy(points: Tensor) -> Tensor:
         values = fn(points)
-        e = torch.randn(slots, batch if independent else 1, generator=generator, dtype=values.dtype,
-                        device=values.device)
+        e = standard_normal((slots, batch if independent else 1), generator, values.dtype, values.device)
         return values + std * e.expand(slots, batch).reshape(-1)
 
     return noisy
