@@ -163,7 +163,7 @@ def make_problems(n: int, seeds: int) -> dict[str, dict]:
     y = torch.where(y == 0, torch.ones_like(y), y)
     out["logistic_l2"] = {"problem": l2o.LogisticInstances(X, y.contiguous(), 0.01, penalty="l2"),
                           "x0": torch.zeros(seeds, n, dtype=torch.float64),
-                          "what": f"l2 logistic, lam = 0.01, N = {N} shared Gaussian samples, labels of a planted "
+                          "what": "l2 logistic, lam = 0.01, N = 2n shared Gaussian samples, labels of a planted "
                                   "vector with label noise"}
     N = 5 * n
     H = torch.randn(N, n, generator=g, dtype=torch.float64)
@@ -172,7 +172,7 @@ def make_problems(n: int, seeds: int) -> dict[str, dict]:
     y = torch.where(1 / z > 1 + torch.exp(-(x_opt @ H.T)), 1.0, -1.0)
     out["nonconvex_logistic"] = {
         "problem": NonconvexLogistic(H, y), "x0": 0.01 * torch.randn(seeds, n, generator=g, dtype=torch.float64),
-        "what": f"non-convex logistic (RESEARCH-2 §3), rho = 0.01, N = {N}; measure ||grad f||^2 / ||grad f(x0)||^2",
+        "what": "non-convex logistic (RESEARCH-2 §3), rho = 0.01, N = 5n; measure ||grad f||^2 / ||grad f(x0)||^2",
         "gradient_norm": True}
     for v in out.values():
         p = v["problem"]
