@@ -99,7 +99,13 @@ def _column(mu: float | Tensor) -> float | Tensor:
 
 
 def query_points(x: Tensor, U: Tensor, mu: float | Tensor, differences: str, base: str) -> Tensor:
-    """``(S, B, n)`` points for directions ``U`` of shape ``(1 or B, q, n)`` and ``mu`` a number or ``(B,)``."""
+    """``(S, B, n)`` points for directions ``U`` of shape ``(1 or B, q, n)`` and ``mu`` a number or ``(B,)``:
+    central ``[x + mu u_i; x - mu u_i]``, forward ``[x; x + mu u_i]`` (shared base) or
+    ``[x (q times); x + mu u_i]`` (per-query base).
+
+    >>> query_points(torch.zeros(2, 3), torch.eye(3)[None, :2], 0.5, "forward", "shared").shape
+    torch.Size([3, 2, 3])
+    """
     q = U.shape[1]
     step = _column(mu) * U.transpose(0, 1)  # (q, B or 1 -> B, n)
     X = x.unsqueeze(0)
@@ -111,7 +117,11 @@ def query_points(x: Tensor, U: Tensor, mu: float | Tensor, differences: str, bas
 
 
 def differences_from_values(values: Tensor, q: int, mu: float | Tensor, differences: str, base: str) -> Tensor:
-    """``(B, q)`` directional differences delta from the ``(S, B)`` values of ``query_points``."""
+    """``(B, q)`` directional differences delta from the ``(S, B)`` values of ``query_points``.
+
+    >>> differences_from_values(torch.tensor([[1.0], [1.5], [3.0]]), 2, 0.5, "forward", "shared")
+    tensor([[1., 4.]])
+    """
     if differences == "central":
         delta = (values[:q] - values[q:]) / (2 * mu)
     elif base == "shared":
@@ -129,6 +139,10 @@ def dual_directions(U: Tensor, rule: str, orthogonal: bool = False) -> Tensor:
     normal equations, whose condition number is the square of U's. ``orthogonal``: the rows
     of U are orthogonal with squared norm n (orthonormal and coordinate directions), so
     ``U U^T = n I`` and align is ``V = U / n``.
+
+    >>> U = torch.tensor([[[1.0, 1.0, 0.0]]])
+    >>> dual_directions(U, "align")        # one direction: u / ||u||^2
+    tensor([[[0.5000, 0.5000, 0.0000]]])
     """
     q, n = U.shape[1], U.shape[2]
     if rule == "avg":
@@ -152,6 +166,11 @@ def aggregate(delta: Tensor, U: Tensor, rule: str, orthogonal: bool = False) -> 
     GEMM's rounding depends on the batch size, and a finite difference amplifies a
     rounding change of x by 1/mu, so that a GEMM here makes an instance's iterates depend
     on the rest of its batch at the 1e-9 level.
+
+    >>> U = torch.eye(3).unsqueeze(0) * 3 ** 0.5           # coordinate frame, E[uu'] = I
+    >>> delta = torch.tensor([[1.0, 2.0, 3.0]]) * 3 ** 0.5  # u_i'g for g = (1, 2, 3)
+    >>> aggregate(delta, U, "align", orthogonal=True)
+    tensor([[1.0000, 2.0000, 3.0000]])
     """
     return (delta.unsqueeze(-1) * dual_directions(U, rule, orthogonal)).sum(-2)
 

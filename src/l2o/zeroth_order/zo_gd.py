@@ -51,7 +51,11 @@ _MASK = (1 << 64) - 1
 
 def step_seed(seed: int, k: int) -> int:
     """A 63-bit seed for iteration ``k`` of a run seeded ``seed`` (splitmix64): the draws of
-    an iteration depend on (seed, k) only, so a state can be stepped twice alike."""
+    an iteration depend on (seed, k) only, so a state can be stepped twice alike.
+
+    >>> step_seed(0, 1) == step_seed(0, 1) != step_seed(0, 2)
+    True
+    """
     z = (seed * 0x9E3779B97F4A7C15 + (k + 1) * 0xD1B54A32D192ED03) & _MASK
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
@@ -60,7 +64,11 @@ def step_seed(seed: int, k: int) -> int:
 
 def descent_factor(rule: str, directions: str, queries: int, dim: int) -> float:
     """c = ||grad f||^2 / E||g||^2 of the estimator (exact on a quadratic with central
-    differences): the default step is c / L."""
+    differences): the default step is c / L.
+
+    >>> descent_factor("avg", "gaussian", 1, 10), descent_factor("align", "orthonormal", 3, 10)
+    (0.08333333333333333, 1.0)
+    """
     if rule == "align":
         return 1.0
     if directions == "gaussian":
