@@ -72,7 +72,7 @@ def test_make_solver_builds_either_kind():
 
 
 def test_unknown_solver_names_every_solver():
-    with pytest.raises(ValueError, match=r"^unknown solver 'nope'; valid solvers: adam, alista, apgd, .*zf$"):
+    with pytest.raises(ValueError, match=r"^unknown solver 'nope'; valid solvers: adam, alista, apgd, .*zf, zo_gd$"):
         make_solver("nope")
     with pytest.raises(ValueError, match=r"^unknown solver 'nope'"):
         is_learned("nope")

@@ -198,3 +198,17 @@ def test_a_fixed_dimension_solver_refuses_data_of_another_dimension(alista_run, 
     msg = str(e.value)
     assert msg.startswith("the checkpoint's solver cannot solve this data: solver 'alista'")
     assert "n = 20; this data has n = 30" in msg and "\n" not in msg
+
+
+def test_auto_iterates_in_float32_only_where_the_solver_allows_it():
+    import torch
+
+    import l2o
+    from l2o.workflows.checkpoint_solve import iterate_dtype_for
+
+    p = l2o.make_family("lasso", m=10, n=20, nnz=3).sample(2, 0)
+    assert iterate_dtype_for("auto", "lasso", l2o.make_solver("fista_restart"), p, trained=False) == torch.float32
+    # finite differences of a float32 objective cannot reach a float64 tolerance: zo_gd keeps float64
+    assert iterate_dtype_for("auto", "lasso", l2o.make_solver("zo_gd"), p, trained=False) == torch.float64
+    assert iterate_dtype_for("auto", "lasso", l2o.make_solver("fista_restart"), p, trained=True) == torch.float64
+    assert iterate_dtype_for("float32", "lasso", l2o.make_solver("zo_gd"), p, trained=False) == torch.float32

@@ -33,6 +33,9 @@ class Optimizer(ABC):
 
     * ``handles_nonsmooth``: accepts r != 0 (through its prox).
     * ``needs_hessian``: calls ``problem.hessian``.
+    * ``float32_iterates``: may iterate in float32 while a float64 criterion certifies
+      (``l2o solve --iterate-dtype auto``); False where float32 ruins the method itself
+      (finite differences of a float32 objective are accurate only to ~1e-4).
 
     ``check_problem`` raises for a problem the method cannot solve; ``skip`` gives the
     reason as data (as benchopt's ``Solver.skip``), so that tables of solvers x problems
@@ -42,6 +45,7 @@ class Optimizer(ABC):
     name: ClassVar[str] = "optimizer"
     handles_nonsmooth: ClassVar[bool] = True
     needs_hessian: ClassVar[bool] = False
+    float32_iterates: ClassVar[bool] = True
 
     def check_problem(self, problem: Instances) -> None:
         """Raise ``ValueError`` when this method cannot solve ``problem``."""

@@ -230,7 +230,7 @@ def iterate_dtype_for(choice: str, kind: str, method: Optimizer, instances: Inst
         return torch.float32
     if choice == "float64":
         return instances.dtype
-    first_order = not method.needs_hessian
+    first_order = not method.needs_hessian and method.float32_iterates
     if (not trained and first_order and kind in FLOAT32_ITERATE_KINDS and instances.dtype == torch.float64
             and instances.device.type == "cpu"):
         return torch.float32

@@ -1,0 +1,568 @@
+"""The multi-query paradox of zeroth-order optimization, measured; and batched queries vs a loop.
+
+Lin, Song, Xu, *The Multi-Query Paradox in Zeroth-Order Optimization* (arXiv 2509.15552),
+abstract: at a fixed total budget Q of function queries, with q queries per iteration,
+ZO-Avg (averaging q random-direction estimates) is best with q = 1, and ZO-Align
+(projection onto the span of the q directions) is best with q = n. The paper's body could
+not be read, so its accounting is unknown; this script measures the q-sweep of both rules
+under three explicit accountings (``l2o.zeroth_order.QueryAccounting``):
+
+* ``q+1``: forward differences with the base value f(x) shared and counted;
+* ``q``:   forward differences, one query per direction (the base value free);
+* ``2q``:  central differences, both evaluations counted.
+
+For each dimension n, problem, noise level, rule and q in {1, 2, 4, ..., n}, ``zo_gd`` (the
+library's optimizer; Gaussian directions for ZO-Avg, orthonormal ones for ZO-Align; constant
+step, no momentum) runs on 3 instances x (17 step sizes c / L, c = 2^3, 2^2.5, ..., 2^0.5,
+2^0, 2^-1, ..., 2^-10, plus the theory step ``descent_factor / L``) in one batch until the
+budget is spent. The tuned step is the grid value with the smallest median final measure
+over the instances, per (problem, n, noise, rule, q, accounting); both the tuned and the
+theory step are reported. The ``q+1`` and ``q`` accountings come from one forward-difference
+run read at their own iteration counts; ``2q`` from a central-difference run.
+
+Problems (3 instances each): diagonal quadratics with spectrum log-spaced in [1, kappa],
+kappa = 10 and 100 (Gaussian and orthonormal directions and both rules are rotation
+invariant, so a diagonal quadratic stands for every quadratic with that spectrum),
+l2-regularised logistic regression (lam = 0.01, N = 2n Gaussian samples shared, labels of a
+planted vector with label noise per instance), and the non-convex logistic regression of
+``../shared/RESEARCH-2.md`` §3 (rho = 0.01, N = 5n). Measure: (F(x) - F*) / (F(x0) - F*),
+for the non-convex problem ||grad f(x)||^2 / ||grad f(x0)||^2 (exact gradient, for
+measuring only). Noisy runs add N(0, sigma^2) to every function value the method sees,
+sigma = 1e-6 |F(x0) - F*| by default, with mu = 1e-4 (exact runs: mu = 1e-7).
+
+Speed: one estimate (q + 1 points per instance) as one batched objective call vs the usual
+Python loop over queries (one call per query), on ``QuadraticInstances`` with a dense
+shared Q; queries per second and their ratio, best of several repeats, with a check that
+both compute the same estimate from the same directions.
+
+    python benchmarks/bench_zeroth_order.py                   # n = 10, 100, Q = 20 n
+    python benchmarks/bench_zeroth_order.py --dims 10 --quick # a smoke run
+
+writes ``benchmarks/results/zeroth_order.{json,md}`` and ``zeroth_order-n{n}-{exact,noisy}.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py, also when a test imports this file
+
+import l2o  # noqa: E402
+from _common import write_results  # noqa: E402
+from l2o.problems.base import Instances  # noqa: E402
+from l2o.zeroth_order import ZOGD, QueryAccounting, descent_factor, estimate_gradient, instances_objective  # noqa: E402
+from l2o.zeroth_order.estimators import aggregate, differences_from_values, query_points  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: accounting name -> (differences, QueryAccounting)
+ACCOUNTINGS = {
+    "q+1": QueryAccounting("forward", "shared", "evaluations"),
+    "q": QueryAccounting("forward", "shared", "directions"),
+    "2q": QueryAccounting("central", "shared", "evaluations"),
+}
+FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+RULES = ("avg", "align")
+#: ZO-Avg with Gaussian directions (the de facto estimator); ZO-Align with orthonormal ones (its
+#: natural basis: with exact values Gaussian directions give the same projection, but at q near n a
+#: Gaussian U is ill-conditioned and its inverse amplifies noise).
+DIRECTIONS = {"avg": "gaussian", "align": "orthonormal"}
+
+
+# ----- problems -----------------------------------------------------------------------------------
+class DiagonalQuadratic(Instances):
+    """f(x) = 1/2 sum_j d_j x_j^2 + c_b^T x with d shared ``(n,)`` and c ``(B, n)``; x* = -c / d."""
+
+    def __init__(self, d: Tensor, c: Tensor):
+        self.d, self.c = d, c
+
+    batch_size = property(lambda self: self.c.shape[0])
+    dim = property(lambda self: self.c.shape[1])
+    dtype = property(lambda self: self.c.dtype)
+    device = property(lambda self: self.c.device)
+
+    def index(self, idx):
+        return DiagonalQuadratic(self.d, self.c[idx])
+
+    def to(self, dtype=None, device=None):
+        return DiagonalQuadratic(self.d.to(dtype=dtype, device=device), self.c.to(dtype=dtype, device=device))
+
+    def smooth_objective(self, x):
+        return (x * (0.5 * self.d * x + self.c)).sum(-1)
+
+    def grad(self, x):
+        return self.d * x + self.c
+
+    def smoothness(self):
+        return self.d.max().expand(self.batch_size).clone()
+
+    def minimum(self) -> Tensor:
+        return -0.5 * (self.c.square() / self.d).sum(-1)
+
+
+class NonconvexLogistic(Instances):
+    """f(x) = (1/N) sum_i log(1 + exp(-y_i h_i'x)) + rho sum_j x_j^2 / (1 + x_j^2) with H ``(N, n)``
+    shared and labels ``(B, N)``: the synthetic non-convex logistic regression of Liang et al.
+    (ICML 2025; ``../shared/RESEARCH-2.md`` §3), rho = 0.01. ``smoothness`` bounds L by
+    ||H||^2 / (4N) + 2 rho."""
+
+    def __init__(self, H: Tensor, y: Tensor, rho: float = 0.01):
+        self.H, self.y, self.rho = H, y, rho
+
+    batch_size = property(lambda self: self.y.shape[0])
+    dim = property(lambda self: self.H.shape[1])
+    dtype = property(lambda self: self.H.dtype)
+    device = property(lambda self: self.H.device)
+
+    def index(self, idx):
+        return NonconvexLogistic(self.H, self.y[idx], self.rho)
+
+    def to(self, dtype=None, device=None):
+        return NonconvexLogistic(self.H.to(dtype=dtype, device=device), self.y.to(dtype=dtype, device=device),
+                                 self.rho)
+
+    def smooth_objective(self, x):
+        z = self.y * (x @ self.H.T)
+        penalty = (x.square() / (1 + x.square())).sum(-1)
+        return torch.nn.functional.softplus(-z, threshold=40.0).mean(-1) + self.rho * penalty
+
+    def grad(self, x):
+        z = self.y * (x @ self.H.T)
+        r = -self.y * torch.sigmoid(-z) / self.y.shape[1]
+        return r @ self.H + self.rho * 2 * x / (1 + x.square()) ** 2
+
+    def smoothness(self):
+        L = torch.linalg.matrix_norm(self.H, ord=2) ** 2 / (4 * self.H.shape[0]) + 2 * self.rho
+        return L.expand(self.batch_size).clone()
+
+
+def make_problems(n: int, seeds: int) -> dict[str, dict]:
+    """name -> {problem (seeds instances), x0, measure(x) -> (B,) relative measure, what}."""
+    g = torch.Generator().manual_seed(1000 + n)
+    out = {}
+    for kappa in (10, 100):
+        d = torch.logspace(0, math.log10(kappa), n, dtype=torch.float64)
+        c = torch.randn(seeds, n, generator=g, dtype=torch.float64)
+        out[f"quadratic_k{kappa}"] = {
+            "problem": DiagonalQuadratic(d, c), "x0": torch.zeros(seeds, n, dtype=torch.float64),
+            "what": f"1/2 x'Dx + c'x, D = diag of a spectrum log-spaced in [1, {kappa}]"}
+    N = 2 * n
+    X = torch.randn(N, n, generator=g, dtype=torch.float64)
+    w = torch.randn(seeds, n, generator=g, dtype=torch.float64) / math.sqrt(n)
+    y = torch.sign(X @ w.T + 0.5 * torch.randn(N, seeds, generator=g, dtype=torch.float64)).T
+    y = torch.where(y == 0, torch.ones_like(y), y)
+    out["logistic_l2"] = {"problem": l2o.LogisticInstances(X, y.contiguous(), 0.01, penalty="l2"),
+                          "x0": torch.zeros(seeds, n, dtype=torch.float64),
+                          "what": "l2 logistic, lam = 0.01, N = 2n shared Gaussian samples, labels of a planted "
+                                  "vector with label noise"}
+    N = 5 * n
+    H = torch.randn(N, n, generator=g, dtype=torch.float64)
+    x_opt = torch.randn(seeds, n, generator=g, dtype=torch.float64)
+    z = torch.rand(seeds, N, generator=g, dtype=torch.float64)
+    y = torch.where(1 / z > 1 + torch.exp(-(x_opt @ H.T)), 1.0, -1.0)
+    out["nonconvex_logistic"] = {
+        "problem": NonconvexLogistic(H, y), "x0": 0.01 * torch.randn(seeds, n, generator=g, dtype=torch.float64),
+        "what": "non-convex logistic (RESEARCH-2 §3), rho = 0.01, N = 5n; measure ||grad f||^2 / ||grad f(x0)||^2",
+        "gradient_norm": True}
+    for v in out.values():
+        p = v["problem"]
+        if v.get("gradient_norm"):
+            v["scale"] = p.grad(v["x0"]).square().sum(-1)
+        else:
+            v["f_star"] = l2o.reference(p).objective if isinstance(p, l2o.LogisticInstances) else p.minimum()
+            v["scale"] = p.objective(v["x0"]) - v["f_star"]
+    return out
+
+
+def relative_measure(spec: dict, p: Instances, x: Tensor, rows: Tensor) -> Tensor:
+    """(F(x) - F*) / (F(x0) - F*), or ||grad f(x)||^2 / ||grad f(x0)||^2 for the non-convex problem
+    (the exact gradient, for measuring only)."""
+    if spec.get("gradient_norm"):
+        return p.grad(x).square().sum(-1) / spec["scale"][rows]
+    return (p.objective(x) - spec["f_star"][rows]) / spec["scale"][rows]
+
+
+def q_values(n: int) -> list[int]:
+    qs, q = [], 1
+    while q < n:
+        qs.append(q)
+        q *= 2
+    return qs + [n]
+
+
+# ----- one run: a batch of (instance, step) rows ---------------------------------------------------
+def sweep_run(spec: dict, rule: str, q: int, differences: str, noise: float, mu: float, grid: Tensor,
+              record: dict[str, list[int]], seed: int) -> dict[str, Tensor]:
+    """Run zo_gd on every (instance, step) row, the steps being c / L for c in ``grid`` and the
+    theory step ``descent_factor / L`` last; the relative measure ``(fractions, seeds, G + 1)``
+    at the iterations listed in ``record`` (accounting -> iterations)."""
+    base = spec["problem"]
+    S, G, n = base.batch_size, grid.numel(), base.dim
+    theory = descent_factor(rule, DIRECTIONS[rule], q, n)
+    c = torch.cat([grid, torch.tensor([theory], dtype=grid.dtype)])
+    rows = torch.arange(S).repeat_interleave(G + 1)
+    p = base.index(rows)
+    solver = ZOGD(rule=rule, queries=q, directions=DIRECTIONS[rule], differences=differences, mu=mu,
+                  lr=c.repeat(S) / p.smoothness(), noise=noise, independent=True, seed=seed)
+    state = solver.init(p, spec["x0"][rows])
+    wanted = sorted({k for ks in record.values() for k in ks})
+    gaps: dict[int, Tensor] = {}
+    if 0 in wanted:
+        gaps[0] = torch.ones(S, G + 1, dtype=torch.float64)
+    for k in range(1, max(wanted) + 1):
+        state = solver.step(p, state)
+        if k in wanted:
+            gap = relative_measure(spec, p, state.x, rows)
+            gap = torch.where(torch.isfinite(gap) & ~state.failed, gap, torch.full_like(gap, math.inf))
+            gaps[k] = gap.reshape(S, G + 1)
+    return {name: torch.stack([gaps[k] for k in ks]) for name, ks in record.items()}  # (fractions, S, G + 1)
+
+
+def tune(gaps: Tensor) -> dict:
+    """gaps ``(fractions, seeds, G + 1)``: the grid step (the first G columns) with the smallest
+    median final gap, the gaps with that step at every budget fraction, and those of the theory
+    step (the last column)."""
+    med = gaps[-1, :, :-1].median(dim=0).values  # (G,)
+    med = torch.where(torch.isfinite(med), med, torch.full_like(med, math.inf))
+    best = int(torch.argmin(med))
+    at, th = gaps[:, :, best], gaps[:, :, -1]
+    return {"step_index": best, "at_edge": best in (0, gaps.shape[-1] - 2),
+            "median": float(at[-1].median()), "min": float(at[-1].min()), "max": float(at[-1].max()),
+            "median_by_fraction": [float(v) for v in at.median(dim=1).values],
+            "theory_median": float(th[-1].median()),
+            "theory_median_by_fraction": [float(v) for v in th.median(dim=1).values]}
+
+
+def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
+          log) -> list[dict]:
+    grid = torch.tensor([2.0**e for e in grid_exponents], dtype=torch.float64)
+    rows = []
+    problems = make_problems(n, seeds)
+    for pname, spec in problems.items():
+        f_range = spec["scale"] if "f_star" in spec else spec["problem"].objective(spec["x0"])
+        sigma = noise_rel * float(f_range.abs().mean())
+        for noisy in (False, True):
+            noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
+            for rule in RULES:
+                t0 = time.perf_counter()
+                for q in q_values(n):
+                    for differences, names in (("forward", ("q+1", "q")), ("central", ("2q",))):
+                        record = {name: [int(f * budget) // ACCOUNTINGS[name].charge(q) for f in FRACTIONS]
+                                  for name in names}
+                        seed = zlib.crc32(repr((n, pname, noisy, rule, q, differences)).encode())
+                        got = sweep_run(spec, rule, q, differences, noise, mu, grid, record, seed)
+                        for name in names:
+                            t = tune(got[name])
+                            rows.append({
+                                "n": n, "problem": pname, "noisy": noisy, "noise_sigma": noise, "mu": mu,
+                                "rule": rule, "q": q, "accounting": name, "budget": budget,
+                                "iterations": record[name][-1], "step_c": float(grid[t["step_index"]]),
+                                **{k: v for k, v in t.items() if k != "step_index"},
+                            })
+                log(f"n={n} {pname:15s} {'noisy' if noisy else 'exact'} {rule:5s} {time.perf_counter() - t0:6.1f} s")
+    return rows
+
+
+# ----- verdicts --------------------------------------------------------------------------------------
+def predicted_best_q(rule: str, n: int, accounting: str, qs: list[int]) -> int | None:
+    """Best q by the one-step heuristic of ``../shared/RESEARCH-2.md`` §2 with the theory step:
+    expected decrease per iteration (x ||grad f||^2 / 2L) ``descent_factor`` = q/(q+n+1) for avg and
+    E||P_U grad f||^2 / ||grad f||^2 = q/n for align, so total progress over the budget
+    ``progress / charge(q)``; None where it is flat in q."""
+    def progress(q: int) -> float:
+        return descent_factor(rule, DIRECTIONS[rule], q, n) if rule == "avg" else min(q, n) / n
+
+    score = {q: progress(q) / ACCOUNTINGS[accounting].charge(q) for q in qs}
+    top = max(score.values())
+    if all(abs(v - top) <= 1e-9 * top for v in score.values()):
+        return None
+    return max(score, key=lambda q: (score[q], -q))
+
+
+def verdicts(rows: list[dict]) -> list[dict]:
+    """Per (n, problem, noise, accounting): the best q of each rule, with the tuned step and with
+    the theory step, and whether the paper's claim (avg: q = 1; align: q = n) holds;
+    ``ratio`` = gap at the claimed q / best gap."""
+    out = []
+    keys = sorted({(r["n"], r["problem"], r["noisy"], r["accounting"]) for r in rows},
+                  key=lambda k: (k[0], k[1], k[2], list(ACCOUNTINGS).index(k[3])))
+    for n, pname, noisy, acc in keys:
+        v = {"n": n, "problem": pname, "noisy": noisy, "accounting": acc}
+        for rule, claimed in (("avg", 1), ("align", n)):
+            sel = [r for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"], r["rule"])
+                   == (n, pname, noisy, acc, rule)]
+            v[f"{rule}_predicted_q"] = predicted_best_q(rule, n, acc, [r["q"] for r in sel])
+            for step, key in (("tuned", "median"), ("theory", "theory_median")):
+                gap = {r["q"]: r[key] for r in sel}
+                best_q = min(gap, key=lambda q: (gap[q], q))
+                v[f"{rule}_{step}_best_q"] = best_q
+                v[f"{rule}_{step}_claim_holds"] = best_q == claimed
+                v[f"{rule}_{step}_ratio"] = gap[claimed] / gap[best_q] if gap[best_q] > 0 else math.nan
+        out.append(v)
+    return out
+
+
+# ----- speed -----------------------------------------------------------------------------------------
+def loop_estimate(problem: Instances, x: Tensor, q: int, mu: float, generator: torch.Generator) -> Tensor:
+    """ZO-Avg written the way most zeroth-order code is: one objective call per query."""
+    f0 = problem.objective(x)
+    g = torch.zeros_like(x)
+    for _ in range(q):
+        u = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        g += ((problem.objective(x + mu * u) - f0) / mu).unsqueeze(-1) * u
+    return g / q
+
+
+def same_estimate(problem: Instances, x: Tensor, q: int, mu: float) -> float:
+    """Max relative difference between the batched path and the loop on the same directions."""
+    B, n = x.shape
+    U = torch.randn(B, q, n, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    P = query_points(x, U, mu, "forward", "shared")
+    values = instances_objective(problem, q + 1)(P.reshape(-1, n)).reshape(q + 1, B)
+    batched = aggregate(differences_from_values(values, q, mu, "forward", "shared"), U, "avg")
+    f0 = problem.objective(x)
+    loop = sum(((problem.objective(x + mu * U[:, i]) - f0) / mu).unsqueeze(-1) * U[:, i] for i in range(q)) / q
+    return float((batched - loop).abs().max() / loop.abs().max())
+
+
+def best_time(fn, repeats: int, min_seconds: float = 0.2) -> float:
+    """Best over ``repeats`` of the mean time of enough calls to last ``min_seconds``."""
+    fn()
+    calls = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if time.perf_counter() - t >= min_seconds or calls >= 4096:
+            break
+        calls *= 2
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls)
+    return best
+
+
+def speed(cases: list[tuple[int, int, int]], repeats: int, min_seconds: float = 0.2) -> list[dict]:
+    rows = []
+    for n, q, B in cases:
+        p = l2o.QuadraticFamily(n=n, condition_number=10.0).sample(B, 0)
+        x = torch.randn(B, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        mu = 1e-6
+        gen = torch.Generator()
+        fn = instances_objective(p, q + 1)
+        t_batched = best_time(lambda: estimate_gradient(fn, x, q, "avg", "gaussian", "forward", mu, gen), repeats,
+                              min_seconds)
+        t_loop = best_time(lambda: loop_estimate(p, x, q, mu, gen), repeats, min_seconds)
+        queries = (q + 1) * B
+        rows.append({"n": n, "q": q, "B": B, "queries_per_estimate": queries,
+                     "batched_queries_per_s": queries / t_batched, "loop_queries_per_s": queries / t_loop,
+                     "ratio": t_loop / t_batched, "batched_ms": 1e3 * t_batched, "loop_ms": 1e3 * t_loop,
+                     "same_estimate_rel_diff": same_estimate(p, x, q, mu)})
+    return rows
+
+
+# ----- report ----------------------------------------------------------------------------------------
+def fmt(v: float) -> str:
+    return "inf" if not math.isfinite(v) else f"{v:.2e}"
+
+
+def _best(v: dict, rule: str, step: str, claimed: int) -> str:
+    q, ratio = v[f"{rule}_{step}_best_q"], v[f"{rule}_{step}_ratio"]
+    return f"{q}" if q == claimed else f"{q} (q={claimed}: x{ratio:.3g})"
+
+
+def to_markdown(res: dict) -> str:
+    s = res["settings"]
+    budgets = ", ".join(f"{s['budget_per_dim'] * n} at n = {n}" for n in s["dims"])
+    L = ["# Zeroth-order optimization: the multi-query paradox and batched queries", "",
+         f"Measured by `python benchmarks/bench_zeroth_order.py {s['argv']}` on {res['machine']} "
+         f"({res['threads']} torch thread, load average {res['load_average']} at the start, the machine shared with "
+         f"other jobs); {res['seconds']:.0f} s wall, {res['cpu_seconds']:.0f} s CPU in all. Nothing here is copied "
+         "from the paper: its body could not be "
+         "read (`../shared/RESEARCH-2.md` §2), so the claims tested are the abstract's.", "",
+         "## What was run", "",
+         f"* n = {', '.join(map(str, s['dims']))}; q in {{1, 2, 4, ..., n}}; total budget Q = "
+         f"{s['budget_per_dim']} n queries per instance ({budgets}).",
+         f"* {s['seeds']} instances per problem. Steps c / L with c = 2^k, k in {s['grid']}, all in one batch, plus "
+         "the theory step (c = `descent_factor`: q/(q+n+1) for ZO-Avg, 1 for ZO-Align, the step that maximises the "
+         "expected one-step decrease). The tuned step is the grid c with the smallest median final gap over the "
+         "instances, per (problem, n, noise, rule, q, accounting); * marks a tuned c at the edge of the grid.",
+         "* `zo_gd`: ZO-Avg with Gaussian directions, ZO-Align with orthonormal ones (the same projection as "
+         "Gaussian directions with exact values, better conditioned under noise); constant step, no momentum; "
+         f"directions drawn independently per row. Exact runs: mu = 1e-7. Noisy runs: N(0, sigma^2) on every value, "
+         f"sigma = {s['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), mu = {s['noise_mu']:g}.",
+         "* Measure: (F(x) - F*) / (F(x0) - F*) at the end of the budget; for the non-convex problem "
+         "||grad f(x)||^2 / ||grad f(x0)||^2. inf: diverged.",
+         "* Accountings (queries charged per iteration): `q+1` forward differences, the base f(x) shared and "
+         "counted; `q` forward differences, one query per direction (the base free); `2q` central differences. "
+         "`q+1` and `q` are read from the same forward-difference run at their own iteration counts.", "",
+         "Problems: " + "; ".join(f"`{k}`: {v}" for k, v in res["problems"].items()) + ".", "",
+         "## The paper's two claims", "",
+         "Claim 1: ZO-Avg is best at q = 1. Claim 2: ZO-Align is best at q = n. Counts of the settings (n x problem "
+         "x noise) where the measured best q (median final gap) is the claimed one:", "",
+         "| accounting | claim 1, tuned step | claim 1, theory step | claim 2, tuned step | claim 2, theory step |",
+         "|---|---|---|---|---|"]
+    V = res["verdicts"]
+    for acc in ACCOUNTINGS:
+        sub = [v for v in V if v["accounting"] == acc]
+        cells = [f"{sum(v[f'{rule}_{step}_claim_holds'] for v in sub)}/{len(sub)}"
+                 for rule in ("avg", "align") for step in ("tuned", "theory")]
+        L.append(f"| `{acc}` | " + " | ".join(cells) + " |")
+    L += ["", "Per setting: the best q, and where it is not the claimed one, how much worse the claimed q is "
+          "(x gap ratio). `predicted`: the best q of the one-step heuristic of RESEARCH-2 §2 with the theory step "
+          "(expected decrease per iteration q/(q+n+1) for ZO-Avg and q/n for ZO-Align, "
+          "divided by the queries charged per iteration; `flat`: the same for every q).", "",
+          "| n | problem | noise | acc. | Avg tuned | Avg theory step | Avg predicted | Align tuned | "
+          "Align theory step | Align predicted |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for v in V:
+        n = v["n"]
+        pa, pl = v["avg_predicted_q"], v["align_predicted_q"]
+        L.append(f"| {n} | {v['problem']} | {'noisy' if v['noisy'] else 'exact'} | {v['accounting']} | "
+                 f"{_best(v, 'avg', 'tuned', 1)} | {_best(v, 'avg', 'theory', 1)} | {pa if pa else 'flat'} | "
+                 f"{_best(v, 'align', 'tuned', n)} | {_best(v, 'align', 'theory', n)} | {pl if pl else 'flat'} |")
+    L += ["", "## Final gap against q", "",
+          "Median over the instances of the final measure, with the tuned step and with the theory step.", ""]
+    rows = res["sweep"]
+    for n in s["dims"]:
+        for pname in res["problems"]:
+            for noisy in (False, True):
+                sel = [r for r in rows if (r["n"], r["problem"], r["noisy"]) == (n, pname, noisy)]
+                if not sel:
+                    continue
+                qs = sorted({r["q"] for r in sel})
+                L += [f"**n = {n}, {pname}, {'noisy' if noisy else 'exact'}**", "",
+                      "| rule | step | accounting | " + " | ".join(f"q={q}" for q in qs) + " |",
+                      "|---|---|---|" + "---|" * len(qs)]
+                for rule in RULES:
+                    for step, key in (("tuned", "median"), ("theory", "theory_median")):
+                        for acc in ACCOUNTINGS:
+                            cells = []
+                            for q in qs:
+                                r = next(r for r in sel if (r["rule"], r["accounting"], r["q"]) == (rule, acc, q))
+                                cells.append(fmt(r[key]) + ("*" if step == "tuned" and r["at_edge"] else ""))
+                            L.append(f"| {rule} | {step} | {acc} | " + " | ".join(cells) + " |")
+                L.append("")
+    L += ["Plots: " + ", ".join(f"`{f}`" for f in res.get("plots", [])) + " (rows: problems; columns: accountings; "
+          "solid: tuned step, dotted: theory step).", "",
+          "## Speed: one batched call vs a Python loop over queries", "",
+          "One ZO-Avg estimate with forward differences, (q + 1) B queries, on `QuadraticInstances` (dense shared Q, "
+          "kappa = 10): `estimate_gradient` with all queries in one objective call against the usual loop with one "
+          "call per query (each call batched over the B instances). Best of several repeats; `same` is the relative "
+          "difference of the two estimates computed from the same directions.", "",
+          "| n | q | B | queries | batched queries/s | loop queries/s | ratio | same |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in res["speed"]:
+        L.append(f"| {r['n']} | {r['q']} | {r['B']} | {r['queries_per_estimate']} | "
+                 f"{r['batched_queries_per_s']:.3g} | {r['loop_queries_per_s']:.3g} | {r['ratio']:.1f}x | "
+                 f"{r['same_estimate_rel_diff']:.1e} |")
+    return "\n".join(L) + "\n"
+
+
+def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    rows = res["sweep"]
+    probs = list(res["problems"])
+    for n in res["settings"]["dims"]:
+        for noisy in (False, True):
+            fig, axes = plt.subplots(len(probs), len(ACCOUNTINGS), figsize=(4 * len(ACCOUNTINGS), 2.6 * len(probs)),
+                                     squeeze=False)
+            for i, pname in enumerate(probs):
+                for j, acc in enumerate(ACCOUNTINGS):
+                    ax = axes[i][j]
+                    for rule, color in (("avg", "tab:blue"), ("align", "tab:orange")):
+                        sel = sorted((r for r in rows if (r["n"], r["problem"], r["accounting"], r["rule"],
+                                                          r["noisy"]) == (n, pname, acc, rule, noisy)),
+                                     key=lambda r: r["q"])
+                        for key, style, label in (("median", "-", "tuned"), ("theory_median", ":", "theory step")):
+                            ys = [r[key] if math.isfinite(r[key]) else math.nan for r in sel]
+                            ax.plot([r["q"] for r in sel], ys, style, color=color, marker="o", ms=3,
+                                    label=f"ZO-{rule.capitalize()}, {label}")
+                    ax.set_xscale("log", base=2)
+                    ax.set_yscale("log")
+                    ax.set_title(f"{pname}, {acc} queries/iteration", fontsize=9)
+                    if i == len(probs) - 1:
+                        ax.set_xlabel("q (directions per iteration)")
+                    if j == 0:
+                        ax.set_ylabel("final relative measure")
+            axes[0][0].legend(fontsize=7)
+            fig.suptitle(f"n = {n}, {'noisy' if noisy else 'exact'} values, budget Q = "
+                         f"{res['settings']['budget_per_dim'] * n}: final measure vs q")
+            fig.tight_layout()
+            path = out / f"zeroth_order{suffix}-n{n}-{'noisy' if noisy else 'exact'}.png"
+            fig.savefig(path, dpi=80)
+            plt.close(fig)
+            files.append(path.name)
+    return files
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dims", default="10,100", help="comma-separated dimensions n (default 10,100)")
+    ap.add_argument("--budget-per-dim", type=int, default=20, help="total budget Q = this x n queries per instance")
+    ap.add_argument("--seeds", type=int, default=3, help="instances per problem")
+    ap.add_argument("--noise", type=float, default=1e-6, help="noise sigma relative to |F(x0) - F*|")
+    ap.add_argument("--noise-mu", type=float, default=1e-4, help="smoothing radius mu of the noisy runs")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: short budget, 4 steps, 2 instances")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dims = [int(d) for d in args.dims.split(",")]
+    grid = [3, 2.5, 2, 1.5, 1, 0.5, *range(0, -11, -1)] if not args.quick else [2, 0, -3, -6, -9]
+    budget_per_dim = 20 if args.quick else args.budget_per_dim
+    seeds = 2 if args.quick else args.seeds
+    start, cpu_start = time.perf_counter(), time.process_time()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {msg}", flush=True)
+
+    rows = []
+    for n in dims:
+        rows += sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log)
+    speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
+    if args.quick:
+        speed_cases = [(10, 10, 32)]
+    speeds = speed(speed_cases, repeats=2 if args.quick else 5, min_seconds=0.02 if args.quick else 0.2)
+    log("speed done")
+    problems = {k: v["what"] for k, v in make_problems(dims[0], 1).items()}
+    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
+    res = {
+        "settings": {"dims": dims, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
+                     "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS, "argv": argv_text},
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "threads": args.threads, "load_average": round(load, 2),
+        "problems": problems, "accountings": {k: v.describe() for k, v in ACCOUNTINGS.items()},
+        "sweep": rows, "verdicts": verdicts(rows), "speed": speeds,
+    }
+    res["seconds"] = time.perf_counter() - start
+    res["cpu_seconds"] = time.process_time() - cpu_start
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    res["plots"] = [] if args.no_plots else plot(res, args.out, suffix)
+    write_results(args.out, "zeroth_order" + suffix, res, to_markdown(res))
+    log(f"wrote {args.out}/zeroth_order{suffix}.{{json,md}} and {', '.join(res['plots'])}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
