@@ -95,7 +95,7 @@ def test_families_and_presets():
 
 #: Where the registry's classes may live: the layers below ``l2o.registry`` (pyproject.toml's contract;
 #: the registry imports them by path, which import-linter does not see).
-LOWER_LAYERS = ("l2o.learned.", "l2o.optimizers.", "l2o.problems.")
+LOWER_LAYERS = ("l2o.learned.", "l2o.zeroth_order.", "l2o.optimizers.", "l2o.problems.")
 
 
 def test_every_path_resolves_to_a_class_of_its_name_in_a_lower_layer():

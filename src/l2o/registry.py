@@ -226,7 +226,7 @@ SOLVERS: dict[str, SolverEntry] = {
                          "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
     "newton": SolverEntry("l2o.optimizers.quasi_newton:Newton",
                           "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
-    "zo_gd": SolverEntry("l2o.zeroth_order:ZOGD", "zeroth-order GD, function values only: ZO-Align (q = n) or "
+    "zo_gd": SolverEntry("l2o.zeroth_order.zo_gd:ZOGD", "zeroth-order GD, function values only: ZO-Align (q = n) or "
                          "ZO-Avg, query budget (arXiv 2509.15552)"),
     "wmmse": SolverEntry("l2o.optimizers.wmmse:WMMSE", "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only"),
     "mrt": SolverEntry("l2o.optimizers.wmmse:MRT",
