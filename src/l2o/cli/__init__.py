@@ -59,7 +59,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "demo": LazyCommand("l2o.cli.demo:demo",
                         "Train a learned solver and compare it with classical ones: the quickstart's main job.",
                         "l2o.cli.demo:DEMO_HELP"),
-    "serving": LazyCommand("l2o.cli.serving:app", "Simulate online batching for LLM inference (simulate, fluid)."),
+    "serving": LazyCommand("l2o.cli.serving:app", "LLM-serving simulator: batching policies under a KV-cache limit."),
 }
 
 
