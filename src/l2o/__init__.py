@@ -15,6 +15,7 @@ from l2o.problems import (
     QuadraticInstances,
 )
 from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_family, make_solver
+from l2o.workflows.load import load_solver  # a bundled pretrained name or a run directory
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,5 @@ __all__ = [
     "run", "solve", "compare", "reference", "Trajectory", "SolveResult", "Comparison", "Reference", "Instances", "AutogradInstances",
     "QuadraticFamily", "QuadraticInstances", "LeastSquaresFamily", "LeastSquaresInstances",
     "LassoFamily", "LassoInstances", "LogisticFamily", "LogisticInstances", "DatasetLogisticFamily",
-    "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver",
+    "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver", "load_solver",
 ]

@@ -27,9 +27,10 @@ def lasso_file(path):
 def test_kind_of_family():
     assert kind_of_family(l2o.make_family("lasso_250x500")) == "lasso"
     assert kind_of_family(l2o.make_family("least_squares", d=8, m=12)) == "lasso"
-    assert set(FAMILY_KINDS.values()) == {"lasso", "qp", "logistic"}
+    assert set(FAMILY_KINDS.values()) == {"lasso", "qp", "logistic", "mimo"}
+    assert kind_of_family(l2o.make_family("mimo")) == "mimo"
     with pytest.raises(ValueError, match="has no file format for `l2o solve`"):
-        kind_of_family(l2o.make_family("mimo"))
+        kind_of_family(object())
 
 
 def test_default_solver_and_check_period():

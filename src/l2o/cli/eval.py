@@ -15,7 +15,8 @@ from l2o.cli.options import check_positive, parse_dtype_option, parse_names, use
 from l2o.report.robustness import render_split
 from l2o.report.table import render_table
 from l2o.safeguard import RULES
-from l2o.workflows.evaluate import evaluate_run
+from l2o.workflows.evaluate import default_out_dir, evaluate_run
+from l2o.workflows.load import load_checkpoint
 from l2o.workflows.robustness import evaluate_ood
 
 #: How the library's parameters are called on ``l2o eval``'s command line.
@@ -24,14 +25,16 @@ FLAGS = {"batch": "--batch", "iterations": "--iterations", "baselines": "--basel
          "check_every": "--check-every"}
 
 EVAL_HELP = "\n\n".join([
-    "Evaluate a trained run (a directory written by l2o train) against classical baselines.",
+    "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver (DIR or "
+    "--checkpoint NAME; l2o list --pretrained) against classical baselines.",
     "Samples fresh instances of the run's family (a seed distinct from training's unless --seed), computes a "
     "certified reference F*, runs the trained solver and the baselines on the same instances (by default 10 x the "
     "training horizon for all of them) and prints per solver the median and 90th percentile of the iterations and "
     "seconds to reach 1e-2, 1e-4 and 1e-6 relative suboptimality ('-' where not reached) and the final gap.",
     "Writes eval_convergence.png (gap against iterations and time: median and 10-90% band; learned solid, "
     "classical dashed) and eval_records.csv (tidy rows: solver, learned, iteration, instance, time, objective, gap, "
-    "thinned to about 100 iterations per solver) into the run directory or --out-dir. --json prints the summary as "
+    "thinned to about 100 iterations per solver) into the run directory (l2o-eval-NAME for a bundled solver) or "
+    "--out-dir. --json prints the summary as "
     "JSON (null where not reached).",
     "Default baselines: ista, fista, fista_restart, adam for nonsmooth problems (LASSO, l1 logistic); gd, nesterov, "
     "fista_restart, adam, lbfgs for smooth ones.",
@@ -45,7 +48,9 @@ EVAL_HELP = "\n\n".join([
 
 
 def eval_(
-    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="run directory (l2o train)")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(metavar="DIR", help="run directory (l2o train) or bundled pretrained name")
+    ] = None,
     baselines: Annotated[
         Optional[str], typer.Option(help="comma-separated classical solvers (see `l2o list`); 'none' for none")
     ] = None,
@@ -75,7 +80,15 @@ def eval_(
     check_every: Annotated[
         Optional[int], typer.Option(help="safeguard checks every this many learned iterations (default 1)")
     ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", "-c", help="run directory or bundled pretrained name (as DIR)")
+    ] = None,
 ) -> None:
+    with user_errors(FLAGS):
+        if (run_dir is None) == (checkpoint is None):
+            raise ValueError("give the run directory or bundled name once: as DIR or as --checkpoint"
+                             if run_dir is not None else "Missing argument 'DIR' (or --checkpoint NAME_OR_DIR).")
+    run_dir = Path(checkpoint) if run_dir is None else run_dir
     if ood or split:  # the run config's [evaluation] table fills what is not given
         _eval_ood(run_dir, split, baselines, iterations, batch, seed, dtype, out_dir, as_json,
                   fallback, rule, check_every)
@@ -111,9 +124,11 @@ def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, ite
         check_positive("--check-every", check_every)
         if rule is not None and rule not in RULES:
             raise ValueError(f"--rule: unknown safeguard rule {rule!r}; valid rules: {', '.join(RULES)}")
+        run = load_checkpoint(run_dir)  # a run directory or a bundled name
         outcome = evaluate_ood(run_dir, splits=split or None, baselines=names, batch=batch, seed=seed,
-                               dtype=parse_dtype_option(dtype), out_dir=out_dir, fallback=fallback, rule=rule,
-                               check_every=check_every, iterations=iterations, progress=progress)
+                               dtype=parse_dtype_option(dtype), out_dir=out_dir or default_out_dir(run_dir, run),
+                               fallback=fallback, rule=rule, check_every=check_every, iterations=iterations,
+                               progress=progress, run=run)
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return

@@ -1,11 +1,16 @@
-"""``l2o list``: the problem families, presets, solvers and out-of-distribution splits."""
+"""``l2o list``: the problem families, presets, solvers and out-of-distribution splits;
+``l2o list --pretrained``: the bundled pretrained solvers, one line each."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from l2o.pretrained import list_pretrained
 from l2o.problems.splits import common_splits
 from l2o.registry import CLASSICAL, FAMILIES, LEARNED, PRESETS
 
@@ -21,8 +26,26 @@ def split_names() -> dict[str, str]:
     return out
 
 
-def list_() -> None:
+def pretrained_lines() -> list[str]:
+    """One line per bundled pretrained solver: name, method, family, horizon, one figure."""
+    entries = list_pretrained()
+    if not entries:
+        return []
+    w = [max(len(s) for s in col) for col in zip(*[(e.name, e.method, e.family) for e in entries])]
+    return [f"{e.name:<{w[0]}}  {e.method:<{w[1]}}  {e.family:<{w[2]}}  horizon {e.horizon:<4d} {e.figure}"
+            for e in entries]
+
+
+def list_(
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="the bundled pretrained solvers, one line each: "
+                                             "name, method, family, training horizon, a figure measured when made "
+                                             "(use the name with --checkpoint of l2o solve / l2o eval)")] = False,
+) -> None:
     """Show the problem families, presets and solvers, with a one-line description each."""
+    if pretrained:
+        for line in pretrained_lines():
+            print(line)
+        return
     console = Console()
     sections = (
         ("families", {k: e.description for k, e in FAMILIES.items()}),

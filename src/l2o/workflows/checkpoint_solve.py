@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from l2o.evaluation import SolveResult, solve
+from l2o.evaluation.defaults import trained_horizon
 from l2o.io import KINDS, DataError, Loaded, load, read_arrays, validate
 from l2o.optimizers.base import Optimizer
 from l2o.problems import Instances
 from l2o.registry import make_solver
-from l2o.training import Run, load_run
+from l2o.training import Run
+from l2o.workflows.load import handover, load_checkpoint
 
 #: Problem family name -> the ``l2o solve`` file format its instances are read in.
 FAMILY_KINDS = {
@@ -33,13 +35,14 @@ FAMILY_KINDS = {
     "quadratic": "qp",
     "logistic": "logistic",
     "logistic_dataset": "logistic",
+    "mimo": "mimo",
 }
 
 
 def kind_of_family(family: Any) -> str:
     """The data format of a family's instances: LASSO -> 'lasso'; least squares
     1/2||Wx - y||^2 -> 'lasso' with lam = 0 (keys A = W, b = y, lam optional); quadratic
-    -> 'qp'; logistic (synthetic or dataset) -> 'logistic'. By ``family.name``."""
+    -> 'qp'; logistic (synthetic or dataset) -> 'logistic'; MIMO sum-rate -> 'mimo'. By ``family.name``."""
     name = family_name(family)
     if name not in FAMILY_KINDS:
         raise ValueError(f"the run's problem family {name!r} has no file format for `l2o solve`; "
@@ -121,7 +124,8 @@ def load_for_checkpoint(
     run: Run | None = None,
     names: Mapping[str, str] | None = None,
 ) -> CheckpointProblem:
-    """Read ``data`` as the kind of problem the run in ``checkpoint`` was trained on.
+    """Read ``data`` as the kind of problem the run in ``checkpoint`` (a run directory
+    or a bundled pretrained name, ``l2o.workflows.load.load_checkpoint``) was trained on.
 
     The kind comes from the run's family (``kind_of_family``); ``problem``, when given,
     must agree with it. A least-squares run reads the lasso format with lam = 0 when
@@ -132,7 +136,7 @@ def load_for_checkpoint(
     n = dict(names or {})
     if problem is not None and problem not in KINDS:
         raise DataError(f"unknown problem {problem!r}; expected one of {', '.join(KINDS)}")
-    run = load_run(checkpoint) if run is None else run
+    run = load_checkpoint(checkpoint) if run is None else run
     kind = kind_of_family(run.family)
     if problem is not None and problem != kind:
         p = n.get("problem", "problem")
@@ -221,8 +225,9 @@ def solve_file(
     Args:
         data: a problem file (``l2o.io``).
         problem: its kind (``l2o.io.KINDS``); required without ``checkpoint``.
-        checkpoint: a run directory whose trained solver solves (``load_for_checkpoint``);
-            excludes ``solver``.
+        checkpoint: a run directory or a bundled pretrained name whose trained solver
+            solves (``load_for_checkpoint``), handing over to the family's fallback past
+            its training horizon (``l2o.workflows.load.handover``); excludes ``solver``.
         solver: a registered solver name (None: ``default_solver`` of the kind).
         tol, max_iter: of ``l2o.solve``; the certificate is checked every
             ``check_every_for(solver)`` iterations.
@@ -236,7 +241,8 @@ def solve_file(
     method: Optimizer
     if checkpoint is not None:
         trained = load_for_checkpoint(checkpoint, data, problem, lam=lam, penalty=penalty, names=names)
-        loaded, kind, name, method = trained.loaded, trained.kind, trained.name, trained.solver
+        loaded, kind, name = trained.loaded, trained.kind, trained.name
+        method = handover(trained.solver, trained.run.family, trained_horizon(trained.solver, trained.run.config))
     else:
         assert problem is not None  # check_solve_options
         kind = problem

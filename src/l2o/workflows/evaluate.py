@@ -21,8 +21,9 @@ from l2o.evaluation.defaults import default_baselines, eval_seed, evaluation_ite
 from l2o.registry import CLASSICAL, make_solver
 from l2o.report.plots import plot_convergence
 from l2o.report.table import DEFAULT_TOLERANCES, by_solver, summarize_comparison
-from l2o.training import Run, load_run
+from l2o.training import Run
 from l2o.utils.jsonable import jsonable
+from l2o.workflows.load import is_bundled, load_checkpoint
 
 #: Files that ``evaluate_run`` writes (into the run directory unless told otherwise).
 EVAL_PLOT = "eval_convergence.png"
@@ -122,6 +123,12 @@ def _short_title(family: str, learned: str | None, batch: int, K: int, horizon: 
     return f"{head} ({K / horizon:g} x the training horizon {horizon} of {learned})"
 
 
+def default_out_dir(run_dir: str | os.PathLike[str], run: Run) -> Path:
+    """Where ``l2o eval`` writes by default: the run directory, or for a bundled solver
+    (installed with the package, not to be written into) ``l2o-eval-<name>``."""
+    return Path(f"l2o-eval-{run.directory.name}") if is_bundled(run) else Path(run_dir)
+
+
 # ----- l2o eval ----------------------------------------------------------------------------------------
 
 
@@ -164,7 +171,8 @@ def evaluate_run(
     """Evaluate a trained run against classical baselines on fresh instances.
 
     Args:
-        run_dir: a run directory written by ``l2o.training.train`` / ``l2o train``.
+        run_dir: a run directory written by ``l2o.training.train`` / ``l2o train``, or a
+            bundled pretrained name (``l2o.workflows.load.load_checkpoint``).
         baselines: classical solver names (None: ``default_baselines`` of the family:
             ista, fista, fista_restart, adam for nonsmooth problems; gd, nesterov,
             fista_restart, adam, lbfgs for smooth ones; wmmse, mrt, zf, rzf for MIMO,
@@ -176,7 +184,8 @@ def evaluate_run(
             training or validation data).
         dtype: of the instances (None: the run's training dtype).
         device: torch device of the evaluation.
-        out_dir: where the plot and the records go (None: the run directory).
+        out_dir: where the plot and the records go (None: the run directory; for a
+            bundled solver ``l2o-eval-<name>`` in the working directory).
         run: an already loaded ``l2o.training.Run`` (skips ``load_run``).
 
     Raises:
@@ -186,7 +195,7 @@ def evaluate_run(
     check_positive("batch", batch)
     check_positive("iterations", iterations)
     dev = _device(device)
-    run = load_run(run_dir) if run is None else run
+    run = load_checkpoint(run_dir) if run is None else run
     config = run.config
     name = config.solver
     names = list(baselines) if baselines is not None else None
@@ -196,7 +205,7 @@ def evaluate_run(
             raise ValueError(f"baselines names {name!r}, the learned solver's own name")
     want_dtype = config.training.torch_dtype if dtype is None else dtype
     seed = eval_seed(config.training.seed) if seed is None else int(seed)
-    out = make_out_dir(Path(run_dir) if out_dir is None else Path(out_dir))
+    out = make_out_dir(default_out_dir(run_dir, run) if out_dir is None else Path(out_dir))
 
     solver = run.solver.to(device=dev)
     problem = run.family.sample(batch, seed, dtype=want_dtype, device=dev)
@@ -238,5 +247,5 @@ def evaluate_run(
 
 __all__ = [
     "EVAL_PLOT", "EVAL_RECORDS", "CSV_POINTS", "EvalOutcome", "evaluate_run", "sum_rate_summary", "sum_rate_lines",
-    "csv_every", "check_positive", "check_solver_names", "make_out_dir", "fits", "dtype_name",
+    "csv_every", "check_positive", "check_solver_names", "make_out_dir", "fits", "dtype_name", "default_out_dir",
 ]
