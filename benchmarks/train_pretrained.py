@@ -219,10 +219,10 @@ def make_bundle(name: str, config: RunConfig, spec: Spec | None, batch: int, thr
     solver = result.solver.eval()
     family = config.make_family()
     horizon = int(getattr(solver, "horizon", config.training.unroll))
+    batch = batch if spec is None or spec.batch is None else spec.batch
     say(f"{name}: trained in {train_seconds:.0f} s (validation gap {result.initial_val_gap:.3g} -> "
         f"{result.best_val_gap:.3g}); measuring on {batch} fresh instances")
-    figures = measure(solver, method, family, config, horizon, template,
-                      batch if spec is None or spec.batch is None else spec.batch,
+    figures = measure(solver, method, family, config, horizon, template, batch,
                       None if spec is None else spec.max_iter)
     say(f"{name}: {figures['headline']} ({figures['seconds']:.0f} s)")
     overrides = dict(spec_overrides(config))
