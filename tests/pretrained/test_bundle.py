@@ -74,6 +74,7 @@ def test_a_bundle_loads_as_its_record_says(name):
     own = solver.state_dict()
     assert set(own) == set(from_file) and all(torch.equal(own[k], from_file[k]) for k in own)
     assert isinstance(record["l2o_version"], str) and record["command"].startswith("python benchmarks/")
+    assert record["training"]["best_step"] > 0  # trained: the kept weights are not the initial ones
     fig = record["figures"]
     assert {fig["template"], fig["fallback"]} <= set(fig["solvers"]) and fig["batch"] >= 64
 
