@@ -133,12 +133,12 @@ def test_it_converges_and_beats_its_template_where_it_did(name):
     median iterations to a tolerance), it still does."""
     solver, family, horizon, meta = load_pretrained(name)
     fig = meta["figures"]
-    mimo = hasattr(family, "cells")
-    B = 4 if mimo else 8
+    mimo = hasattr(family, "cells")  # nonconvex: certificate = relative change of a WMMSE step
+    B, tol = (3, 1e-4) if mimo else (8, 1e-6)
     dtype = next(solver.parameters()).dtype
     problem = family.sample(B, SEED, dtype=torch.float64)
     with torch.no_grad():
-        res = l2o.solve(handover(solver, family, horizon), problem, tol=1e-6, max_iter=3000)
+        res = l2o.solve(handover(solver, family, horizon), problem, tol=tol, max_iter=3000)
     assert bool(res.converged.all()), (name, res.certificate)
     problem = problem if dtype == torch.float64 else family.sample(B, SEED, dtype=dtype)
     template = make_solver(fig["template"])
@@ -206,12 +206,16 @@ def test_solve_with_bundled_names_of_other_families(tmp_path):
     assert out["solver"] == "lgd" and out["converged"] == [True, True]
     for i in range(2):  # least squares with m < d: the minimum is 0 (Wx = y is solvable)
         assert np.linalg.norm(W[i] @ np.array(out["x"][i]) - y[i]) ** 2 / 2 <= 1e-6 * np.linalg.norm(y[i]) ** 2
-    mimo = l2o.make_family("mimo_medium").sample(2, SEED, dtype=torch.float64)
-    np.savez(tmp_path / "h.npz", H=mimo.H.numpy(), power=mimo.budget.numpy(), noise=mimo.noise.numpy())
-    res = invoke("solve", "-c", "gnn_wmmse-mimo_medium", "-d", tmp_path / "h.npz", "--tol", "1e-6", "--json")
+    mimo = l2o.make_family("mimo_medium").sample(1, SEED, dtype=torch.float64)
+    np.savez(tmp_path / "h.npz", H=mimo.H[0].numpy(), power=mimo.budget[0].numpy(), noise=mimo.noise[0].numpy())
+    res = invoke("solve", "-c", "gnn_wmmse-mimo_medium", "-d", tmp_path / "h.npz", "--tol", "1e-4", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["solver"] == "gnn_wmmse" and out["problem"] == "mimo" and out["converged"] == [True, True]
+    assert out["solver"] == "gnn_wmmse" and out["problem"] == "mimo" and out["converged"] is True
+    rate = float(mimo.sum_rate(torch.tensor(out["x"], dtype=torch.float64)[None])[0])  # the precoders it returns reach their sum-rate
+    assert rate == pytest.approx(out["sum_rate"], rel=1e-9)
+    wmmse = l2o.solve(make_solver("wmmse"), mimo, tol=1e-4, max_iter=3000)  # nonconvex: a local optimum each
+    assert rate >= 0.9 * float(mimo.sum_rate(wmmse.x)[0])
 
 
 def test_data_that_does_not_fit_a_bundled_solver_is_one_clear_line(tmp_path):
