@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time ``__getattr__`` imp
         QuadraticInstances,
     )
     from l2o.registry import FAMILIES, PRESETS, SOLVERS, make_family, make_solver
+    from l2o.workflows.load import load_solver
 
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -38,13 +39,15 @@ _EXPORTS: dict[str, str] = {
                      "LeastSquaresInstances", "LassoFamily", "LassoInstances", "LogisticFamily", "LogisticInstances",
                      "DatasetLogisticFamily"), "l2o.problems"),
     **dict.fromkeys(("FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver"), "l2o.registry"),
+    "load_solver": "l2o.workflows.load",  # a bundled pretrained name or a run directory
 }
 
 __all__ = [
     "run", "solve", "compare", "reference", "Trajectory", "SolveResult", "Comparison", "Reference",
     "Instances", "AutogradInstances", "QuadraticFamily", "QuadraticInstances", "LeastSquaresFamily",
     "LeastSquaresInstances", "LassoFamily", "LassoInstances", "LogisticFamily", "LogisticInstances",
-    "DatasetLogisticFamily", "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver", "__version__",
+    "DatasetLogisticFamily", "FAMILIES", "PRESETS", "SOLVERS", "make_family", "make_solver", "load_solver",
+    "__version__",
 ]
 
 

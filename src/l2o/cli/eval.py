@@ -16,9 +16,9 @@ from l2o.report.guarantee import guarantee_sentences, render_guarantee
 from l2o.report.robustness import render_split
 from l2o.report.table import render_table
 from l2o.safeguard import RULES
-from l2o.training import load_run
 from l2o.training.config import DTYPES, torch_dtype
-from l2o.workflows.evaluate import evaluate_run, unfinished_note
+from l2o.workflows.evaluate import default_out_dir, evaluate_run, unfinished_note
+from l2o.workflows.load import load_checkpoint
 from l2o.workflows.robustness import evaluate_ood
 
 #: How the library's parameters are called on ``l2o eval``'s command line.
@@ -27,7 +27,8 @@ FLAGS = {"batch": "--batch", "iterations": "--iterations", "baselines": "--basel
          "check_every": "--check-every"}
 
 EVAL_HELP = "\n\n".join([
-    "Evaluate a trained run (a directory written by l2o train) against classical baselines.",
+    "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver (DIR or "
+    "--checkpoint NAME; l2o list --pretrained) against classical baselines.",
     "Samples fresh instances of the run's family (a seed distinct from training's unless --seed), computes a "
     "certified reference F*, runs the trained solver and the baselines on the same instances (by default 10 x the "
     "training horizon for all of them) and prints per solver the median and 90th percentile of the iterations and "
@@ -59,7 +60,9 @@ def parse_dtype_option(name: str | None, option: str = "--dtype") -> torch.dtype
 
 
 def eval_(
-    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="run directory (l2o train)")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(metavar="DIR", help="run directory (l2o train) or bundled pretrained name")
+    ] = None,
     baselines: Annotated[
         str | None, typer.Option(help="comma-separated classical solvers (see `l2o list`); 'none' for none")
     ] = None,
@@ -89,7 +92,15 @@ def eval_(
     check_every: Annotated[
         int | None, typer.Option(help="safeguard checks every this many learned iterations (default 1)")
     ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", "-c", help="run directory or bundled pretrained name (as DIR)")
+    ] = None,
 ) -> None:
+    with user_errors(FLAGS):
+        if (run_dir is None) == (checkpoint is None):
+            raise ValueError("give the run directory or bundled name once: as DIR or as --checkpoint"
+                             if run_dir is not None else "Missing argument 'DIR' (or --checkpoint NAME_OR_DIR).")
+    run_dir = Path(checkpoint) if run_dir is None else run_dir
     if ood or split:  # the run config's [evaluation] table fills what is not given
         _eval_ood(run_dir, split, baselines, iterations, batch, seed, dtype, out_dir, as_json,
                   fallback, rule, check_every)
@@ -99,12 +110,13 @@ def eval_(
         batch = 256 if batch is None else batch
         check_positive("--batch", batch)
         check_positive("--iterations", iterations)
-        run = load_run(run_dir)
+        run = load_checkpoint(run_dir)  # a run directory or a bundled name
         note = unfinished_note(run)
         if note is not None:  # evaluated as it is: say so before the work starts
             say(f"note: {note}")
         outcome = evaluate_run(run_dir, baselines=names, iterations=iterations, batch=batch, seed=seed,
-                               dtype=parse_dtype_option(dtype), device=device, out_dir=out_dir, run=run,
+                               dtype=parse_dtype_option(dtype), device=device,
+                               out_dir=out_dir or default_out_dir(run_dir, run), run=run,
                                progress=True)  # phases on stderr when it is a terminal
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
@@ -134,9 +146,11 @@ def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, ite
         check_positive("--check-every", check_every)
         if rule is not None and rule not in RULES:
             raise ValueError(f"--rule: unknown safeguard rule {rule!r}; valid rules: {', '.join(RULES)}")
+        run = load_checkpoint(run_dir)  # a run directory or a bundled name
         outcome = evaluate_ood(run_dir, splits=split or None, baselines=names, batch=batch, seed=seed,
-                               dtype=parse_dtype_option(dtype), out_dir=out_dir, fallback=fallback, rule=rule,
-                               check_every=check_every, iterations=iterations, progress=progress)
+                               dtype=parse_dtype_option(dtype), out_dir=out_dir or default_out_dir(run_dir, run),
+                               fallback=fallback, rule=rule, check_every=check_every, iterations=iterations,
+                               progress=progress, run=run)
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return

@@ -1,4 +1,5 @@
-"""``l2o list``: the problem families, presets, solvers and out-of-distribution splits.
+"""``l2o list``: the problem families, presets, solvers and out-of-distribution splits;
+``l2o list --pretrained``: the bundled pretrained solvers, one line each.
 
 Everything shown is registry data (``l2o.registry``: names, descriptions, which solvers are
 learned, the presets' declared splits), so listing imports neither torch nor any solver.
@@ -6,11 +7,18 @@ learned, the presets' declared splits), so listing imports neither torch nor any
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.table import Table
 from rich.text import Text
 
 from l2o.cli.options import console
-from l2o.registry import CLASSICAL, COMMON_SPLITS, FAMILIES, LEARNED, PRESETS
+from l2o.registry import CLASSICAL, COMMON_SPLITS, FAMILIES, LEARNED, PRESETS, resolve
+
+#: The bundle's listing, imported only for ``--pretrained`` (it reads the JSON records, but
+#: its module imports torch, which plain ``l2o list`` must not pay for).
+LIST_PRETRAINED = "l2o.pretrained.bundle:list_pretrained"
 
 
 def split_names() -> dict[str, str]:
@@ -24,8 +32,26 @@ def split_names() -> dict[str, str]:
     return out
 
 
-def list_() -> None:
+def pretrained_lines() -> list[str]:
+    """One line per bundled pretrained solver: name, method, family, horizon, one figure."""
+    entries = resolve(LIST_PRETRAINED)()
+    if not entries:
+        return []
+    w = [max(len(s) for s in col) for col in zip(*[(e.name, e.method, e.family) for e in entries])]
+    return [f"{e.name:<{w[0]}}  {e.method:<{w[1]}}  {e.family:<{w[2]}}  horizon {e.horizon:<4d} {e.figure}"
+            for e in entries]
+
+
+def list_(
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="the bundled pretrained solvers, one line each: "
+                                             "name, method, family, training horizon, a figure measured when made "
+                                             "(use the name with --checkpoint of l2o solve / l2o eval)")] = False,
+) -> None:
     """Show the problem families, presets and solvers, with a one-line description each."""
+    if pretrained:
+        for line in pretrained_lines():
+            print(line)
+        return
     con = console()
     sections = (
         ("families", {k: e.description for k, e in FAMILIES.items()}),

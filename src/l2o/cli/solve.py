@@ -44,11 +44,11 @@ SOLVE_HELP = "\n\n".join([
     "Default solver: qp 'apgd' with a box, else 'newton'; lasso 'fista_restart'; logistic 'newton' for l2, "
     "'fista_restart' for l1. Each instance stops when its certificate (relative duality gap or KKT residual) "
     "is <= --tol.",
-    "--checkpoint DIR solves with the trained solver of a run directory (l2o train) instead: the problem kind "
-    "follows the family it was trained on (lasso -> lasso; least_squares -> the lasso format with lam = 0 unless "
-    "given; quadratic -> qp; logistic -> logistic; mimo -> mimo), and --problem, if given, must agree. Data of "
-    "another dimension or kind than the training instances: a warning (an error for LISTA / ALISTA, tied to "
-    "their dictionary).",
+    "--checkpoint DIR_OR_NAME solves with the trained solver of a run directory (l2o train) or a bundled "
+    "pretrained solver (l2o list --pretrained) instead: the problem kind follows the family it was trained on "
+    "(lasso -> lasso; least_squares -> the lasso format with lam = 0 unless given; quadratic -> qp; logistic -> "
+    "logistic; mimo -> mimo), and --problem, if given, must agree. Past its training horizon it hands over to "
+    "its family's classical fallback (fista_restart; wmmse for mimo).",
     "--out FILE.npz (written atomically) holds x ((n,) for one instance, (B, n) for a batch), objective, "
     "iterations, converged, certificate, certificate_name, solver and seconds.",
     "--iterate-dtype: auto (default) iterates in float32 for the first-order solvers on float64 lasso/qp/logistic "
@@ -67,7 +67,8 @@ def solve(
     ] = None,
     data: Annotated[Path, typer.Option("--data", "-d", help="input file: .npz, .mat (or .csv for logistic)")] = ...,
     checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", "-c", help="solve with the trained solver of this run directory")
+        Path | None, typer.Option("--checkpoint", "-c", help="solve with the trained solver of this run "
+                                     "directory or bundled pretrained name (l2o list --pretrained)")
     ] = None,
     solver: Annotated[
         str | None, typer.Option("--solver", "-s", help="solver name (see `l2o list`); default: above")

@@ -22,12 +22,14 @@ import numpy as np
 import torch
 
 from l2o.evaluation import SolveResult, solve
+from l2o.evaluation.defaults import trained_horizon
 from l2o.io import KINDS, DataError, Loaded, load, read_arrays, validate
 from l2o.optimizers.base import Optimizer
 from l2o.problems import Instances
 from l2o.problems.family import ProblemFamily
 from l2o.registry import FAMILIES, make_solver
-from l2o.training import Run, load_run
+from l2o.training import Run
+from l2o.workflows.load import handover, load_checkpoint
 
 
 def format_families(kind: str) -> list[type[ProblemFamily]]:
@@ -159,7 +161,8 @@ def load_for_checkpoint(
     run: Run | None = None,
     names: Mapping[str, str] | None = None,
 ) -> CheckpointProblem:
-    """Read ``data`` as the kind of problem the run in ``checkpoint`` was trained on.
+    """Read ``data`` as the kind of problem the run in ``checkpoint`` (a run directory
+    or a bundled pretrained name, ``l2o.workflows.load.load_checkpoint``) was trained on.
 
     The kind comes from the run's family (``kind_of_family``); ``problem``, when given,
     must agree with it. A family that declares ``file_lam`` (least squares: 0) reads
@@ -173,7 +176,7 @@ def load_for_checkpoint(
     n = dict(names or {})
     if problem is not None and problem not in KINDS:
         raise DataError(f"unknown problem {problem!r}; expected one of {', '.join(KINDS)}")
-    run = load_run(checkpoint) if run is None else run
+    run = load_checkpoint(checkpoint) if run is None else run
     kind = kind_of_family(run.family)
     if problem is not None and problem != kind:
         p = n.get("problem", "problem")
@@ -269,8 +272,9 @@ def solve_file(
     Args:
         data: a problem file (``l2o.io``).
         problem: its kind (``l2o.io.KINDS``); required without ``checkpoint``.
-        checkpoint: a run directory whose trained solver solves (``load_for_checkpoint``);
-            excludes ``solver``.
+        checkpoint: a run directory or a bundled pretrained name whose trained solver
+            solves (``load_for_checkpoint``), handing over to the family's fallback past
+            its training horizon (``l2o.workflows.load.handover``); excludes ``solver``.
         solver: a registered solver name (None: ``default_solver`` of the kind).
         tol, max_iter: of ``l2o.solve``; the certificate is checked every
             ``check_every_for(solver)`` iterations.
@@ -286,6 +290,7 @@ def solve_file(
     if checkpoint is not None:
         trained = load_for_checkpoint(checkpoint, data, problem, lam=lam, penalty=penalty, names=names)
         loaded, kind, name, method, notes = trained.loaded, trained.kind, trained.name, trained.solver, trained.notes
+        method = handover(method, trained.run.family, trained_horizon(trained.solver, trained.run.config))
     else:
         assert problem is not None  # check_solve_options
         kind = problem

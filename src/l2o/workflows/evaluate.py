@@ -24,9 +24,10 @@ from l2o.evaluation.guarantee import Guarantee, guarantee_table
 from l2o.registry import CLASSICAL, make_solver
 from l2o.report.plots import plot_convergence
 from l2o.report.table import DEFAULT_TOLERANCES, by_solver, summarize_comparison
-from l2o.training import Run, load_run
+from l2o.training import Run
 from l2o.utils.jsonable import jsonable
 from l2o.utils.progress import Progress, as_progress
+from l2o.workflows.load import is_bundled, load_checkpoint
 
 #: Files that ``evaluate_run`` writes (into the run directory unless told otherwise).
 EVAL_PLOT = "eval_convergence.png"
@@ -137,6 +138,12 @@ def _short_title(family: str, learned: str | None, batch: int, K: int, horizon: 
     return f"{head} ({K / horizon:g} x the training horizon {horizon} of {learned})"
 
 
+def default_out_dir(run_dir: str | os.PathLike[str], run: Run) -> Path:
+    """Where ``l2o eval`` writes by default: the run directory, or for a bundled solver
+    (installed with the package, not to be written into) ``l2o-eval-<name>``."""
+    return Path(f"l2o-eval-{run.directory.name}") if is_bundled(run) else Path(run_dir)
+
+
 # ----- l2o eval ----------------------------------------------------------------------------------------
 
 
@@ -183,7 +190,8 @@ def evaluate_run(
     """Evaluate a trained run against classical baselines on fresh instances.
 
     Args:
-        run_dir: a run directory written by ``l2o.training.train`` / ``l2o train``.
+        run_dir: a run directory written by ``l2o.training.train`` / ``l2o train``, or a
+            bundled pretrained name (``l2o.workflows.load.load_checkpoint``).
         baselines: classical solver names (None: ``default_baselines`` of the family:
             ista, fista, fista_restart, adam for nonsmooth problems; gd, nesterov,
             fista_restart, adam, lbfgs for smooth ones; wmmse, mrt, zf, rzf for MIMO,
@@ -195,7 +203,8 @@ def evaluate_run(
             training or validation data).
         dtype: of the instances (None: the run's training dtype).
         device: torch device of the evaluation.
-        out_dir: where the plot and the records go (None: the run directory).
+        out_dir: where the plot and the records go (None: the run directory; for a
+            bundled solver ``l2o-eval-<name>`` in the working directory).
         run: an already loaded ``l2o.training.Run`` (skips ``load_run``).
         progress: reports the phases (sampling, the reference, each solver, the plot):
             a ``l2o.utils.progress.Progress``, True (``terminal_progress()``: on stderr
@@ -208,7 +217,7 @@ def evaluate_run(
     check_positive("batch", batch)
     check_positive("iterations", iterations)
     dev = _device(device)
-    run = load_run(run_dir) if run is None else run
+    run = load_checkpoint(run_dir) if run is None else run
     config = run.config
     name = config.solver
     names = list(baselines) if baselines is not None else None
@@ -218,7 +227,7 @@ def evaluate_run(
             raise ValueError(f"baselines names {name!r}, the learned solver's own name")
     want_dtype = config.training.torch_dtype if dtype is None else dtype
     seed = eval_seed(config.training.seed) if seed is None else int(seed)
-    out = make_out_dir(Path(run_dir) if out_dir is None else Path(out_dir))
+    out = make_out_dir(default_out_dir(run_dir, run) if out_dir is None else Path(out_dir))
 
     phases = as_progress(progress)
     solver = run.solver.to(device=dev)
@@ -267,4 +276,5 @@ def evaluate_run(
 __all__ = [
     "EVAL_PLOT", "EVAL_RECORDS", "CSV_POINTS", "EvalOutcome", "evaluate_run", "sum_rate_summary", "sum_rate_lines",
     "csv_every", "check_positive", "check_solver_names", "make_out_dir", "fits", "dtype_name", "unfinished_note",
+    "default_out_dir",
 ]

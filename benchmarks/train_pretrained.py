@@ -1,0 +1,331 @@
+"""Train the bundled pretrained solvers, measure them on fresh instances, write the bundle.
+
+    python benchmarks/train_pretrained.py                       # every bundle, from SPECS
+    python benchmarks/train_pretrained.py --only lgd-ls_32x25   # one (comma-separated list)
+    python benchmarks/train_pretrained.py --from-bundle         # retrain from each solver.json's config
+    python benchmarks/train_pretrained.py --list                # the names and their configs
+
+For each name ``<method>-<preset>``: the training config is an ``examples/*.toml`` with
+the ``[training]`` changes listed in ``SPECS`` (shortened: paper-length training takes
+hours on this machine's two shared cores), or with ``--from-bundle`` the config the
+bundle recorded (so the bundle is reproducible: the trainer is deterministic on the CPU
+for a given config, seed and thread count). The solver is trained in a temporary run
+directory (``l2o.training.train``, best validation weights), then measured against its
+template classical solver and its family's fallback on ``--batch`` fresh instances
+(seed ``eval_seed`` of the training seed, the training dtype; every solver runs
+max(10 x horizon, 1000) iterations, stopping early once every instance is below 1e-7),
+and the bundle ``src/l2o/pretrained/<name>/`` is written (weights, then solver.json,
+each atomically; ``l2o.pretrained.write_bundle``). One model is trained at a time, with
+``--threads`` torch threads (default 1: the machine is shared).
+
+``benchmarks/results/pretrained.{json,md}`` gathers the figures of every bundle (read
+back from the solver.json files, so bundles made by earlier runs keep the date and
+command that made them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import math
+import platform
+import shlex
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import l2o
+from l2o.evaluation.compare import compare
+from l2o.evaluation.defaults import default_fallback, eval_seed
+from l2o.pretrained import BUNDLE_ROOT, list_pretrained, read_record, write_bundle
+from l2o.registry import LEARNED, make_solver
+from l2o.report.table import summarize_comparison
+from l2o.training import RunConfig, train
+from l2o.training.checkpoint import weights_of
+from l2o.workflows.load import handover
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+RESULTS = Path(__file__).resolve().parent / "results"
+TOLERANCES = (1e-2, 1e-4, 1e-6)
+HEADLINE_TOL = 1e-4
+STOP_AT = 1e-7
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How a bundle is made: an example config, the ``[training]`` keys changed (the
+    shortening), what the paper or the example does instead, and the classical method
+    it is measured against when its class declares no ``template``."""
+
+    example: str
+    training: dict[str, Any]
+    shortened: str
+    template: str | None = None
+    #: fresh instances and iterations of the figures (None: ``--batch``; max(10 x horizon, 1000))
+    batch: int | None = None
+    max_iter: int | None = None
+
+
+SPECS: dict[str, Spec] = {
+    "lfista-lasso_250x500": Spec(
+        "lfista_lasso.toml", {},
+        "the demo's config unchanged (300 meta-steps of 64 instances, 40 learned iterations, float64)"),
+    "lgd-ls_32x25": Spec(
+        "lgd_neurips2025_qp_32x25.toml", {},
+        "300 meta-steps (paper: 5000) of the fixed 32-instance training set, T = 100"),
+    "go_math_l2o-lasso_250x500": Spec(
+        "go_math_l2o_lasso.toml", {"steps": 30, "decay_every": 10, "val_every": 5, "checkpoint_every": 10},
+        "30 meta-steps of 16 instances (paper: 1500 of 128; the example: 90), lr decayed 10x every 10 steps",
+        template="ista"),
+    "math_l2o-logistic_1000x50": Spec(
+        "math_l2o_logistic.toml", {"unroll": 5, "segment": 5, "update_per_segment": False},
+        "100 meta-steps of 16 instances (paper: 500 of 64) with horizon 5 (paper: 100): on this family every "
+        "solver is at float precision (relative gap ~1e-14) well before 100 iterations, so a horizon-100 run "
+        "never improves its validation gap and keeps its initial weights (best step 0, measured); at 5 "
+        "iterations the gap is ~1e-6 and training has something to learn"),
+    "gnn_wmmse-mimo_medium": Spec(
+        "gnn_wmmse_mimo.toml", {},
+        "600 meta-steps of 64 instances (the example's; paper-scale training is longer)", batch=128, max_iter=200),
+    "alista-lasso_250x500": Spec(
+        "alista_lasso.toml", {},
+        "300 meta-steps of 64 instances (the example's), 16 layers"),
+    "l2o_dm-lasso_250x500": Spec(
+        "l2o_dm_lasso.toml", {},
+        "80 meta-steps of 16 instances (the example's)", template="adam"),
+    "rnnprop-lasso_250x500": Spec(
+        "rnnprop_lasso.toml", {},
+        "80 meta-steps of 16 instances (the example's)", template="adam"),
+}
+#: Learned methods with no bundle, and why.
+NOT_BUNDLED = {
+    "lista": "16 untied layers of (500 x 250) + (500 x 500) weights on lasso_250x500 are 6.0M parameters, "
+             "24 MB in float32: above the bundle's size budget of a few MB (ALISTA, its analytic variant, is bundled)",
+}
+
+
+def spec_config(name: str) -> RunConfig:
+    """The ``RunConfig`` of ``SPECS[name]``: its example with the training changes."""
+    spec = SPECS[name]
+    with open(EXAMPLES / spec.example, "rb") as fh:
+        data = tomllib.load(fh)
+    data.setdefault("training", {}).update(spec.training)
+    return RunConfig.from_dict(data)
+
+
+def template_of(method: str, spec: Spec | None) -> str:
+    """The classical method a learned one is compared with: its class's ``template``,
+    else the spec's."""
+    own = LEARNED[method].factory.template
+    if own is not None:
+        return own
+    if spec is None or spec.template is None:
+        raise ValueError(f"{method} declares no template and its spec names none")
+    return spec.template
+
+
+def _median_its(rows: list[dict[str, Any]], solver: str, tol: float) -> float:
+    r = next(r for r in rows if r["solver"] == solver and r["tol"] == tol)
+    return math.inf if r["iterations_median"] is None else float(r["iterations_median"])
+
+
+def measure(solver: Any, method: str, family: Any, config: RunConfig, horizon: int, template: str,
+            batch: int, max_iter: int | None = None) -> dict[str, Any]:
+    """Figures on ``batch`` fresh instances: the learned solver alone, the same handing
+    over to the family's fallback past its horizon, its template and the fallback."""
+    seed = eval_seed(config.training.seed)
+    dtype = config.training.torch_dtype
+    problem = family.sample(batch, seed, dtype=dtype)
+    fallback = default_fallback(family)
+    names = [template] + ([fallback] if fallback != template else [])
+    solvers = {method: solver, f"{method}+handover": handover(solver, family, horizon),
+               **{n: make_solver(n) for n in names}}
+    K = max(10 * horizon, 1000) if max_iter is None else max_iter
+    start = time.perf_counter()
+    with torch.no_grad():
+        comparison = compare(solvers, problem, max_iter=K, stop_at=STOP_AT)
+    seconds = time.perf_counter() - start
+    rows = summarize_comparison(comparison, TOLERANCES)
+    out: dict[str, Any] = {}
+    for name, traj in comparison.trajectories.items():
+        at = min(horizon, int(traj.iterations[-1]))
+        idx = int((traj.iterations == at).nonzero()[0])
+        gap_h = traj.gap[idx].to(torch.float64)
+        entry = {
+            "gap_at_horizon_median": float(gap_h.median()),
+            "iterations_run": int(traj.iterations[-1]),
+            "tolerances": {f"{r['tol']:g}": {k: r[k] for k in ("reached", "iterations_median", "iterations_p90")}
+                           for r in rows if r["solver"] == name},
+        }
+        if hasattr(problem, "sum_rate"):
+            entry["sum_rate_fraction_at_horizon_mean"] = float((1.0 - gap_h).mean())
+        out[name] = entry
+    beats = {f"{tol:g}": _median_its(rows, method, tol) < _median_its(rows, template, tol) for tol in TOLERANCES}
+    beats_h = {f"{tol:g}": _median_its(rows, f"{method}+handover", tol) < _median_its(rows, template, tol)
+               for tol in TOLERANCES}
+    gap_beats = out[method]["gap_at_horizon_median"] < out[template]["gap_at_horizon_median"]
+    return {
+        "batch": batch, "seed": seed, "dtype": str(dtype).removeprefix("torch."), "max_iter": K, "stop_at": STOP_AT,
+        "reference": comparison.reference.method if comparison.reference is not None else None,
+        "measure": "relative suboptimality (F - F*) / |F*| against the certified reference",
+        "template": template, "fallback": fallback, "seconds": round(seconds, 2),
+        "solvers": out, "beats_template_in_median_iterations": beats,
+        "handover_beats_template_in_median_iterations": beats_h,
+        "beats_template_in_gap_at_horizon": gap_beats,
+        "headline": headline(method, template, horizon, out, rows),
+    }
+
+
+def headline(method: str, template: str, horizon: int, out: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """One measured figure: for a sum-rate family the mean sum-rate fraction at the
+    horizon against the template's; else the median iterations to 1e-4 against the
+    template's, or (a learned solver that does not get there by itself) its gap at the
+    horizon and the iterations of its hand-over form."""
+    if "sum_rate_fraction_at_horizon_mean" in out[method]:
+        f, t = (out[n]["sum_rate_fraction_at_horizon_mean"] for n in (method, template))
+        return f"mean sum-rate / R* after {horizon} iterations: {f:.3f} ({template}: {t:.3f})"
+    mine, theirs = _median_its(rows, method, HEADLINE_TOL), _median_its(rows, template, HEADLINE_TOL)
+    other = f"{theirs:g}" if math.isfinite(theirs) else "not reached"
+    if math.isfinite(mine):
+        return f"median iterations to {HEADLINE_TOL:g}: {mine:g} ({template}: {other})"
+    g, t = out[method]["gap_at_horizon_median"], out[template]["gap_at_horizon_median"]
+    h = _median_its(rows, f"{method}+handover", HEADLINE_TOL)
+    return (f"median gap after its {horizon} iterations: {g:.2g} ({template}: {t:.2g}); with the hand-over, "
+            f"median iterations to {HEADLINE_TOL:g}: {h:g} ({template}: {other})")
+
+
+def make_bundle(name: str, config: RunConfig, spec: Spec | None, batch: int, threads: int, command: str,
+                root: Path, say=print) -> Path:
+    """Train ``config``, measure, write the bundle ``root/name``; returns its folder."""
+    method = config.solver
+    template = template_of(method, spec)
+    preset = name.split("-", 1)[1]
+    if config.family != preset or name.split("-", 1)[0] != method:
+        raise ValueError(f"bundle {name!r} must be trained as {name.split('-', 1)[0]} on {preset}, "
+                         f"its config trains {method} on {config.family}")
+    torch.set_num_threads(threads)
+    say(f"{name}: training {method} on {config.family}, {config.training.steps} meta-steps of "
+        f"{config.training.batch_size}, unroll {config.training.unroll}")
+    with tempfile.TemporaryDirectory(prefix=f"l2o-pretrained-{name}-") as tmp:
+        start = time.perf_counter()
+        result = train(config, Path(tmp) / "run")
+        train_seconds = time.perf_counter() - start
+    solver = result.solver.eval()
+    family = config.make_family()
+    horizon = int(getattr(solver, "horizon", config.training.unroll))
+    batch = batch if spec is None or spec.batch is None else spec.batch
+    say(f"{name}: trained in {train_seconds:.0f} s (validation gap {result.initial_val_gap:.3g} -> "
+        f"{result.best_val_gap:.3g}); measuring on {batch} fresh instances")
+    figures = measure(solver, method, family, config, horizon, template, batch,
+                      None if spec is None else spec.max_iter)
+    say(f"{name}: {figures['headline']} ({figures['seconds']:.0f} s)")
+    overrides = dict(spec_overrides(config))
+    tensors = weights_of(solver)
+    record = {
+        "solver": {"name": method, "kwargs": {k: v for k, v in config.to_dict()["solver"].items() if k != "name"},
+                   "class": type(solver).__qualname__,
+                   "parameters": int(sum(t.numel() for t in solver.parameters())),
+                   "dtype": config.training.dtype},
+        "family": {"preset": config.family, "overrides": overrides, "name": getattr(family, "name", None)},
+        "horizon": horizon,
+        "template": template,
+        "l2o_version": l2o.__version__,
+        "config": config.to_dict(),
+        "command": command,
+        "training": {
+            "seconds": round(train_seconds, 1), "steps": config.training.steps,
+            "batch_size": config.training.batch_size, "unroll": config.training.unroll,
+            "threads": threads, "shortened": spec.shortened if spec is not None else "as recorded",
+            "initial_val_gap": result.initial_val_gap, "best_val_gap": result.best_val_gap,
+            "best_step": result.best_step,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        },
+        "figures": figures,
+    }
+    return write_bundle(root, name, tensors, record)
+
+
+def spec_overrides(config: RunConfig) -> list[tuple[str, Any]]:
+    """The family fields that differ from the preset's (none for the SPECS)."""
+    base = l2o.make_family(config.family)
+    family = config.make_family()
+    return [(f.name, getattr(family, f.name)) for f in dataclasses.fields(family)
+            if f.init and getattr(family, f.name) != getattr(base, f.name)]
+
+
+def summary(root: Path) -> tuple[dict[str, Any], str]:
+    """Every bundle's figures (from its solver.json) as JSON and markdown."""
+    data: dict[str, Any] = {"bundles": {}, "not_bundled": NOT_BUNDLED}
+    lines = ["# Bundled pretrained solvers", "",
+             "Each bundle's figures as measured when it was made (`benchmarks/train_pretrained.py`; the command, date "
+             "and settings are in its solver.json). Training is SHORTENED (minutes on 2 shared CPU cores instead of "
+             "the papers' hours); 'shortened' says how. Figures: median iterations to reach a relative suboptimality "
+             "on fresh instances (seed derived from the training seed), '-' where the median instance never reaches "
+             "it; `+handover`: the learned solver up to its horizon, then its family's fallback.", ""]
+    total = 0
+    for e in list_pretrained(root):
+        rec = read_record(e.directory)
+        size = sum(p.stat().st_size for p in e.directory.iterdir())
+        total += size
+        fig, tr = rec["figures"], rec["training"]
+        data["bundles"][e.name] = {"figures": fig, "training": tr, "command": rec["command"], "bytes": size}
+        lines += [f"## {e.name}", "",
+                  f"{e.method} on {e.family}, horizon {e.horizon}; {fig['batch']} fresh instances (seed {fig['seed']}, "
+                  f"{fig['dtype']}); trained in {tr['seconds']} s ({tr['shortened']}); bundle {size / 1e3:.0f} kB; "
+                  f"command `{rec['command']}`.", "",
+                  f"| solver | gap at horizon {e.horizon} | " + " | ".join(f"it. to {t:g}" for t in TOLERANCES) + " |",
+                  "|---|---|" + "---|" * len(TOLERANCES)]
+        for sname, s in fig["solvers"].items():
+            its = [s["tolerances"][f"{t:g}"]["iterations_median"] for t in TOLERANCES]
+            lines.append(f"| {sname} | {s['gap_at_horizon_median']:.3g} | "
+                         + " | ".join("-" if v is None else str(v) for v in its) + " |")
+        lines += ["", f"Beats {fig['template']} in median iterations: {fig['beats_template_in_median_iterations']}; "
+                  f"with the hand-over: {fig['handover_beats_template_in_median_iterations']}.", ""]
+    data["total_bytes"] = total
+    lines += [f"Bundle size: {total / 1e6:.2f} MB in all.", "",
+              "Not bundled: " + "; ".join(f"{k}: {v}" for k, v in NOT_BUNDLED.items()) + "."]
+    return data, "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="comma-separated bundle names (default: all of SPECS)")
+    ap.add_argument("--from-bundle", action="store_true", help="train from each bundle's recorded config")
+    ap.add_argument("--batch", type=int, default=256, help="fresh instances of the figures (256)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    ap.add_argument("--root", type=Path, default=BUNDLE_ROOT, help="where the bundles go (the package's folder)")
+    ap.add_argument("--list", action="store_true", help="print the names and their configs, train nothing")
+    args = ap.parse_args(argv)
+    names = list(SPECS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SPECS]
+    if unknown:
+        ap.error(f"unknown bundle(s) {', '.join(unknown)}; known: {', '.join(SPECS)}")
+    if args.list:
+        for n in names:
+            print(n, SPECS[n].example, SPECS[n].training, "-", SPECS[n].shortened)
+        return 0
+    command = "python benchmarks/train_pretrained.py " + shlex.join(
+        (["--from-bundle"] if args.from_bundle else []) + ["--threads", str(args.threads), "--batch", str(args.batch)])
+    for n in names:
+        config = (RunConfig.from_dict(read_record(args.root / n)["config"]) if args.from_bundle else spec_config(n))
+        make_bundle(n, config, SPECS[n], args.batch, args.threads, f"{command} --only {n}", args.root)
+    data, md = summary(args.root)
+    if args.root == BUNDLE_ROOT:
+        data["command"] = " ".join(["python", "benchmarks/train_pretrained.py", *(argv or sys.argv[1:])])
+        write_results(RESULTS, "pretrained", data, md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
