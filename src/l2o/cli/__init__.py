@@ -127,7 +127,9 @@ class _LazyGroup(TyperGroup):
         self.commands = {name: TyperCommand(name=name, help=spec.summary) for name, spec in COMMANDS.items()}
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(COMMANDS)
+        # not list(...): once ``l2o.cli.list`` is imported, the name ``list`` in this
+        # package's namespace is that submodule
+        return [*COMMANDS]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
