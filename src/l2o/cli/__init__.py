@@ -54,7 +54,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "train": LazyCommand("l2o.cli.train:train", "Meta-train a learned solver from a run config",
                          "l2o.cli.train:TRAIN_HELP"),
     "eval": LazyCommand("l2o.cli.eval:eval_",
-                        "Evaluate a trained run (a directory written by l2o train) against classical baselines.",
+                        "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver "
+                        "(DIR or --checkpoint NAME; l2o list --pretrained) against classical baselines.",
                         "l2o.cli.eval:EVAL_HELP"),
     "demo": LazyCommand("l2o.cli.demo:demo",
                         "Train a learned solver and compare it with classical ones: the quickstart's main job.",
