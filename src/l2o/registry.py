@@ -26,6 +26,7 @@ from l2o.learned.lista import ALISTA, LISTA
 from l2o.learned.math_l2o import MathL2O
 from l2o.optimizers.adam import Adam
 from l2o.optimizers.base import Optimizer
+from l2o.optimizers.bfgs import BFGS, BFGSWolfe
 from l2o.optimizers.fista import (
     FISTA,
     ISTA,
@@ -36,6 +37,7 @@ from l2o.optimizers.fista import (
     ProjectedGradient,
 )
 from l2o.optimizers.gradient import GradientDescent, HeavyBall, NesterovStronglyConvex
+from l2o.optimizers.hypergradient import HypergradientDescent, HypergradientDescentCoord
 from l2o.optimizers.quasi_newton import LBFGS, Newton
 from l2o.optimizers.wmmse import MRT, WMMSE, RegularizedZeroForcing, ZeroForcing
 from l2o.problems import (
@@ -43,6 +45,7 @@ from l2o.problems import (
     LassoFamily,
     LeastSquaresFamily,
     LogisticFamily,
+    LogSumExpFamily,
     MimoFamily,
     ProblemFamily,
     QuadraticFamily,
@@ -73,6 +76,7 @@ FAMILIES: dict[str, Entry] = {
     "lasso": Entry(LassoFamily, "1/2||Ax - b||^2 + lam||x||_1, A shared or per instance"),
     "logistic": Entry(LogisticFamily, "sparse (l1) or ridge (l2) logistic regression on synthetic Gaussian data"),
     "logistic_dataset": Entry(DatasetLogisticFamily, "logistic regression on subsamples of scikit-learn's bundled datasets"),
+    "logsumexp": Entry(LogSumExpFamily, "regularized log-sum-exp mu log sum exp((Ax-b)/mu) + reg/2 ||x||^2"),
     "mimo": Entry(MimoFamily, "multi-cell multi-user MIMO weighted sum-rate (max via WMMSE), per-BS power budgets"),
 }
 
@@ -93,6 +97,23 @@ PRESETS: dict[str, tuple[ProblemFamily, str]] = {
         "box-constrained QP, n=100, shared Q (kappa=370), [-0.1, 0.1]^n",
     ),
     "qp_100": (QuadraticFamily(n=100, condition_number=100.0), "unconstrained QP, n=100, shared Q (kappa=100)"),
+    **{
+        f"logsumexp_{n}": (LogSumExpFamily(n=n, m=4 * n),
+                           f"log-sum-exp, n={n}, m={4 * n}, mu=0.5, reg=1e-3 (quasi-Newton task)")
+        for n in (100, 500, 1000)
+    },
+    **{
+        f"logistic_l2_{d}": (
+            LogisticFamily(n_samples=2 * d, d=d, nnz=d // 10, lam=1.0 / (2 * d), penalty="l2", noise_std=0.5),
+            f"ridge logistic, {2 * d}x{d} Gaussian, lam=1/N, label noise 0.5 (quasi-Newton task)",
+        )
+        for d in (100, 500, 1000)
+    },
+    **{
+        f"ls_{d}x{2 * d}": (LeastSquaresFamily(d=d, m=2 * d, noise_std=0.1),
+                            f"overdetermined least squares, d={d}, m={2 * d}, noise 0.1 (quasi-Newton task)")
+        for d in (100, 500, 1000)
+    },
     "mimo_small": (
         MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0),
         "MIMO sum-rate: 3 cells x 2 users, M=4, N=2, d=2, P=10, sigma^2=1, Rayleigh",
@@ -121,6 +142,10 @@ _CLASSICAL: tuple[tuple[type[Optimizer], str], ...] = (
     (FISTAPolish, "FISTA with restart and active-set polishing (exact on LASSO / box QP)"),
     (AcceleratedProjectedGradient, "accelerated projected gradient with restart (boxes)"),
     (LBFGS, "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
+    (BFGS, "dense BFGS with backtracking (Armijo) line search from t = 1 (smooth problems, n <= 4096)"),
+    (BFGSWolfe, "dense BFGS with a strong-Wolfe line search, as SciPy's (smooth problems, n <= 4096)"),
+    (HypergradientDescent, "hypergradient descent: GD with an online-adapted step (Baydin et al. 2018)"),
+    (HypergradientDescentCoord, "hypergradient descent with one adapted step per coordinate"),
     (Newton, "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
     (WMMSE, "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only"),
     (MRT, "maximum-ratio (eigen-)beamforming, full power (fixed precoder); MIMO only"),
