@@ -23,6 +23,7 @@ from l2o.learned.go_math_l2o import GOMathL2O
 from l2o.learned.lfista import LFISTA
 from l2o.learned.lgd import LGD
 from l2o.learned.lista import ALISTA, LISTA
+from l2o.learned.lqn import LQN
 from l2o.learned.math_l2o import MathL2O
 from l2o.optimizers.adam import Adam
 from l2o.optimizers.base import Optimizer
@@ -164,6 +165,7 @@ _LEARNED: tuple[tuple[type[LearnedOptimizer], str], ...] = (
     (RNNprop, "RNNprop: coordinatewise LSTM on Adam-normalized gradients (ICML 2017)"),
     (LFISTA, "LFISTA: FISTA with restart and learned per-iteration step, threshold and momentum"),
     (GNNWMMSE, "GNN-WMMSE: unrolled WMMSE steered by a graph neural network; MIMO sum-rate only"),
+    (LQN, "LQN: BFGS with learned coordinate-wise step sizes in a descent-safe interval (arXiv 2412.00059)"),
 )
 
 #: Every solver, classical then learned: name -> entry.
