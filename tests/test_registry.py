@@ -54,8 +54,8 @@ def test_solvers_holds_classical_then_learned_keyed_by_class_name():
         assert entry.learned == issubclass(entry.factory, LearnedOptimizer) == is_learned(name)
         assert issubclass(entry.factory, Optimizer)
     assert {"gd", "fista_restart", "newton", *MIMO_ONLY} <= set(CLASSICAL)
-    assert set(LEARNED) == {"lgd", "math_l2o", "go_math_l2o", "lista", "alista", "l2o_dm", "rnnprop", "lfista",
-                            "gnn_wmmse"}
+    assert {"lgd", "math_l2o", "go_math_l2o", "lista", "alista", "l2o_dm", "rnnprop", "lfista", "gnn_wmmse",
+            "lqn"} == set(LEARNED)
     assert l2o.SOLVERS is SOLVERS
 
 

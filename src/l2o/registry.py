@@ -142,6 +142,8 @@ FAMILIES: dict[str, Entry] = {
                       "sparse (l1) or ridge (l2) logistic regression on synthetic Gaussian data"),
     "logistic_dataset": Entry("l2o.problems.datasets:DatasetLogisticFamily",
                               "logistic regression on subsamples of scikit-learn's bundled datasets"),
+    "logsumexp": Entry("l2o.problems.logsumexp:LogSumExpFamily",
+                       "regularized log-sum-exp mu log sum exp((Ax-b)/mu) + reg/2 ||x||^2"),
     "mimo": Entry("l2o.problems.mimo.family:MimoFamily",
                   "multi-cell multi-user MIMO weighted sum-rate (max via WMMSE), per-BS power budgets"),
 }
@@ -185,6 +187,27 @@ _PRESETS: dict[str, Preset] = {
         "l2o.problems.quadratic:QuadraticFamily", {"n": 100, "condition_number": 100.0},
         "unconstrained QP, n=100, shared Q (kappa=100)",
         ("data_scale_2", "condition_1000", "dim_200")),
+    **{
+        f"logsumexp_{n}": Preset("l2o.problems.logsumexp:LogSumExpFamily", {"n": n, "m": 4 * n},
+                                 f"log-sum-exp, n={n}, m={4 * n}, mu=0.5, reg=1e-3 (quasi-Newton task)",
+                                 ("mu_0.05", "data_scale_2", "condition_100", f"dim_{2 * n}"))
+        for n in (100, 500, 1000)
+    },
+    **{
+        f"logistic_l2_{d}": Preset(
+            "l2o.problems.logistic:LogisticFamily",
+            {"n_samples": 2 * d, "d": d, "nnz": d // 10, "lam": 1.0 / (2 * d), "penalty": "l2", "noise_std": 0.5},
+            f"ridge logistic, {2 * d}x{d} Gaussian, lam=1/N, label noise 0.5 (quasi-Newton task)",
+            ("data_scale_2", "label_noise_1", f"nnz_{2 * (d // 10)}", f"lam_{1.0 / (4 * d):g}", f"lam_{1.0 / d:g}",
+             "correlated_0.5", f"dim_{2 * d}", "breast_cancer", "digits"))
+        for d in (100, 500, 1000)
+    },
+    **{
+        f"ls_{d}x{2 * d}": Preset("l2o.problems.lasso:LeastSquaresFamily", {"d": d, "m": 2 * d, "noise_std": 0.1},
+                                  f"overdetermined least squares, d={d}, m={2 * d}, noise 0.1 (quasi-Newton task)",
+                                  ("data_scale_2", "noise_0.1", f"dim_{2 * d}x{4 * d}"))
+        for d in (100, 500, 1000)
+    },
     "mimo_small": Preset(
         _MIMO, {"cells": 3, "users": 2, "tx_antennas": 4, "rx_antennas": 2, "streams": 2, "power": 10.0, "noise": 1.0},
         "MIMO sum-rate: 3 cells x 2 users, M=4, N=2, d=2, P=10, sigma^2=1, Rayleigh",
@@ -224,6 +247,14 @@ SOLVERS: dict[str, SolverEntry] = {
                         "accelerated projected gradient with restart (boxes)"),
     "lbfgs": SolverEntry("l2o.optimizers.quasi_newton:LBFGS",
                          "L-BFGS (memory 10) with Armijo line search (smooth problems)"),
+    "bfgs": SolverEntry("l2o.optimizers.bfgs:BFGS",
+                        "dense BFGS with backtracking (Armijo) line search from t = 1 (smooth problems, n <= 4096)"),
+    "bfgs_wolfe": SolverEntry("l2o.optimizers.bfgs:BFGSWolfe",
+                              "dense BFGS with a strong-Wolfe line search, as SciPy's (smooth problems, n <= 4096)"),
+    "hgd": SolverEntry("l2o.optimizers.hypergradient:HypergradientDescent",
+                       "hypergradient descent: GD with an online-adapted step (Baydin et al. 2018)"),
+    "hgd_coord": SolverEntry("l2o.optimizers.hypergradient:HypergradientDescentCoord",
+                             "hypergradient descent with one adapted step per coordinate"),
     "newton": SolverEntry("l2o.optimizers.quasi_newton:Newton",
                           "damped Newton with Armijo line search (cheap Hessian: QP, l2 logistic)"),
     "zo_gd": SolverEntry("l2o.zeroth_order.zo_gd:ZOGD", "zeroth-order GD, function values only: ZO-Align (q = n) or "
@@ -260,6 +291,10 @@ SOLVERS: dict[str, SolverEntry] = {
     "gnn_wmmse": SolverEntry("l2o.learned.gnn_wmmse:GNNWMMSE",
                              "GNN-WMMSE: unrolled WMMSE steered by a graph neural network; MIMO sum-rate only",
                              learned=True),
+    "lqn": SolverEntry("l2o.learned.lqn:LQN",
+                       "LQN: BFGS with learned coordinate-wise step sizes in a descent-safe interval "
+                       "(arXiv 2412.00059)",
+                       learned=True),
 }
 #: The classical solvers (baselines, safeguard fallbacks, ``l2o solve --solver``).
 CLASSICAL: dict[str, SolverEntry] = {name: e for name, e in SOLVERS.items() if not e.learned}

@@ -101,8 +101,7 @@ def test_solve_compaction_with_a_singular_instance(solver_name):
     check_compaction(solver_name, mixed_qp(), 1e-6, 600, 5)
 
 
-SMOOTH_ONLY = ("gd", "nesterov", "nesterov_sc", "heavy_ball", "lbfgs", "newton")
-LASSO_SOLVERS = [s for s in GENERAL_SOLVERS if s not in SMOOTH_ONLY]
+LASSO_SOLVERS = [s for s in GENERAL_SOLVERS if make_solver(s).skip(lasso()) is None]  # smooth-only solvers skip it
 
 
 @pytest.mark.parametrize("solver_name", LASSO_SOLVERS)

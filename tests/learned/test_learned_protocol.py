@@ -26,6 +26,7 @@ from l2o.learned import (
     LFISTA,
     LGD,
     LISTA,
+    LQN,
     GOMathL2O,
     MathL2O,
     RNNprop,
@@ -70,6 +71,8 @@ CASES = {
     # short horizon: the 10-50 step runs below cross into the WMMSE tail
     "gnn_wmmse": lambda: GNNWMMSE(horizon=3, hidden=8),
     "gnn_wmmse_last": lambda: GNNWMMSE(horizon=3, hidden=8, tail="last", momentum=False),
+    "lqn": lambda: LQN(hidden=8),
+    "lqn_armijo_kappa": lambda: LQN(hidden=8, line_search="armijo", interval="kappa"),
 }
 UNROLLED = ["lista", "lista_ss", "alista", "alista_ss"]
 
@@ -222,6 +225,9 @@ def test_gradients_reach_every_parameter(case, problem_name):
     if isinstance(solver, LGD):  # at its NTK initialization the last layer is 0: only it gets a gradient
         with torch.no_grad():
             solver.net[4].weight.normal_(0.0, 0.01, generator=torch.Generator().manual_seed(0))
+    if isinstance(solver, LQN):  # untrained it is BFGS (output layer 0): only that layer gets a gradient
+        with torch.no_grad():
+            solver.out.weight.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(0))
     states = run(solver, p, start(p), 5)
     loss = p.objective(states[-1].x).sum()
     names, params = zip(*solver.named_parameters())

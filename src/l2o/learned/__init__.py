@@ -15,6 +15,7 @@ from l2o.learned.go_math_l2o import GOMathL2O
 from l2o.learned.lfista import LFISTA
 from l2o.learned.lgd import LGD
 from l2o.learned.lista import ALISTA, LISTA, analytic_weight
+from l2o.learned.lqn import LQN
 from l2o.learned.math_l2o import MathL2O
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "LFISTA",
     "LGD",
     "LISTA",
+    "LQN",
     "CoordLSTM",
     "GNNWMMSE",
     "GOMathL2O",

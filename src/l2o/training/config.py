@@ -80,7 +80,11 @@ class TrainingConfig:
             "mean" the mean of F over the segment's iterates;
             "weighted" the mean of F weighted by the iteration number k (later counts more);
             "log_gap" the mean of log(relative gap + log_eps), which needs the
-            reference optimum of every training batch.
+            reference optimum of every training batch;
+            "one_step" F at the next iterate with the state detached before every step
+            (needs ``segment = 1``): the one-step loss of learned quasi-Newton step sizes
+            (``lqn``). A solver's own regulariser (``lqn``'s lambda ||p - 1||^2) is added to
+            any of them.
         log_eps: the eps of "log_gap".
         reduction: "mean" or "sum" of the per-instance losses over the batch ("sum" is
             LGD's code: with SGD it scales the step by the batch size), or "cvar": the
@@ -164,6 +168,8 @@ class TrainingConfig:
                 raise bad(key, "an integer >= 0")
         if not 1 <= self.segment <= self.unroll:
             raise bad("segment", f"an integer in [1, unroll = {self.unroll}] (0 or unroll: full backpropagation)")
+        if self.loss == "one_step" and self.segment != 1:
+            raise bad("segment", "1 with loss = 'one_step' (the state is detached before every step)")
         for key, choices in (("loss", LOSSES), ("reduction", REDUCTIONS), ("meta_optimizer", META_OPTIMIZERS),
                              ("schedule", SCHEDULES), ("dtype", DTYPES)):
             if getattr(self, key) not in choices:

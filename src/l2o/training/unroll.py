@@ -22,7 +22,7 @@ from l2o.evaluation.reference import Reference
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
 
-LOSSES = ("last", "mean", "weighted", "log_gap")
+LOSSES = ("last", "mean", "weighted", "log_gap", "one_step")
 REDUCTIONS = ("mean", "sum", "cvar")
 
 
@@ -34,11 +34,15 @@ class Unrolled:
         state: the solver state after the last iteration.
         iterations: the (global) iteration numbers at which F was recorded, length J.
         objectives: ``(J, B)`` F at those iterates, in the problem's dtype, differentiable.
+        penalties: ``(steps, B)`` the solver's own regulariser after every step (a learned
+            solver's ``penalty(state) -> (B,)``, e.g. LQN's lambda ||p - 1||^2), or None for a
+            solver without one.
     """
 
     state: Any
     iterations: list[int]
     objectives: Tensor
+    penalties: Tensor | None = None
 
 
 def detach_state(state: Any) -> Any:
@@ -86,8 +90,10 @@ def unroll(
     remat = checkpoint and torch.is_grad_enabled()
     if remat:
         problem.smoothness()  # fill lazy caches once, so a recomputed step does the same work
+    penalty = getattr(solver, "penalty", None)
     its: list[int] = []
     objs: list[Tensor] = []
+    pens: list[Tensor] = []
     for j in range(start + 1, start + steps + 1):
         if remat:
             state = _checkpoint(solver.step, problem, state, use_reentrant=False)
@@ -96,9 +102,11 @@ def unroll(
         if wanted is None or j in wanted:
             its.append(j)
             objs.append(problem.objective(state.x))
+        if callable(penalty):
+            pens.append(penalty(state))
     objectives = torch.stack(objs) if objs else torch.empty(0, problem.batch_size, dtype=problem.dtype,
                                                             device=problem.device)
-    return Unrolled(state=state, iterations=its, objectives=objectives)
+    return Unrolled(state=state, iterations=its, objectives=objectives, penalties=torch.stack(pens) if pens else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +124,14 @@ class MetaLoss:
     * "mean":     w_k = 1 (Math-L2O: the mean of F over the segment);
     * "weighted": w_k proportional to k (later iterates count more);
     * "log_gap":  w_k = 1 on log((F(x_k) - F*) / d + eps), d the reference's gap
-      denominator; its gradient is that of log(F - F*) up to eps, on a scale-free axis.
+      denominator; its gradient is that of log(F - F*) up to eps, on a scale-free axis;
+    * "one_step": F at the next iterate, with the state detached before every step
+      (truncation to segments of one step, ``[training] segment = 1``): the one-step loss of
+      Lin, Song, Xu (arXiv 2412.00059) for learned quasi-Newton step sizes. Per segment it is
+      "last"; the config checks the segment length.
+
+    A solver with its own regulariser (``penalty(state) -> (B,)``, e.g. LQN's lambda ||p - 1||^2)
+    adds the mean of it over the segment's steps to every instance's loss.
     """
 
     kind: str = "mean"
@@ -140,7 +155,7 @@ class MetaLoss:
 
     def iterations(self, start: int, stop: int) -> list[int]:
         """Iterations of the segment (start, stop] whose F the loss reads."""
-        return [stop] if self.kind == "last" else list(range(start + 1, stop + 1))
+        return [stop] if self.kind in ("last", "one_step") else list(range(start + 1, stop + 1))
 
     def __call__(self, unrolled: Unrolled, reference: Reference | None = None) -> Tensor:
         """Scalar loss of a segment from ``unroll(..., record=self.iterations(start, stop))``."""
@@ -159,6 +174,8 @@ class MetaLoss:
             w = torch.ones(len(unrolled.iterations), dtype=F.dtype, device=F.device)
         w = w / w.sum()
         per_instance = (w.unsqueeze(-1) * values).sum(0)
+        if unrolled.penalties is not None and unrolled.penalties.numel():
+            per_instance = per_instance + unrolled.penalties.to(per_instance.dtype).mean(0)
         if self.reduction == "sum":
             return per_instance.sum()
         if self.reduction == "cvar":
