@@ -215,7 +215,8 @@ def test_solve_with_bundled_names_of_other_families(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["solver"] == "gnn_wmmse" and out["problem"] == "mimo" and out["converged"] is True
-    rate = float(mimo.sum_rate(torch.tensor(out["x"], dtype=torch.float64)[None])[0])  # the precoders it returns reach their sum-rate
+    x = torch.tensor(out["x"], dtype=torch.float64)[None]
+    rate = float(mimo.sum_rate(x)[0])  # the precoders it returns reach the sum-rate it reports
     assert rate == pytest.approx(out["sum_rate"], rel=1e-9)
     wmmse = l2o.solve(make_solver("wmmse"), mimo, tol=1e-4, max_iter=3000)  # nonconvex: a local optimum each
     assert rate >= 0.9 * float(mimo.sum_rate(wmmse.x)[0])
