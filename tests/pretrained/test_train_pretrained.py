@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from l2o.training import RunConfig
 PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "train_pretrained.py"
 spec = importlib.util.spec_from_file_location("train_pretrained", PATH)
 bench = importlib.util.module_from_spec(spec)
+sys.modules["train_pretrained"] = bench  # its dataclasses look their module up
 spec.loader.exec_module(bench)
 
 
