@@ -272,8 +272,17 @@ def summary(root: Path) -> tuple[dict[str, Any], str]:
              "the papers' hours); 'shortened' says how. Figures: median iterations to reach a relative suboptimality "
              "on fresh instances (seed derived from the training seed), '-' where the median instance never reaches "
              "it; `+handover`: the learned solver up to its horizon, then its family's fallback.", ""]
+    entries = list_pretrained(root)
+    lines += ["| bundle | method | family | horizon | figure (measured when made) | training | kB |",
+              "|---|---|---|---|---|---|---|"]
+    for e in entries:
+        rec = read_record(e.directory)
+        size = sum(p.stat().st_size for p in e.directory.iterdir())
+        lines.append(f"| {e.name} | {e.method} | {e.family} | {e.horizon} | {e.figure} | "
+                     f"{rec['training']['steps']} steps, {rec['training']['seconds']:.0f} s | {size / 1e3:.0f} |")
+    lines.append("")
     total = 0
-    for e in list_pretrained(root):
+    for e in entries:
         rec = read_record(e.directory)
         size = sum(p.stat().st_size for p in e.directory.iterdir())
         total += size

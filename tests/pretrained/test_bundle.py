@@ -199,6 +199,27 @@ def test_solve_with_a_bundled_name_matches_the_classical_solution(tmp_path, tol)
     assert np.all(np.array(out["objective"]) - f_star <= (tol + 1e-11) * np.abs(f_star))
 
 
+@pytest.mark.parametrize("name, kind", [("go_math_l2o-lasso_250x500", "lasso"), ("alista-lasso_250x500", "lasso"),
+                                        ("math_l2o-logistic_1000x50", "logistic")])
+def test_solve_with_learned_bundles_matches_the_classical_objective(tmp_path, name, kind):
+    """The file holds fresh instances of the bundle's family; the bundled solver (handing
+    over past its horizon) and the kind's default classical solver reach the same
+    objective to the requested tolerance."""
+    family = l2o.load_solver(name).family
+    inst = family.sample(2, SEED, dtype=torch.float64)
+    if kind == "lasso":
+        np.savez(tmp_path / "d.npz", A=inst.A.numpy(), b=inst.b.numpy(), lam=family.lam)
+    else:
+        np.savez(tmp_path / "d.npz", X=inst.X.numpy(), y=inst.y.numpy(), lam=family.lam, penalty=family.penalty)
+    res = invoke("solve", "-c", name, "-p", kind, "-d", tmp_path / "d.npz", "--tol", "1e-8", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["solver"] == name.split("-")[0] and out["converged"] == [True, True]
+    res = invoke("solve", "-p", kind, "-d", tmp_path / "d.npz", "--tol", "1e-12", "--json")
+    f_star = np.array(json.loads(res.stdout)["objective"])
+    assert np.all(np.abs(np.array(out["objective"]) - f_star) <= 1e-8 * np.abs(f_star) + 1e-12)
+
+
 def test_solve_with_bundled_names_of_other_families(tmp_path):
     rng = np.random.default_rng(0)
     W, y = rng.standard_normal((2, 25, 32)), rng.standard_normal((2, 25))  # ls_32x25: W (m, d), d = 32
@@ -215,7 +236,8 @@ def test_solve_with_bundled_names_of_other_families(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["solver"] == "gnn_wmmse" and out["problem"] == "mimo" and out["converged"] is True
-    rate = float(mimo.sum_rate(torch.tensor(out["x"], dtype=torch.float64)[None])[0])  # the precoders it returns reach their sum-rate
+    x = torch.tensor(out["x"], dtype=torch.float64)[None]
+    rate = float(mimo.sum_rate(x)[0])  # the precoders it returns reach the sum-rate it reports
     assert rate == pytest.approx(out["sum_rate"], rel=1e-9)
     wmmse = l2o.solve(make_solver("wmmse"), mimo, tol=1e-4, max_iter=3000)  # nonconvex: a local optimum each
     assert rate >= 0.9 * float(mimo.sum_rate(wmmse.x)[0])
