@@ -108,6 +108,8 @@ SPECS: dict[str, Spec] = {
 }
 #: Learned methods with no bundle, and why.
 NOT_BUNDLED = {
+    "lqn": "added in the same stop as the bundle (issue 15); its model (lqn-<preset>) is trained in a later stop "
+           "from examples/lqn_logistic.toml",
     "lista": "16 untied layers of (500 x 250) + (500 x 500) weights on lasso_250x500 are 6.0M parameters, "
              "24 MB in float32: above the bundle's size budget of a few MB (ALISTA, its analytic variant, is bundled)",
 }

@@ -24,8 +24,8 @@ objective is within ``tol`` (relative) of the optimum.
 ``solver=`` is ``"auto"`` (the family's default: FISTA with restart for LASSO and l1
 logistic, Newton for l2 logistic), any classical solver name of ``l2o.registry.CLASSICAL``,
 an ``l2o`` optimizer object (e.g. a trained ``l2o.learned`` model) or the name of a bundled
-pretrained solver, resolved by ``PRETRAINED_LOADER`` (``l2o.workflows.load.load_solver``
-where it is installed). A learned solver is wrapped in ``l2o.safeguard.Safeguard`` with
+pretrained solver, resolved by ``PRETRAINED_LOADER`` (``l2o.workflows.load.load_solver``).
+A learned solver is wrapped in ``l2o.safeguard.Safeguard`` with
 the family's fallback when ``safeguard=True`` (the default), so the fit keeps the
 fallback's convergence guarantee whatever the learned model does.
 """
@@ -57,15 +57,11 @@ from l2o.problems.logistic import LogisticFamily, LogisticInstances, _log1p_exp,
 from l2o.problems.parts import rmatvec, soft_threshold
 from l2o.registry import CLASSICAL, LEARNED, make_solver
 from l2o.safeguard import Safeguard
-
-try:  # bundled pretrained solvers by name (l2o.workflows.load: an optional part until it is merged)
-    from l2o.workflows.load import load_solver as _bundled_loader
-except ImportError:  # pragma: no cover - depends on the installed l2o
-    _bundled_loader = None
+from l2o.workflows.load import load_solver as _bundled_loader  # bundled pretrained solvers by name
 
 #: Resolves a solver name that is not a classical solver: ``name -> loaded``, where
 #: ``loaded`` is an ``Optimizer``, a tuple ``(solver, family, horizon, ...)`` or an object
-#: with ``.solver`` (and ``.horizon``). ``l2o.workflows.load.load_solver`` when installed;
+#: with ``.solver`` (and ``.horizon``). ``l2o.workflows.load.load_solver`` by default;
 #: tests and users may set another.
 PRETRAINED_LOADER: Callable[[str], Any] | None = _bundled_loader
 

@@ -34,8 +34,10 @@ def test_kind_of_family_is_the_declared_file_format():
     assert kind_of_family(l2o.make_family("lasso_250x500")) == "lasso"
     assert kind_of_family(l2o.make_family("least_squares", d=8, m=12)) == "lasso"
     assert kind_of_family(l2o.make_family("mimo")) == "mimo"  # issue 12 item 2: MIMO runs solve files too
-    # every io kind is some registered family's format, and every family has one
-    assert {kind_of_family(e.factory()) for e in FAMILIES.values()} == set(KINDS)
+    # every io kind is some registered family's format (log-sum-exp has no file format yet)
+    with_format = [e.factory for e in FAMILIES.values() if e.factory.file_format is not None]
+    assert {kind_of_family(f()) for f in with_format} == set(KINDS)
+    assert {n for n, e in FAMILIES.items() if e.factory.file_format is None} == {"logsumexp"}
 
 
 def test_a_family_without_a_file_format_is_refused(monkeypatch):
