@@ -309,7 +309,7 @@ def summary(root: Path) -> tuple[dict[str, Any], str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="comma-separated bundle names (default: all of SPECS)")
-    ap.add_argument("--from-bundle", action="store_true", help="train from each bundle's recorded config")
+    ap.add_argument("--from-bundle", action="store_true", help="train from the recorded config of each installed bundle")
     ap.add_argument("--batch", type=int, default=256, help="fresh instances of the figures (256)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     ap.add_argument("--root", type=Path, default=BUNDLE_ROOT, help="where the bundles go (the package's folder)")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/train_pretrained.py " + shlex.join(
         (["--from-bundle"] if args.from_bundle else []) + ["--threads", str(args.threads), "--batch", str(args.batch)])
     for n in names:
-        config = (RunConfig.from_dict(read_record(args.root / n)["config"]) if args.from_bundle else spec_config(n))
+        config = RunConfig.from_dict(read_record(BUNDLE_ROOT / n)["config"]) if args.from_bundle else spec_config(n)
         make_bundle(n, config, SPECS[n], args.batch, args.threads, f"{command} --only {n}", args.root)
     data, md = summary(args.root)
     if args.root == BUNDLE_ROOT:
