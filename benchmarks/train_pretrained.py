@@ -4,6 +4,7 @@
     python benchmarks/train_pretrained.py --only lgd-ls_32x25   # one (comma-separated list)
     python benchmarks/train_pretrained.py --from-bundle         # retrain from each solver.json's config
     python benchmarks/train_pretrained.py --list                # the names and their configs
+    python benchmarks/train_pretrained.py --summary             # results/pretrained.* from the bundles
 
 For each name ``<method>-<preset>``: the training config is an ``examples/*.toml`` with
 the ``[training]`` changes listed in ``SPECS`` (shortened: paper-length training takes
@@ -311,11 +312,12 @@ def summary(root: Path) -> tuple[dict[str, Any], str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="comma-separated bundle names (default: all of SPECS)")
-    ap.add_argument("--from-bundle", action="store_true", help="train from each bundle's recorded config")
+    ap.add_argument("--from-bundle", action="store_true", help="train from each installed bundle's config")
     ap.add_argument("--batch", type=int, default=256, help="fresh instances of the figures (256)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     ap.add_argument("--root", type=Path, default=BUNDLE_ROOT, help="where the bundles go (the package's folder)")
     ap.add_argument("--list", action="store_true", help="print the names and their configs, train nothing")
+    ap.add_argument("--summary", action="store_true", help="only rewrite results/pretrained.{json,md} from the bundles")
     args = ap.parse_args(argv)
     names = list(SPECS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SPECS]
@@ -327,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = "python benchmarks/train_pretrained.py " + shlex.join(
         (["--from-bundle"] if args.from_bundle else []) + ["--threads", str(args.threads), "--batch", str(args.batch)])
-    for n in names:
-        config = (RunConfig.from_dict(read_record(args.root / n)["config"]) if args.from_bundle else spec_config(n))
+    for n in [] if args.summary else names:
+        config = RunConfig.from_dict(read_record(BUNDLE_ROOT / n)["config"]) if args.from_bundle else spec_config(n)
         make_bundle(n, config, SPECS[n], args.batch, args.threads, f"{command} --only {n}", args.root)
     data, md = summary(args.root)
     if args.root == BUNDLE_ROOT:

@@ -65,6 +65,10 @@ def test_a_run_directory_and_its_bundle_load_the_same_solver(run_dir, tmp_path):
         x2 = l2o.run(b_solver, problem, max_iter=horizon, reference=None).x
     torch.testing.assert_close(x1, x2, rtol=0, atol=0)
     assert load_bundle(folder).metadata["weights"]["sha256"] == read_record(folder)["weights"]["sha256"]
+    # the same tensors give the same bytes: a rebuilt bundle has the same sha256
+    for _ in range(3):
+        again = write_bundle(tmp_path / "again", folder.name, weights_of(b_solver), record)
+        assert (again / WEIGHTS).read_bytes() == (folder / WEIGHTS).read_bytes()
 
 
 def test_the_sources_are_told_apart(run_dir, tmp_path):

@@ -167,7 +167,9 @@ def write_bundle(root: str | os.PathLike[str], name: str, tensors: Mapping[str, 
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS
-    save_safetensors(weights, tensors, {"format": RECORD_FORMAT, "name": name})
+    # one metadata key: safetensors writes a map's keys in no fixed order, and the same
+    # tensors must give the same bytes (the same sha256) when a bundle is rebuilt
+    save_safetensors(weights, tensors, {"format": RECORD_FORMAT})
     data = read_bytes(weights)
     full = {"format": RECORD_FORMAT, "name": name, **dict(record),
             "weights": {"file": WEIGHTS, "sha256": sha256_hex(data), "bytes": len(data)}}
