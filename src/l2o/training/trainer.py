@@ -572,8 +572,7 @@ class Trainer:
                 self._sync_start()
                 if resume:
                     resumed_from = self.state.step
-            log_dir = self.tensorboard if self.tensorboard is not None else self.dir.root
-            with _tensorboard(log_dir, self.state.step, main, self.tensorboard is not None) as tb, \
+            with _tensorboard(self.tensorboard, self.state.step, main) as tb, \
                     _progress(self.progress and main, cfg.steps) as bar:
                 self._bar = bar
                 try:
@@ -666,8 +665,8 @@ def train(
             where ``torch.cuda.is_available()`` is False.
         tensorboard: write TensorBoard scalars to this directory (loss, lr, grad_norm,
             rejected_steps, val_gap per step; final/* at the end); needs the extra
-            ``pip install 'l2o[tensorboard]'`` (``ValueError`` without it). Default: into the run
-            directory when tensorboard is installed, else nothing.
+            ``pip install 'l2o[tensorboard]'`` (``ValueError`` without it, before any work).
+            Default: no TensorBoard files.
         dist: the process group to train in (default: ``torch.distributed``'s initialized group,
             if any, see ``l2o.training.distributed``); needs ``[training] shards``, a multiple of
             its size. Rank 0 writes the run directory; every rank returns the same result.
@@ -757,15 +756,15 @@ def _summary_writer_class(required: bool):
 
 
 @contextlib.contextmanager
-def _tensorboard(log_dir: Path, step: int, enabled: bool = True, required: bool = False):
-    """A TensorBoard ``SummaryWriter`` on ``log_dir`` (None when not ``enabled``, or when
-    tensorboard is not installed and not ``required``); a resumed run purges the events
-    after its step."""
-    cls = _summary_writer_class(required) if enabled else None
-    if cls is None:
+def _tensorboard(log_dir: Path | None, step: int, enabled: bool = True):
+    """A TensorBoard ``SummaryWriter`` on ``log_dir`` (None without a directory or when not
+    ``enabled``); a run resumed at step t hides the events a killed session wrote after t
+    (``purge_step`` t + 1)."""
+    if log_dir is None or not enabled:
         yield None
         return
-    writer = cls(log_dir=str(log_dir), purge_step=step or None)
+    cls = _summary_writer_class(required=True)
+    writer = cls(log_dir=str(log_dir), purge_step=step + 1 if step else None)  # drop events after the checkpoint
     try:
         yield writer
     finally:
