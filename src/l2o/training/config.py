@@ -115,6 +115,12 @@ class TrainingConfig:
         gradient_checkpointing: recompute each solver step in the backward pass instead
             of storing its activations (``torch.utils.checkpoint``), so the memory of a
             long unroll is K states instead of K sets of network activations.
+        shards: 0 (the default) draws each meta-batch from one stream (one process only);
+            S >= 1 cuts it into S shards of ``batch_size / S`` instances, shard s of step t
+            drawn from a seed of (seed, t, s) alone, with its own meta-gradient, the step's
+            gradient their mean (sum with reduction "sum"; "cvar" is then per shard). The
+            shards divide over the processes of ``torchrun`` (``l2o.training.distributed``):
+            one process or N give the same training.
     """
 
     steps: int = 500
@@ -143,6 +149,7 @@ class TrainingConfig:
     device: str = "cpu"
     checkpoint_every: int = 100
     gradient_checkpointing: bool = True
+    shards: int = 0
 
     @property
     def torch_dtype(self):
@@ -163,7 +170,7 @@ class TrainingConfig:
         for key in ("steps", "batch_size", "unroll", "val_every"):
             if getattr(self, key) < 1:
                 raise bad(key, "an integer >= 1")
-        for key in ("train_set_size", "val_batch", "checkpoint_every", "seed", "decay_every"):
+        for key in ("train_set_size", "val_batch", "checkpoint_every", "seed", "decay_every", "shards"):
             if getattr(self, key) < 0:
                 raise bad(key, "an integer >= 0")
         if not 1 <= self.segment <= self.unroll:
@@ -192,6 +199,8 @@ class TrainingConfig:
             raise bad("decay", "a number in (0, 1]")
         if self.schedule == "step" and self.decay_every < 1:
             raise bad("decay_every", "an integer >= 1 with schedule = 'step'")
+        if self.shards and self.batch_size % self.shards:
+            raise bad("shards", f"a divisor of batch_size = {self.batch_size} (shards of equal size)")
         if self.train_set_size and self.batch_size > self.train_set_size:
             raise bad("batch_size", f"<= train_set_size = {self.train_set_size}")
         try:
