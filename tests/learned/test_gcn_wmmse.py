@@ -10,6 +10,7 @@ large starts, rebuild from ``hparams``) run in ``tests/learned/test_learned_prot
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from l2o.optimizers.wmmse import WMMSE
 from l2o.problems import LassoFamily, MimoFamily
 from l2o.problems.mimo.channel import mmse_receivers, mrt, transmit_covariance, transmit_precoders, wmmse_update
 from l2o.registry import LEARNED
+from l2o.training import load_config
 
 SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
 OTHER_SIZES = [
@@ -276,3 +278,12 @@ def test_cli_train_then_eval(tmp_path):
     assert out["solvers"][0]["name"] == "gcn_wmmse"
     for s in out["solvers"]:
         assert 0.0 < s["sum_rate_fraction_p10"] <= s["sum_rate_fraction_median"] <= 1.0 + 1e-6
+
+
+def test_example_config_builds_the_paper_setting():
+    """``examples/gcn_wmmse_mimo.toml``: 7 layers on mimo_medium, the sum of the sum-rates over the layers."""
+    config = load_config(Path(__file__).parents[2] / "examples" / "gcn_wmmse_mimo.toml")
+    assert config.solver == "gcn_wmmse" and config.family == "mimo_medium"
+    assert config.training.loss == "sum" and config.training.unroll == config.training.segment == 7
+    model = config.make_solver()
+    assert type(model).__name__ == "GCNWMMSE" and model.horizon == 7

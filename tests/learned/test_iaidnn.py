@@ -9,6 +9,7 @@ large starts, rebuild from ``hparams``) run in ``tests/learned/test_learned_prot
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from l2o.optimizers.wmmse import WMMSE
 from l2o.problems import LassoFamily, MimoFamily
 from l2o.problems.mimo.channel import mrt, wmmse_update
 from l2o.registry import LEARNED
-from l2o.training import RunConfig
+from l2o.training import RunConfig, load_config
 
 SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
 
@@ -310,3 +311,12 @@ def test_cli_train_then_eval(tmp_path):
     assert out["solvers"][0]["name"] == "iaidnn"
     for s in out["solvers"]:
         assert 0.0 < s["sum_rate_fraction_p10"] <= s["sum_rate_fraction_median"] <= 1.0 + 1e-6
+
+
+def test_example_config_builds_the_paper_setting():
+    """``examples/iaidnn_mimo.toml``: 7 layers on mimo_medium, the sum of the sum-rates over the layers."""
+    config = load_config(Path(__file__).parents[2] / "examples" / "iaidnn_mimo.toml")
+    assert config.solver == "iaidnn" and config.family == "mimo_medium"
+    assert config.training.loss == "sum" and config.training.unroll == config.training.segment == 7
+    model = config.make_solver()
+    assert type(model).__name__ == "IAIDNN" and model.horizon == 7
