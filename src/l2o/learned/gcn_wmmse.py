@@ -133,7 +133,13 @@ def _complex(p: Tensor, ctype: torch.dtype) -> Tensor:
 
 
 class GCNWMMSELayer(nn.Module):
-    """The parameters of one unrolled layer (complex taps as ``(F, 2)`` real pairs)."""
+    """The parameters of one unrolled layer (complex taps as ``(F, 2)`` real pairs; ``w_poly`` the
+    ``degree + 1`` real coefficients of the weight polynomial).
+
+    >>> layer = GCNWMMSELayer(channels=4, w_degree=4, ma=False, diagload=True, bias=True)
+    >>> [tuple(t.shape) for t in layer.taps()], tuple(layer.w_poly.shape)
+    ([(4, 2), (4, 2), (4, 2), (4, 2)], (5,))
+    """
 
     def __init__(self, channels: int, w_degree: int, ma: bool, diagload: bool, bias: bool):
         super().__init__()

@@ -111,7 +111,14 @@ def approximate_inverse_apply(Q: Tensor, X: Tensor, Y: Tensor, Z: Tensor, b: Ten
 
 
 class IAIDNNLayer(nn.Module):
-    """The trainable matrices of one layer, ``(P, rows, cols, 2)`` real pairs, P = users (or 1 if shared)."""
+    """The trainable matrices of one layer, ``(P, rows, cols, 2)`` real pairs, P = users (or 1 if
+    shared): X, Y, Z of the U (N x N), W (d x d) and V (M x M) inverses, offsets O^U (N x d) and
+    O^V (M x d); no V matrices where ``v_learned`` is False (the exact last V-update).
+
+    >>> layer = IAIDNNLayer(per=6, N=2, M=4, d=2, v_learned=True)
+    >>> tuple(layer.Xv.shape), tuple(layer.Ou.shape)
+    ((6, 4, 4, 2), (6, 2, 2, 2))
+    """
 
     def __init__(self, per: int, N: int, M: int, d: int, v_learned: bool):
         super().__init__()
