@@ -295,6 +295,12 @@ SOLVERS: dict[str, SolverEntry] = {
     "gnn_wmmse": SolverEntry("l2o.learned.gnn_wmmse:GNNWMMSE",
                              "GNN-WMMSE: unrolled WMMSE steered by a graph neural network; MIMO sum-rate only",
                              learned=True),
+    "iaidnn": SolverEntry("l2o.learned.iaidnn:IAIDNN",
+                          "IAIDNN: unfolded WMMSE, learned inverse approximations (TWC 2021); MIMO, fixed sizes",
+                          learned=True),
+    "gcn_wmmse": SolverEntry("l2o.learned.gcn_wmmse:GCNWMMSE",
+                             "GCN-WMMSE: unrolled WMMSE, learned graph filter as V-update (JSAC 2023); MIMO only",
+                             learned=True),
     "lqn": SolverEntry("l2o.learned.lqn:LQN",
                        "LQN: BFGS with learned coordinate-wise step sizes in a descent-safe interval "
                        "(arXiv 2412.00059)",

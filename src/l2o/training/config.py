@@ -78,6 +78,7 @@ class TrainingConfig:
         loss: meta-loss per segment, averaged over instances:
             "last" F at the segment's last iterate (with full backprop: F(x_K));
             "mean" the mean of F over the segment's iterates;
+            "sum" their sum (the deep-unfolding baselines' sum of sum-rates over the layers);
             "weighted" the mean of F weighted by the iteration number k (later counts more);
             "log_gap" the mean of log(relative gap + log_eps), which needs the
             reference optimum of every training batch;
@@ -270,8 +271,9 @@ class RunConfig:
         """A fresh (untrained) learned solver.
 
         Solvers tied to the problem data receive it here, not from the config: a
-        constructor argument ``A`` (LISTA, ALISTA: the shared dictionary) gets the family
-        (``family``, default ``self.make_family()``), and a ``dtype`` argument gets
+        constructor argument ``A`` (LISTA, ALISTA: the shared dictionary) or ``family``
+        (IAIDNN: the problem sizes) gets the family (``family``, default
+        ``self.make_family()``), and a ``dtype`` argument gets
         ``dtype`` (so float64 models are built exactly rather than cast).
         """
         factory = learned_factory(self.solver)
@@ -279,6 +281,8 @@ class RunConfig:
         kwargs = dict(self.solver_params)
         if "A" in accepted:
             kwargs["A"] = family if family is not None else self.make_family()
+        if "family" in accepted:
+            kwargs["family"] = family if family is not None else self.make_family()
         if "dtype" in accepted and dtype is not None:
             kwargs["dtype"] = dtype
         return factory(**kwargs)
@@ -479,8 +483,8 @@ def _resolve_solver(table: Mapping[str, Any], training: TrainingConfig) -> tuple
 
 
 #: Constructor arguments that come from the run, not the config: the problem data
-#: (``A``, given the family) and the parameter dtype (given ``[training] dtype``).
-CONTEXT_ARGS = ("A", "dtype")
+#: (``A`` or ``family``, given the family) and the parameter dtype (given ``[training] dtype``).
+CONTEXT_ARGS = ("A", "family", "dtype")
 
 
 def _constructor_params(factory, context: bool = False) -> dict[str, inspect.Parameter]:
