@@ -28,7 +28,7 @@ def to_device(solver: Optimizer, problem: Instances, device: str | torch.device)
     safeguard) moved there in place. ``ValueError`` for CUDA without a GPU.
 
     >>> import l2o
-    >>> solver, problem = to_device(l2o.make_solver("fista"), l2o.LassoFamily(m=4, n=6).sample(2, 0), "cpu")
+    >>> solver, problem = to_device(l2o.make_solver("fista"), l2o.LassoFamily(m=4, n=6, nnz=2).sample(2, 0), "cpu")
     >>> problem.device.type
     'cpu'
     """
