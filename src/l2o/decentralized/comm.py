@@ -23,6 +23,7 @@ worth in the simulated backend).
 from __future__ import annotations
 
 import datetime
+import re
 
 import torch
 import torch.distributed as dist
@@ -78,6 +79,12 @@ class SimulatedComm:
         return [self.M[key] @ t for key, t in parts]
 
 
+def _short(e: BaseException) -> str:
+    """The first sentence of a gloo error, without its source-file prefix."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(e).split()))
+    return text.split(". ")[0][:200]
+
+
 class PeerError(RuntimeError):
     """A node lost a peer (it died, hung up or stayed silent past the timeout)."""
 
@@ -117,7 +124,7 @@ class ProcessComm:
         except Exception as e:  # gloo raises RuntimeError / DistBackendError on a closed connection or timeout
             raise PeerError(f"node {self.rank}: {what} node {peer} failed in round {self.rounds} "
                             f"(peer dead or silent for {self.timeout.total_seconds():g} s): "
-                            f"{' '.join(str(e).split())[:300]}") from None
+                            f"{_short(e)}") from None
         if ok is False:
             raise PeerError(f"node {self.rank}: {what} node {peer} timed out in round {self.rounds}")
 
