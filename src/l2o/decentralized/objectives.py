@@ -110,11 +110,13 @@ class NodeData:
 def _batch(data: NodeData, nodes: Tensor, idx: Tensor | None) -> tuple[Tensor, Tensor]:
     """(features, targets) of the local nodes: full data (k, m, p), (k, m), or a minibatch
     (R, k, b, p), (R, k, b) for indices idx (R, k, b)."""
-    Xl, yl = data.X[nodes], data.y[nodes]
     if idx is None:
-        return Xl, yl
-    rows = torch.arange(len(nodes), device=idx.device)[None, :, None]
-    return Xl[rows, idx], yl[rows, idx]
+        if len(nodes) == data.n and bool((nodes == torch.arange(data.n, device=nodes.device)).all()):
+            return data.X, data.y  # all nodes, in order: no copy
+        return data.X[nodes], data.y[nodes]
+    flat = (nodes.to(idx.device)[None, :, None] * data.m + idx).reshape(-1)  # rows of the (n m, p) view
+    Xb = data.X.reshape(-1, data.X.shape[-1]).index_select(0, flat).reshape(*idx.shape, data.X.shape[-1])
+    return Xb, data.y.reshape(-1).index_select(0, flat).reshape(idx.shape)
 
 
 class Objective:
@@ -141,12 +143,14 @@ class Objective:
 
 
 def _margins(x: Tensor, Xb: Tensor) -> Tensor:
-    return (Xb @ x.unsqueeze(-1)).squeeze(-1)
+    """h_l^T x: x (..., k, p), Xb (..., k, b, p) -> (..., k, b) (elementwise products summed: one small
+    reduction per sample, the same arithmetic however many nodes are stacked)."""
+    return (Xb * x.unsqueeze(-2)).sum(-1)
 
 
 def _mean_outer(coef: Tensor, Xb: Tensor) -> Tensor:
     """(1/b) sum_l coef_l h_l: coef (..., k, b), Xb (..., k, b, p) -> (..., k, p)."""
-    return (coef.unsqueeze(-2) @ Xb).squeeze(-2) / Xb.shape[-2]
+    return (coef.unsqueeze(-1) * Xb).sum(-2) / Xb.shape[-2]
 
 
 class _LogisticBase(Objective):
