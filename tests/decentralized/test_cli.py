@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,11 @@ def test_processes_backend_matches_simulated(files, tmp_path):
         np.testing.assert_allclose(p["x"], s["x"], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(p["grad_norm"], s["grad_norm"], rtol=1e-12, atol=1e-12)
         assert (p["bytes"] == s["bytes"]).all()
+
+
+def test_the_example_config_runs():
+    example = Path(__file__).resolve().parents[2] / "examples" / "decentralized.toml"
+    r = invoke(example, "--iterations", 5, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["algorithm"] == "push_pull" and summary["nodes"] == 8 and summary["iterations"] == 5
