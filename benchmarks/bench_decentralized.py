@@ -11,8 +11,9 @@ What runs (all on this machine, in one process except part 5, side by side):
    regression (d = 10, rho = 0.01, L_total = 204,800 iid samples split over n nodes, batch 200 per node),
    directed exponential graphs with integer weights in {1, 2} (A = Row(W), B = Col(W): row-stochastic
    only, unlike the ICML code's uniform weights, which are doubly stochastic for n a power of two);
-   Pull-Diag-GT with lr 0.05 / n, Push-Pull with lr 0.05, and centralized minibatch SGD (n x 200 samples,
-   lr 0.05) as the 1/sqrt(n) reference. The measure: ||(1/n) sum_i grad f_i(x_bar)|| on the full data,
+   Pull-Diag-GT with lr 0.2 / n, Push-Pull with lr 0.2 (4x the papers' 0.05 / n and 0.05, see the results
+   file), and centralized minibatch SGD (n x 200 samples, lr 0.2) as the 1/sqrt(n) reference. The measure:
+   ||(1/n) sum_i grad f_i(x_bar)|| on the full data,
    averaged over the last 20% of the iterations and over the repetitions.
 2. **Ring** (ICML Fig. 2, right): the authors' ring with a chord, n in {1, 5, 10, 16}, L_total = 8,000,
    Pull-Diag-GT.
@@ -281,10 +282,15 @@ def markdown(data: dict) -> str:
         "",
         f"Scaled down from the papers: n up to {max(cfg['speedup_ns'])} (papers: 512), {cfg['speedup_iterations']} "
         f"iterations (papers: 4,000 for Pull-Diag-GT, 3,000-5,000 for Push-Pull), {cfg['speedup_reps']} repetitions "
-        "(papers: 20); everything else as in the authors' code (d = 10, rho = 0.01, L_total = 204,800, batch 200 per "
-        "node). Graph: exponential with weights in {1, 2} (row-stochastic, not doubly stochastic). The ring (part 2) "
-        f"uses L_total = 8,000, {cfg['ring_iterations']} iterations (paper: 100,000) and lr 0.02/n (paper: about "
-        "2e-3/n, too slow for this budget).",
+        f"(papers: 20), and a 4x larger step: Pull-Diag-GT lr {cfg['speedup_lr']}/n, Push-Pull and centralized SGD "
+        f"lr {cfg['speedup_lr']} (papers: 0.05/n and 0.05). Why: at the papers' step the deterministic transient, the "
+        "same for every n (the effective step of Pull-Diag-GT is n x lr), still dominated the gradient norm after "
+        "1,500 iterations here (a first run measured 7.5e-3, 6.7e-3, 6.5e-3 for n = 1, 2, 4 with Pull-Diag-GT at "
+        "lr 0.05/n), and the papers' iteration counts do not fit this budget; the larger step reaches the noise "
+        "floor, where the speedup lives, within the budget. Everything else as in the authors' code (d = 10, rho = "
+        "0.01, L_total = 204,800 iid, batch 200 per node, x0 = 0.01 N(0, I)). Graph: exponential with weights in "
+        "{1, 2} (row-stochastic, not doubly stochastic). The ring (part 2) uses L_total = 8,000, "
+        f"{cfg['ring_iterations']} iterations (paper: 100,000) and lr {cfg['ring_lr']}/n (paper: about 2e-3/n).",
         "",
         "| algorithm | graph | n | lr | kappa_A | beta_A | grad norm (last 20%, mean over reps) | +- s.e. | final |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -377,9 +383,9 @@ def main() -> None:
     torch.set_num_threads(1)
     q = args.quick
     cfg = {"quick": q, "threads": torch.get_num_threads(),
-           "speedup_ns": [1, 2, 4] if q else [1, 2, 4, 8, 16, 32],
-           "speedup_iterations": 60 if q else 1500, "speedup_reps": 2 if q else 8,
-           "ring_ns": [1, 5] if q else [1, 5, 10, 16], "ring_iterations": 60 if q else 2000,
+           "speedup_ns": [1, 2, 4] if q else [1, 2, 4, 8, 16], "speedup_lr": 0.2,
+           "speedup_iterations": 60 if q else 1200, "speedup_reps": 2 if q else 6,
+           "ring_ns": [1, 5] if q else [1, 5, 10, 16], "ring_iterations": 60 if q else 1200, "ring_lr": 0.02,
            "mg_iterations": 200 if q else 7500, "mlp_iterations": 50 if q else 1500, "mlp_seeds": 1 if q else 2,
            "batched_ns": [4] if q else [16, 64], "batched_reps": 2 if q else 8, "batched_iterations": 5 if q else 50,
            "process_ns": [2] if q else [2, 4, 8], "process_dims": [10] if q else [10, 10000],
@@ -390,11 +396,13 @@ def main() -> None:
     print("1. linear speedup", flush=True)
     it, reps, ns = cfg["speedup_iterations"], cfg["speedup_reps"], cfg["speedup_ns"]
     rec = max(1, it // 20)  # 20 records (the full-data metric costs as much as ~10 iterations)
-    data["speedup"] = [speedup("pull_diag_gt", "exponential", ns, 204800, lambda n: 0.05 / n, it, reps, rec),
-                       speedup("push_pull", "exponential", ns, 204800, lambda n: 0.05, it, reps, rec),
-                       speedup("centralized_sgd", "exponential", ns, 204800, lambda n: 0.05, it, reps, rec)]
+    lr = cfg["speedup_lr"]
+    data["speedup"] = [speedup("pull_diag_gt", "exponential", ns, 204800, lambda n: lr / n, it, reps, rec),
+                       speedup("push_pull", "exponential", ns, 204800, lambda n: lr, it, reps, rec),
+                       speedup("centralized_sgd", "exponential", ns, 204800, lambda n: lr, it, reps, rec)]
     print("2. ring", flush=True)
-    data["speedup"].append(speedup("pull_diag_gt", "ring_with_chord", cfg["ring_ns"], 8000, lambda n: 0.02 / n,
+    ring_lr = cfg["ring_lr"]
+    data["speedup"].append(speedup("pull_diag_gt", "ring_with_chord", cfg["ring_ns"], 8000, lambda n: ring_lr / n,
                                    cfg["ring_iterations"], reps, max(1, cfg["ring_iterations"] // 20)))
     print("3. multi-step gossip", flush=True)
     data["multi_gossip"] = multi_gossip(cfg["mg_iterations"])
