@@ -100,3 +100,24 @@ def test_bad_runs_are_one_line_value_errors():
         simulate("push_pull", top, f, data, lr=0.1, iterations=1, x0=torch.zeros(3))
     with pytest.raises(ValueError, match="unknown name"):
         simulate("adam", top, f, data, lr=0.1, iterations=1)
+
+
+def test_float32_runs_and_tracks_float64():
+    top, data = _setup("push_pull")
+    kw = dict(lr=0.05, iterations=30, batch=4, seed=1)
+    r32 = simulate("push_pull", top, NonconvexLogistic(), data, dtype=torch.float32, **kw)
+    r64 = simulate("push_pull", top, NonconvexLogistic(), data, **kw)
+    assert r32.x.dtype == torch.float32
+    torch.testing.assert_close(r32.x.double(), r64.x, rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_on_digits_learns():
+    from l2o.decentralized.objectives import MLP, digits_data
+
+    train, Xt, yt = digits_data(4, split="dirichlet", alpha=0.5)
+    f = MLP(hidden=16)
+    x0 = f.init(train, torch.Generator().manual_seed(0))
+    r = simulate("push_pull", exponential(4, generator=torch.Generator().manual_seed(0)), f, train, lr=0.1,
+                 iterations=60, batch=16, x0=x0, record_every=60)
+    assert r.loss[-1, 0] < 0.7 * r.loss[0, 0]
+    assert float(f.accuracy(r.x[0].mean(0), Xt, yt)) > 0.3  # 10 classes: chance is 0.1
