@@ -69,6 +69,14 @@ def test_a_dead_node_fails_the_run_with_a_clear_error_within_the_timeout():
     assert time.monotonic() - t < 120 + 10  # the watchdog's bound, not a speed claim
 
 
+def test_a_silent_node_times_out_its_peers_instead_of_hanging():
+    data = logistic_data(4, 10, 3, generator=torch.Generator().manual_seed(0))
+    spec = RunSpec("push_pull", ring_with_chord(4), NonconvexLogistic(), data, 0.05, 40, crash_at=(1, 5),
+                   fault="hang")
+    with pytest.raises(RuntimeError, match=r"node 2: receiving from node 1 failed in round 5"):
+        launch([spec], timeout=120, comm_timeout=5)
+
+
 def test_bad_jobs_fail_before_any_process_starts():
     data = logistic_data(4, 10, 3, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="doubly stochastic"):

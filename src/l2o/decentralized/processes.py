@@ -44,7 +44,8 @@ class RunSpec:
     """One run: the algorithm's name, the topology, objective and per-node data, the step size, the number
     of iterations, the batch (None: full local data), the gossip rounds, the sampling seed, the start x0
     ((d,) or (n, d); None: the objective's default), how often to record, the dtype. ``crash_at``
-    (node, iteration) makes that node exit abruptly at that iteration: fault injection for tests.
+    (node, iteration) makes that node exit abruptly at that iteration, or with ``fault="hang"`` stop
+    answering (sleep): fault injection for tests.
 
     >>> from l2o.decentralized.topology import ring_with_chord
     >>> from l2o.decentralized.objectives import LeastSquares, least_squares_data
@@ -66,6 +67,7 @@ class RunSpec:
     record_every: int = 1
     dtype: torch.dtype = torch.float64
     crash_at: tuple[int, int] | None = None
+    fault: str = "exit"
 
     @property
     def n(self) -> int:
@@ -118,6 +120,8 @@ def run_node(spec: RunSpec, rank: int, comm_timeout: float = 60.0) -> tuple[Resu
         its.append(k)
         hist.append(x[0, 0].clone())
         if spec.crash_at is not None and spec.crash_at == (rank, k):
+            if spec.fault == "hang":
+                time.sleep(3600)
             os._exit(17)
 
     t0 = time.perf_counter()
