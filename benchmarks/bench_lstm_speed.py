@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
                 "target_reached": meas / arith_s <= 2.0,
             }
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "torch": torch.__version__, "threads": args.threads, "allocator_tuned": allocator,
