@@ -185,14 +185,16 @@ class CoordinatewiseLSTM(nn.Module):
                     gi, gf, gg, go = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
                     cn = c_new[s:e, layer, :, j0:j1]
                     torch.mul(gf, c[s:e, layer, :, j0:j1], out=cn)
-                    gg.mul_(2).sub_(1)  # tanh of the cell-input pre-activation
-                    cn.addcmul_(gi, gg)
+                    cn.addcmul_(gi, gg, value=2).sub_(gi)  # + i tanh(g_pre) = i (2 sigma(2 g_pre) - 1)
                     t = tmp[:m, :, :w]
                     torch.mul(cn, 2, out=t).sigmoid_().mul_(2).sub_(1)  # tanh(c')
-                    hn = zc[:, k_in + layer * H:k_in + (layer + 1) * H]
-                    torch.mul(go, t, out=hn)
-                    h_new[s:e, layer, :, j0:j1].copy_(hn)
-                top = zc[:, k_in + (L - 1) * H:]
+                    if layer == L - 1:  # the top layer's h is read by the output maps from h_new
+                        top = h_new[s:e, layer, :, j0:j1]
+                        torch.mul(go, t, out=top)
+                    else:  # the next layer reads [h_l'; h_{l+1}] from z
+                        hn = zc[:, k_in + layer * H:k_in + (layer + 1) * H]
+                        torch.mul(go, t, out=hn)
+                        h_new[s:e, layer, :, j0:j1].copy_(hn)
                 if mid is not None:
                     hc = hid[:m, :, :w]
                     _affine_out(mid, top, hc)
