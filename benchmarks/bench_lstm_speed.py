@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import l2o
 from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o import make_family, make_solver
 from l2o.utils.performance import tune_allocator
@@ -226,6 +227,7 @@ def run(args: argparse.Namespace) -> dict:
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "note": args.note, "l2o_source": str(Path(l2o.__file__).resolve().parent),
         "torch": torch.__version__, "threads": args.threads, "allocator_tuned": allocator,
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "seconds": time.perf_counter() - t0,
@@ -245,7 +247,8 @@ def markdown(runs: dict) -> str:
                   f"Command: `{r['command']}`; {r['machine']}; torch {r['torch']}, threads {r['threads']}, "
                   f"allocator tuned: {r['allocator_tuned']}; load average at start / end: "
                   f"{[round(x, 2) for x in r['load_average_start_end'][0]]} / "
-                  f"{[round(x, 2) for x in r['load_average_start_end'][1]]} (shared machine: ratios +-20%).",
+                  f"{[round(x, 2) for x in r['load_average_start_end'][1]]} (shared machine: ratios +-20%)."
+                  + (f" Note: {r['note']}" if r.get("note") else ""),
                   "", f"Preset `{r['preset']}`, batch {r['batch']} (N = {r['batch'] * r['n']} coordinates), "
                   f"median of {r['repeats']} interleaved steps (no grad).", ""]
         lines += ["| dtype | square 1000 GEMM GFLOP/s | Gram product (B x n) @ (n x n) ms | GFLOP/s | "
@@ -272,9 +275,11 @@ def markdown(runs: dict) -> str:
                     f"{1e3 * s['step_median_s']:.2f} | {s['vs_fista_restart']:.1f}x | {s['ratio']:.2f} | "
                     f"{s['ratio_peak']:.2f} | {'reached' if s['target_reached'] else 'NOT reached'} |")
         lines.append("")
-    if "before" in runs and "after" in runs:
-        b, a = runs["before"]["solvers"], runs["after"]["solvers"]
-        lines += ["## Before / after", "", "| solver | dtype | step ms before -> after | speedup | "
+    for before in [label for label in runs if label.startswith("before")]:
+        if "after" not in runs:
+            break
+        b, a = runs[before]["solvers"], runs["after"]["solvers"]
+        lines += [f"## {before} -> after", "", "| solver | dtype | step ms before -> after | speedup | "
                   "x fista_restart before -> after | ratio before -> after |", "|---|---|---|---|---|---|"]
         for name in a:
             for dt in a[name]:
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--note", default="", help="recorded with the run (e.g. which code it measured)")
     args = parser.parse_args(argv)
     if args.batch < 1 or args.repeats < 1 or args.threads < 1:
         print("error: --batch, --repeats and --threads must be >= 1", file=sys.stderr)
