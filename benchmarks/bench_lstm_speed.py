@@ -24,6 +24,8 @@ contention, not the code; ``l2o.utils.performance.tune_allocator()`` applied):
 (d) ratio = measured step time / (FLOPs / throughput of that solver's GEMM set);
     target <= 2 in float32 and float64 for every solver. ``ratio_peak`` uses the square
     GEMM's throughput instead (a stricter yardstick, reported alongside).
+(e) For training: one forward + backward of a 10-step unroll (meta-loss F(x_10), batch
+    ``--train-batch``, best of 3), per step: the autograd path, not the target's subject.
 
     python benchmarks/bench_lstm_speed.py --label before|after [--batch 128] [--repeats 15]
 
@@ -196,6 +198,25 @@ def measure_steps(names: list[str], batch: int, repeats: int, seed: int) -> dict
     return out
 
 
+def measure_training(names: list[str], batch: int, seed: int, unroll: int = 10, repeats: int = 3) -> dict:
+    """Seconds per step of a forward + backward unroll (best of ``repeats``), per dtype and solver."""
+    family = make_family(PRESET)
+    out: dict[str, dict[str, float]] = {}
+    for dtype in DTYPES:
+        problem = family.sample(batch, generator=seed + 1, dtype=dtype)
+        for name in names:
+            solver = make_solver(name).to(dtype)
+
+            def unrolled(solver=solver, problem=problem):
+                state = solver.init(problem, problem.initial_point())
+                for _ in range(unroll):
+                    state = solver.step(problem, state)
+                problem.objective(state.x).mean().backward()
+
+            out.setdefault(dname(dtype), {})[name] = best_time(unrolled, repeats) / unroll
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     allocator = tune_allocator()
@@ -205,6 +226,7 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     gemms = measure_gemms(modules, args.batch, n, args.gemm_repeats)
     steps = measure_steps([*SOLVERS, BASELINE], args.batch, args.repeats, args.seed)
+    training = measure_training(list(SOLVERS), args.train_batch, args.seed)
     solvers = {}
     for dt in map(dname, DTYPES):
         g = gemms[dt]
@@ -232,6 +254,7 @@ def run(args: argparse.Namespace) -> dict:
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "seconds": time.perf_counter() - t0,
         "preset": PRESET, "batch": args.batch, "n": n, "repeats": args.repeats,
+        "train_batch": args.train_batch, "training_step_s": training,
         "gemm": gemms, "fista_restart": {dt: steps[dt][BASELINE] for dt in steps}, "solvers": solvers,
     }
 
@@ -274,6 +297,13 @@ def markdown(runs: dict) -> str:
                     f"{s['flop_counter'] / 1e6:.0f} | {s['gemm_gflops']:.1f} | {1e3 * s['arithmetic_s']:.2f} | "
                     f"{1e3 * s['step_median_s']:.2f} | {s['vs_fista_restart']:.1f}x | {s['ratio']:.2f} | "
                     f"{s['ratio_peak']:.2f} | {'reached' if s['target_reached'] else 'NOT reached'} |")
+        if "training_step_s" in r:
+            lines += ["", f"Training (autograd path): ms per step of a 10-step unroll, forward + backward, batch "
+                      f"{r['train_batch']}, best of 3:", "", "| solver | " + " | ".join(r["training_step_s"]) + " |",
+                      "|---|" + "---|" * len(r["training_step_s"])]
+            for name in SOLVERS:
+                lines.append(f"| {name} | " + " | ".join(f"{1e3 * r['training_step_s'][dt][name]:.1f}"
+                                                        for dt in r["training_step_s"]) + " |")
         lines.append("")
     for before in [label for label in runs if label.startswith("before")]:
         if "after" not in runs:
@@ -300,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved timed steps per solver")
     parser.add_argument("--gemm-repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--note", default="", help="recorded with the run (e.g. which code it measured)")
