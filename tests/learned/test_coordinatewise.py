@@ -15,6 +15,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import l2o
 from l2o.learned import coordinatewise
@@ -206,3 +207,27 @@ def test_state_dict_names_unchanged():
     assert {"lstm.lstm.weight_ih_l0", "lstm.lstm.weight_hh_l1", "lstm.lstm.bias_ih_l0", "linear.weight",
             "heads.P.weight", "heads.A.bias"} <= names
     assert {"inp.weight", "lstm.lstm.weight_ih_l0", "out.bias"} <= set(RNNprop().state_dict())
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_matrix_products_are_the_layers_only(name):
+    """One step's matrix-product FLOPs (FlopCounterMode) = one GEMM per layer, 2 N (in + H) 4H per LSTM
+    layer and 2 N in out per linear map (N = B n), plus the problem's gradient products: nothing else."""
+    solver, problem = make(name, torch.float64)
+    B, n = problem.batch_size, problem.dim
+    lstm = solver.lstm.lstm
+    expected = 0
+    for layer in range(lstm.num_layers):
+        k_in = lstm.input_size if layer == 0 else lstm.hidden_size
+        expected += 2 * B * n * (k_in + lstm.hidden_size) * 4 * lstm.hidden_size
+    expected += sum(2 * B * n * m.in_features * m.out_features
+                    for m in solver.modules() if isinstance(m, torch.nn.Linear))
+    x = problem.initial_point()
+    with torch.no_grad():
+        state = solver.init(problem, x)
+        with FlopCounterMode(display=False) as grad_counter:
+            problem.grad(x)
+        grads = 2 if getattr(solver, "variant", None) == "full" else 1  # full Math-L2O: grad f(x) and grad f(y)
+        with FlopCounterMode(display=False) as counter:
+            solver.step(problem, state)
+    assert counter.get_total_flops() == expected + grads * grad_counter.get_total_flops()
