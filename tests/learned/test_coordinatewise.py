@@ -195,7 +195,7 @@ def test_gate_weights_and_state_layout():
     (w0, b0), (w1, b1) = core.gate_weights()
     assert w0.shape == (16, 7) and w1.shape == (16, 8) and b0.shape == (16, 1)
     lstm = core.lstm
-    torch.testing.assert_close(w0[8:12], 2 * torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1)[8:12])
+    torch.testing.assert_close(w0[8:12], -2 * torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1)[8:12])
     torch.testing.assert_close(w0[:8], torch.cat([lstm.weight_ih_l0, lstm.weight_hh_l0], 1)[:8])
     h, c = core.initial_state(2, 5)
     assert h.shape == c.shape == (2, 2, 4, 5) and not h.any()

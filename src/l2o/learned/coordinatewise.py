@@ -8,15 +8,16 @@ of the LSTM is a contiguous block of rows. One time step of the network:
 
     z_0 = features  (B, k, n)                      [or ELU(W_in z_0 + b_in) with ``input_layer``]
     per layer l = 1..L, with x = z_{l-1} and the layer's previous (h_l, c_l):
-        [i; f; g; o] = sigma(W_l [x; h_l] + b_l)   one GEMM, W_l = [W_ih | W_hh], b_l = b_ih + b_hh,
-                                                    rows of g pre-scaled by 2 so that
-        tanh(g_pre) = 2 sigma(2 g_pre) - 1          (one sigmoid call for all four gates),
-        c_l' = f * c_l + i * tanh(g_pre),   h_l' = o * tanh(c_l'),   z_l = h_l'
+        [i; f; u; o] = sigma(W_l [x; h_l] + b_l)   one GEMM, W_l = [W_ih | W_hh], b_l = b_ih + b_hh,
+                                                    rows of the cell input pre-scaled by -2 so that
+        tanh(g_pre) = 1 - 2 u                       (one sigmoid call for all four gates),
+        c_l' = f * c_l + i * tanh(g_pre),   h_l' = o * tanh(c_l') = o (1 - 2 sigma(-2 c_l')),   z_l = h_l'
     out = W_out [ReLU(W_mid z_L + b_mid)] + b_out   (B, heads, n)  [``hidden_layer`` optional]
 
 which is exactly ``torch.nn.LSTM``'s recurrence (Hochreiter and Schmidhuber 1997, with the
-forget gate of Gers et al. 2000), evaluated with tanh(x) = 2 sigma(2x) - 1 (the sigmoid is
-several times cheaper than tanh on CPU; the identity is exact, rounding aside).
+forget gate of Gers et al. 2000), evaluated with tanh(x) = 1 - 2 sigma(-2x) (the sigmoid is
+several times cheaper than tanh on CPU; the identity is exact, rounding aside), so that each
+product with a tanh is one fused multiply-add (``addcmul``).
 
 Two evaluation paths compute the same thing:
 
@@ -77,12 +78,12 @@ class CoordinatewiseLSTM(nn.Module):
 
     def gate_weights(self) -> list[tuple[Tensor, Tensor]]:
         """Per layer, ``W = [W_ih | W_hh]`` ``(4H, in + H)`` and ``b = b_ih + b_hh`` ``(4H, 1)``,
-        the rows of the cell-input gate g scaled by 2 (for tanh via the sigmoid)."""
+        the rows of the cell-input gate g scaled by -2 (for tanh(z) = 1 - 2 sigma(-2 z))."""
         H = self.hidden_size
         lstm = self.lstm
         w0 = lstm.weight_ih_l0
         scale = torch.ones(4 * H, 1, dtype=w0.dtype, device=w0.device)
-        scale[2 * H:3 * H] = 2.0
+        scale[2 * H:3 * H] = -2.0
         out = []
         for layer in range(self.layers):
             w = torch.cat([getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")], 1)
@@ -136,8 +137,8 @@ class CoordinatewiseLSTM(nn.Module):
         for layer, wb in enumerate(lstm_w):
             gates = torch.sigmoid(_affine(wb, torch.cat([x, h[:, layer]], 1)))
             i, f, g, o = gates.split(H, 1)
-            c_new = f * c[:, layer] + i * (2 * g - 1)
-            x = o * (2 * torch.sigmoid(2 * c_new) - 1)
+            c_new = f * c[:, layer] + i * (1 - 2 * g)
+            x = o * (1 - 2 * torch.sigmoid(-2 * c_new))
             hs.append(x)
             cs.append(c_new)
         if mid is not None:
@@ -157,6 +158,7 @@ class CoordinatewiseLSTM(nn.Module):
         z = torch.empty(cb, k_in + L * H, cw, dtype=dt, device=dev)  # [x; h_1; ...; h_L]
         gates = torch.empty(cb, 4 * H, cw, dtype=dt, device=dev)
         tmp = torch.empty(cb, H, cw, dtype=dt, device=dev)
+        tmp2 = torch.empty(cb, H, cw, dtype=dt, device=dev)
         raw = torch.empty(cb, k, cw, dtype=dt, device=dev) if pre is not None else None
         hid = torch.empty(cb, H, cw, dtype=dt, device=dev) if mid is not None else None
         for s in range(0, B, cb):
@@ -184,16 +186,17 @@ class CoordinatewiseLSTM(nn.Module):
                     g.sigmoid_()
                     gi, gf, gg, go = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
                     cn = c_new[s:e, layer, :, j0:j1]
-                    torch.mul(gf, c[s:e, layer, :, j0:j1], out=cn)
-                    cn.addcmul_(gi, gg, value=2).sub_(gi)  # + i tanh(g_pre) = i (2 sigma(2 g_pre) - 1)
-                    t = tmp[:m, :, :w]
-                    torch.mul(cn, 2, out=t).sigmoid_().mul_(2).sub_(1)  # tanh(c')
+                    q = tmp[:m, :, :w]
+                    torch.addcmul(gi, gi, gg, value=-2, out=q)  # i tanh(g_pre) = i (1 - 2 sigma(-2 g_pre))
+                    torch.addcmul(q, gf, c[s:e, layer, :, j0:j1], out=cn)  # c' = f c + i tanh(g_pre)
+                    t = tmp2[:m, :, :w]
+                    torch.mul(cn, -2, out=t).sigmoid_()  # tanh(c') = 1 - 2 sigma(-2 c')
                     if layer == L - 1:  # the top layer's h is read by the output maps from h_new
                         top = h_new[s:e, layer, :, j0:j1]
-                        torch.mul(go, t, out=top)
+                        torch.addcmul(go, go, t, value=-2, out=top)  # h' = o tanh(c')
                     else:  # the next layer reads [h_l'; h_{l+1}] from z
                         hn = zc[:, k_in + layer * H:k_in + (layer + 1) * H]
-                        torch.mul(go, t, out=hn)
+                        torch.addcmul(go, go, t, value=-2, out=hn)
                         h_new[s:e, layer, :, j0:j1].copy_(hn)
                 if mid is not None:
                     hc = hid[:m, :, :w]
