@@ -151,62 +151,78 @@ class CoordinatewiseLSTM(nn.Module):
         k_in = self.input_size
         dt, dev = h.dtype, h.device
         cw = min(n, CHUNK)  # columns per chunk within an instance
-        cb = max(1, CHUNK // cw)  # instances per chunk
-        cb = min(cb, B)
+        cb = min(B, max(1, CHUNK // cw))  # instances per chunk
         h_new, c_new = torch.empty_like(h), torch.empty_like(c)
         out = torch.empty(B, out_w[0].shape[0], n, dtype=dt, device=dev)
         z = torch.empty(cb, k_in + L * H, cw, dtype=dt, device=dev)  # [x; h_1; ...; h_L]
         gates = torch.empty(cb, 4 * H, cw, dtype=dt, device=dev)
-        tmp = torch.empty(cb, H, cw, dtype=dt, device=dev)
-        tmp2 = torch.empty(cb, H, cw, dtype=dt, device=dev)
+        tmp = torch.empty(2, cb, H, cw, dtype=dt, device=dev)
         raw = torch.empty(cb, k, cw, dtype=dt, device=dev) if pre is not None else None
         hid = torch.empty(cb, H, cw, dtype=dt, device=dev) if mid is not None else None
-        for s in range(0, B, cb):
-            e = min(s + cb, B)
-            m = e - s
-            for j0 in range(0, n, cw):
-                j1 = min(j0 + cw, n)
-                w = j1 - j0
-                zc = z[:m, :, :w]
+        views: dict[tuple[int, int], _Views] = {}  # workspace views per chunk shape (m, w)
+        grid = [_grid(t, cb, cw) for t in (*features, h, c, h_new, c_new, out)]
+        for row in zip(*grid, strict=True):
+            for chunk in zip(*row, strict=True):
+                *feats, hc, cc, hn, cn, oc = chunk
+                m, w = hc.shape[0], hc.shape[-1]
+                v = views.get((m, w))
+                if v is None:
+                    v = views[(m, w)] = _Views(m, w, z, gates, tmp, raw, hid, k_in, H, L, lstm_w, out_w, pre, mid)
+                for dst, f in zip(v.feats, feats, strict=True):
+                    dst.copy_(f)
                 if pre is not None:
-                    rc = raw[:m, :, :w]
-                    for j, f in enumerate(features):
-                        rc[:, j].copy_(f[s:e, j0:j1])
-                    _affine_out(pre, rc, zc[:, :k_in])
-                    F.elu(zc[:, :k_in], inplace=True)
-                else:
-                    for j, f in enumerate(features):
-                        zc[:, j].copy_(f[s:e, j0:j1])
-                zc[:, k_in:].copy_(h[s:e, :, :, j0:j1].reshape(m, L * H, w))
-                for layer, wb in enumerate(lstm_w):
-                    lo = 0 if layer == 0 else k_in + (layer - 1) * H
-                    hi = k_in + (layer + 1) * H
-                    g = gates[:m, :, :w]
-                    _affine_out(wb, zc[:, lo:hi], g)
-                    g.sigmoid_()
-                    gi, gf, gg, go = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
-                    cn = c_new[s:e, layer, :, j0:j1]
-                    q = tmp[:m, :, :w]
-                    torch.addcmul(gi, gi, gg, value=-2, out=q)  # i tanh(g_pre) = i (1 - 2 sigma(-2 g_pre))
-                    torch.addcmul(q, gf, c[s:e, layer, :, j0:j1], out=cn)  # c' = f c + i tanh(g_pre)
-                    t = tmp2[:m, :, :w]
-                    torch.mul(cn, -2, out=t).sigmoid_()  # tanh(c') = 1 - 2 sigma(-2 c')
+                    torch.baddbmm(pre[1], v.w_pre, v.raw, out=v.x)
+                    F.elu(v.x, inplace=True)
+                v.h_old.copy_(hc.reshape(m, L * H, w))
+                for layer in range(L):
+                    torch.baddbmm(lstm_w[layer][1], v.w_lstm[layer], v.inputs[layer], out=v.g)
+                    v.g.sigmoid_()
+                    gi, gf, gu, go = v.gate
+                    c_l = cn[:, layer]
+                    torch.addcmul(gi, gi, gu, value=-2, out=v.q)  # i tanh(g_pre) = i (1 - 2 sigma(-2 g_pre))
+                    torch.addcmul(v.q, gf, cc[:, layer], out=c_l)  # c' = f c + i tanh(g_pre)
+                    torch.mul(c_l, -2, out=v.t).sigmoid_()  # tanh(c') = 1 - 2 sigma(-2 c')
                     if layer == L - 1:  # the top layer's h is read by the output maps from h_new
-                        top = h_new[s:e, layer, :, j0:j1]
-                        torch.addcmul(go, go, t, value=-2, out=top)  # h' = o tanh(c')
+                        top = hn[:, layer]
+                        torch.addcmul(go, go, v.t, value=-2, out=top)  # h' = o tanh(c')
                     else:  # the next layer reads [h_l'; h_{l+1}] from z
-                        hn = zc[:, k_in + layer * H:k_in + (layer + 1) * H]
-                        torch.addcmul(go, go, t, value=-2, out=hn)
-                        h_new[s:e, layer, :, j0:j1].copy_(hn)
+                        torch.addcmul(go, go, v.t, value=-2, out=v.h_slot[layer])
+                        hn[:, layer].copy_(v.h_slot[layer])
                 if mid is not None:
-                    hc = hid[:m, :, :w]
-                    _affine_out(mid, top, hc)
-                    top = hc.relu_()
-                if w == n:
-                    _affine_out(out_w, top, out[s:e])
+                    torch.baddbmm(mid[1], v.w_mid, top, out=v.hid)
+                    top = v.hid.relu_()
+                if oc.is_contiguous():
+                    torch.baddbmm(out_w[1], v.w_out, top, out=oc)
                 else:
-                    out[s:e, :, j0:j1] = _affine(out_w, top)
+                    oc.copy_(torch.baddbmm(out_w[1], v.w_out, top))
         return out, h_new, c_new
+
+
+class _Views:
+    """Views of the chunk workspaces and expanded weights for one chunk shape (m instances, w columns)."""
+
+    def __init__(self, m, w, z, gates, tmp, raw, hid, k_in, H, L, lstm_w, out_w, pre, mid):
+        zc = z[:m, :, :w]
+        self.x = zc[:, :k_in]
+        self.h_old = zc[:, k_in:]
+        self.h_slot = [zc[:, k_in + layer * H:k_in + (layer + 1) * H] for layer in range(L)]
+        self.inputs = [zc[:, (0 if layer == 0 else k_in + (layer - 1) * H):k_in + (layer + 1) * H]
+                       for layer in range(L)]
+        self.g = gates[:m, :, :w]
+        self.gate = self.g.split(H, 1)
+        self.q, self.t = tmp[0, :m, :, :w], tmp[1, :m, :, :w]
+        self.raw = None if raw is None else raw[:m, :, :w]
+        self.feats = list((zc if raw is None else self.raw).unbind(1))[:(k_in if raw is None else raw.shape[1])]
+        self.hid = None if hid is None else hid[:m, :, :w]
+        self.w_lstm = [wl.expand(m, *wl.shape) for wl, _ in lstm_w]
+        self.w_out = out_w[0].expand(m, *out_w[0].shape)
+        self.w_pre = None if pre is None else pre[0].expand(m, *pre[0].shape)
+        self.w_mid = None if mid is None else mid[0].expand(m, *mid[0].shape)
+
+
+def _grid(t: Tensor, cb: int, cw: int) -> list[list[Tensor]]:
+    """Views of ``t`` ``(B, ..., n)`` in chunks of ``cb`` instances x ``cw`` columns."""
+    return [list(tb.split(cw, -1)) for tb in t.split(cb, 0)]
 
 
 def _affine(wb: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
