@@ -41,7 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Columns (coordinates) per chunk on the no-grad path.
+#: Columns (coordinates) per chunk on the no-grad path, in float64; float32 (half the bytes) takes twice
+#: as many: a chunk's gates (4 x hidden rows) stay within about 2.5 MB, the per-chunk dispatch cost is
+#: spread over as many columns as that allows (measured in ``benchmarks/bench_lstm_speed.py``).
 CHUNK = 4096
 
 
@@ -150,8 +152,9 @@ class CoordinatewiseLSTM(nn.Module):
         k = len(features)
         k_in = self.input_size
         dt, dev = h.dtype, h.device
-        cw = min(n, CHUNK)  # columns per chunk within an instance
-        cb = min(B, max(1, CHUNK // cw))  # instances per chunk
+        cols = CHUNK * 8 // h.element_size()
+        cw = min(n, cols)  # columns per chunk within an instance
+        cb = min(B, max(1, cols // cw))  # instances per chunk
         h_new, c_new = torch.empty_like(h), torch.empty_like(c)
         out = torch.empty(B, out_w[0].shape[0], n, dtype=dt, device=dev)
         z = torch.empty(cb, k_in + L * H, cw, dtype=dt, device=dev)  # [x; h_1; ...; h_L]
@@ -160,10 +163,12 @@ class CoordinatewiseLSTM(nn.Module):
         raw = torch.empty(cb, k, cw, dtype=dt, device=dev) if pre is not None else None
         hid = torch.empty(cb, H, cw, dtype=dt, device=dev) if mid is not None else None
         views: dict[tuple[int, int], _Views] = {}  # workspace views per chunk shape (m, w)
-        grid = [_grid(t, cb, cw) for t in (*features, h, c, h_new, c_new, out)]
+        per_layer = [t[:, layer] for t in (c, c_new, h_new) for layer in range(L)]
+        grid = [_grid(t, cb, cw) for t in (*features, h, out, *per_layer)]
         for row in zip(*grid, strict=True):
             for chunk in zip(*row, strict=True):
-                *feats, hc, cc, hn, cn, oc = chunk
+                *feats, hc, oc = chunk[:k + 2]
+                c_old, c_out, h_out = (chunk[k + 2 + i * L:k + 2 + (i + 1) * L] for i in range(3))
                 m, w = hc.shape[0], hc.shape[-1]
                 v = views.get((m, w))
                 if v is None:
@@ -178,16 +183,16 @@ class CoordinatewiseLSTM(nn.Module):
                     torch.baddbmm(lstm_w[layer][1], v.w_lstm[layer], v.inputs[layer], out=v.g)
                     v.g.sigmoid_()
                     gi, gf, gu, go = v.gate
-                    c_l = cn[:, layer]
+                    c_l = c_out[layer]
                     torch.addcmul(gi, gi, gu, value=-2, out=v.q)  # i tanh(g_pre) = i (1 - 2 sigma(-2 g_pre))
-                    torch.addcmul(v.q, gf, cc[:, layer], out=c_l)  # c' = f c + i tanh(g_pre)
+                    torch.addcmul(v.q, gf, c_old[layer], out=c_l)  # c' = f c + i tanh(g_pre)
                     torch.mul(c_l, -2, out=v.t).sigmoid_()  # tanh(c') = 1 - 2 sigma(-2 c')
                     if layer == L - 1:  # the top layer's h is read by the output maps from h_new
-                        top = hn[:, layer]
+                        top = h_out[layer]
                         torch.addcmul(go, go, v.t, value=-2, out=top)  # h' = o tanh(c')
                     else:  # the next layer reads [h_l'; h_{l+1}] from z
                         torch.addcmul(go, go, v.t, value=-2, out=v.h_slot[layer])
-                        hn[:, layer].copy_(v.h_slot[layer])
+                        h_out[layer].copy_(v.h_slot[layer])
                 if mid is not None:
                     torch.baddbmm(mid[1], v.w_mid, top, out=v.hid)
                     top = v.hid.relu_()
