@@ -320,7 +320,12 @@ def markdown(runs: dict) -> str:
         if "after" not in runs:
             break
         b, a = runs[before]["solvers"], runs["after"]["solvers"]
-        lines += [f"## {before} -> after", "", "| solver | dtype | step ms before -> after | speedup | "
+        clocks = runs[before].get("clock", "wall"), runs["after"].get("clock", "wall")
+        caveat = ("" if clocks[0] == clocks[1] else
+                  f" Different clocks ({clocks[0]} / {clocks[1]}) and loads: not a like-for-like comparison.")
+        lines += [f"## {before} -> after", "", f"{before}: {runs[before]['date']}, clock {clocks[0]}; after: "
+                  f"{runs['after']['date']}, clock {clocks[1]}.{caveat}", "",
+                  "| solver | dtype | step ms before -> after | speedup | "
                   "x fista_restart before -> after | ratio before -> after |", "|---|---|---|---|---|---|"]
         for name in a:
             for dt in a[name]:
