@@ -231,3 +231,16 @@ def test_matrix_products_are_the_layers_only(name):
         with FlopCounterMode(display=False) as counter:
             solver.step(problem, state)
     assert counter.get_total_flops() == expected + grads * grad_counter.get_total_flops()
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_float32_network_on_float64_problem(name, monkeypatch):
+    """The default: float32 weights, float64 instances (features cast on the way in, outputs on the way out)."""
+    monkeypatch.setattr(coordinatewise, "CHUNK", 10)
+    solver, _ = make(name, torch.float32)
+    _, problem = make(name, torch.float64)
+    with torch.no_grad():
+        got = run(solver, problem, STEPS)
+        want = ref_run(solver, problem, STEPS)
+    assert got[-1].dtype == torch.float64
+    assert_close_lists(got, want, TOL[torch.float32])

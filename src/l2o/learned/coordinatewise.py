@@ -152,7 +152,8 @@ class CoordinatewiseLSTM(nn.Module):
         k = len(features)
         k_in = self.input_size
         dt, dev = h.dtype, h.device
-        cols = CHUNK * 8 // h.element_size()
+        # chunks keep a CPU core's working set in cache; an accelerator takes the batch in one piece
+        cols = CHUNK * 8 // h.element_size() if h.device.type == "cpu" else B * n
         cw = min(n, cols)  # columns per chunk within an instance
         cb = min(B, max(1, cols // cw))  # instances per chunk
         h_new, c_new = torch.empty_like(h), torch.empty_like(c)
