@@ -38,10 +38,10 @@ import dataclasses
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2o.learned.base import CoordLSTM, LearnedOptimizer, seeded_default_init
+from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.learned.coordinatewise import CoordinatewiseLSTM
 from l2o.problems.base import Instances
 
 
@@ -61,7 +61,7 @@ def _apply(problem: Instances, v: Tensor) -> Tensor:
 
 @dataclasses.dataclass
 class LSTMState:
-    """x: ``(B, n)`` iterate; h, c: ``(B, n, layers, hidden)`` LSTM states; k: iterations done."""
+    """x: ``(B, n)`` iterate; h, c: ``(B, layers, hidden, n)`` LSTM states; k: iterations done."""
 
     x: Tensor
     h: Tensor
@@ -101,16 +101,16 @@ class L2ODM(LearnedOptimizer):
                          output_scale=output_scale, seed=seed)
         self.preprocess = preprocess
         self.output_scale = output_scale
-        self.lstm = CoordLSTM(2, hidden, layers)
+        self.lstm = CoordinatewiseLSTM(2, hidden, layers)
         self.out = nn.Linear(hidden, 1)
         seeded_default_init(self, seed)
 
-    def features(self, g: Tensor) -> Tensor:
-        """``(B, n, 2)`` log/sign preprocessing of the gradient, in the network dtype."""
+    def features(self, g: Tensor) -> list[Tensor]:
+        """The log/sign preprocessing of the gradient: two ``(B, n)`` tensors, in the network dtype."""
         g = self.to_net(g.detach())
         p = self.preprocess
         log_part = torch.clamp(torch.log(g.abs()) / p, -1.0, 1.0)
-        return torch.stack([log_part, torch.clamp(g * math.exp(p), -1.0, 1.0)], -1)
+        return [log_part, torch.clamp(g * math.exp(p), -1.0, 1.0)]
 
     def init(self, problem: Instances, x0: Tensor) -> LSTMState:
         self.check_problem(problem)
@@ -118,15 +118,15 @@ class L2ODM(LearnedOptimizer):
         return LSTMState(x=x0.clone(), h=h, c=c, k=0)
 
     def step(self, problem: Instances, state: LSTMState) -> LSTMState:
-        out, h, c = self.lstm(self.features(min_norm_subgradient(problem, state.x)), state.h, state.c)
-        update = self.output_scale * self.out(out).squeeze(-1).to(state.x)
+        out, h, c = self.lstm(self.features(min_norm_subgradient(problem, state.x)), state.h, state.c, heads=[self.out])
+        update = self.output_scale * out[:, 0].to(state.x)
         return LSTMState(x=_apply(problem, state.x + update), h=h, c=c, k=state.k + 1)
 
 
 @dataclasses.dataclass
 class RNNpropState:
     """x: ``(B, n)`` iterate; m, v: ``(B, n)`` Adam moments of the gradient (problem
-    dtype); h, c: ``(B, n, layers, hidden)`` LSTM states; k: iterations done."""
+    dtype); h, c: ``(B, layers, hidden, n)`` LSTM states; k: iterations done."""
 
     x: Tensor
     m: Tensor
@@ -168,7 +168,7 @@ class RNNprop(LearnedOptimizer):
                          eps=eps, seed=seed)
         self.alpha, self.beta1, self.beta2, self.eps = alpha, beta1, beta2, eps
         self.inp = nn.Linear(2, hidden)
-        self.lstm = CoordLSTM(hidden, hidden, layers)
+        self.lstm = CoordinatewiseLSTM(hidden, hidden, layers)
         self.out = nn.Linear(hidden, 1)
         seeded_default_init(self, seed)
 
@@ -183,7 +183,7 @@ class RNNprop(LearnedOptimizer):
         m = self.beta1 * state.m + (1 - self.beta1) * g
         v = self.beta2 * state.v + (1 - self.beta2) * g * g
         root = torch.sqrt(v / (1 - self.beta2**k)) + self.eps
-        feats = self.to_net(torch.stack([g / root, m / (1 - self.beta1**k) / root], dim=-1))
-        out, h, c = self.lstm(F.elu(self.inp(feats)), state.h, state.c)
-        update = self.alpha * torch.tanh(self.out(out).squeeze(-1)).to(state.x)
+        feats = [g / root, m / (1 - self.beta1**k) / root]  # cast to the network dtype by the LSTM
+        out, h, c = self.lstm(feats, state.h, state.c, heads=[self.out], input_layer=self.inp)
+        update = self.alpha * torch.tanh(out[:, 0]).to(state.x)
         return RNNpropState(x=_apply(problem, state.x - update), m=m, v=v, h=h, c=c, k=k)

@@ -32,10 +32,10 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2o.learned.base import CoordLSTM, LearnedOptimizer
+from l2o.learned.base import LearnedOptimizer
+from l2o.learned.coordinatewise import CoordinatewiseLSTM
 from l2o.problems.base import Instances
 
 
@@ -47,8 +47,8 @@ def _scale(v: Tensor) -> Tensor:
 
 @dataclasses.dataclass
 class GOMathL2OState:
-    """x: ``(B, n)`` iterate; v: ``(B, n)`` recurrent direction; h, c: ``(B, n, layers,
-    hidden)`` LSTM states; grad_scale, lower_scale, upper_scale: ``(B,)`` normalizers
+    """x: ``(B, n)`` iterate; v: ``(B, n)`` recurrent direction; h, c: ``(B, layers,
+    hidden, n)`` LSTM states; grad_scale, lower_scale, upper_scale: ``(B,)`` normalizers
     ||grad f(x_0)||, ||c_0||, ||d_0||; k: iterations done."""
 
     x: Tensor
@@ -89,7 +89,7 @@ class GOMathL2O(LearnedOptimizer):
     def __init__(self, hidden: int = 20, layers: int = 2, step_scale: float = 1.0, seed: int = 0, horizon: int = 100):
         super().__init__(horizon=horizon, hidden=hidden, layers=layers, step_scale=step_scale, seed=seed)
         self.step_scale = step_scale
-        self.lstm = CoordLSTM(3, hidden, layers)
+        self.lstm = CoordinatewiseLSTM(3, hidden, layers)
         self.linear = nn.Linear(hidden, hidden)
         self.heads = nn.ModuleDict({h: nn.Linear(hidden, 1) for h in ("R", "Q", "B")})
         self.reset_parameters(seed)
@@ -105,14 +105,11 @@ class GOMathL2O(LearnedOptimizer):
             else:
                 p.zero_()
 
-    def features(self, state: GOMathL2OState, grad: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
-        """``(B, n, 3)`` normalized (grad, c, d), detached, in the network dtype."""
-        feats = torch.stack([
-            grad / state.grad_scale.unsqueeze(-1),
-            lower / state.lower_scale.unsqueeze(-1),
-            upper / state.upper_scale.unsqueeze(-1),
-        ], dim=-1)
-        return self.to_net(torch.nan_to_num(feats.detach(), nan=0.0, posinf=1.0, neginf=-1.0))
+    def features(self, state: GOMathL2OState, grad: Tensor, lower: Tensor, upper: Tensor) -> list[Tensor]:
+        """The normalized (grad, c, d), each ``(B, n)``, detached (problem dtype; the LSTM casts)."""
+        scales = (state.grad_scale, state.lower_scale, state.upper_scale)
+        return [torch.nan_to_num(v.detach() / s.unsqueeze(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+                for v, s in zip((grad, lower, upper), scales, strict=True)]
 
     def init(self, problem: Instances, x0: Tensor) -> GOMathL2OState:
         self.check_problem(problem)
@@ -127,9 +124,9 @@ class GOMathL2O(LearnedOptimizer):
         x = state.x
         g = problem.grad(x)
         lower, upper = problem.subdifferential_bounds(x)
-        out, h, c = self.lstm(self.features(state, g, lower, upper), state.h, state.c)
-        z = F.relu(self.linear(out))
-        raw = {name: layer(z).squeeze(-1).to(x) for name, layer in self.heads.items()}
+        out, h, c = self.lstm(self.features(state, g, lower, upper), state.h, state.c,
+                              heads=list(self.heads.values()), hidden_layer=self.linear)
+        raw = {name: out[:, j].to(x) for j, name in enumerate(self.heads)}
         R = (2 * self.step_scale / problem.smoothness()).unsqueeze(-1) * torch.sigmoid(raw["R"])
         Q = 2 * torch.sigmoid(raw["Q"])
         Bm = torch.sigmoid(raw["B"])

@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from l2o.learned.base import CoordLSTM, LearnedOptimizer, seeded_default_init
+from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.learned.coordinatewise import CoordinatewiseLSTM
 from l2o.problems.base import Instances
 
 #: head -> (activation, scale) per problem kind (the authors' configs).
@@ -70,7 +71,7 @@ def _inverse_activation(kind: str, scale: float, value: float) -> float:
 @dataclasses.dataclass
 class MathL2OState:
     """x: ``(B, n)`` iterate x_k (a prox output); y: ``(B, n)`` extrapolated point y_k;
-    h, c: ``(B, n, layers, hidden)`` LSTM states (network dtype); k: iterations done."""
+    h, c: ``(B, layers, hidden, n)`` LSTM states (network dtype); k: iterations done."""
 
     x: Tensor
     y: Tensor
@@ -132,7 +133,7 @@ class MathL2O(LearnedOptimizer):
         self.variant = variant
         self.step_scale = step_scale
         self.activations = {h: HEAD_ACTIVATIONS[heads][h] for h in VARIANTS[variant]}
-        self.lstm = CoordLSTM(2, hidden, layers)
+        self.lstm = CoordinatewiseLSTM(2, hidden, layers)
         self.linear = nn.Linear(hidden, hidden)
         self.heads = nn.ModuleDict({h: nn.Linear(hidden, 1) for h in VARIANTS[variant]})
         seeded_default_init(self, seed)
@@ -149,14 +150,15 @@ class MathL2O(LearnedOptimizer):
             layer.bias.fill_(_inverse_activation(kind, scale, target[h]))
 
     def coefficients(self, y: Tensor, grad_y: Tensor, h: Tensor, c: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """The heads' values, each ``(B, n)`` in the network dtype, and the new LSTM state."""
-        feats = torch.stack([self.to_net(grad_y.detach()), self.to_net(y.detach())], dim=-1)
-        out, h, c = self.lstm(feats, h, c)
-        z = F.relu(self.linear(out))
+        """The heads' values, each ``(B, n)`` in the network dtype, and the new LSTM state.
+
+        The LSTM reads (grad f(y), y), detached; all heads are one GEMM (``CoordinatewiseLSTM``)."""
+        out, h, c = self.lstm([grad_y.detach(), y.detach()], h, c, heads=list(self.heads.values()),
+                              hidden_layer=self.linear)
         coef = {}
-        for name, layer in self.heads.items():
+        for j, name in enumerate(self.heads):
             kind, scale = self.activations[name]
-            coef[name] = scale * _ACT[kind](layer(z).squeeze(-1))
+            coef[name] = scale * _ACT[kind](out[:, j])
         return coef, h, c
 
     def init(self, problem: Instances, x0: Tensor) -> MathL2OState:

@@ -1,0 +1,243 @@
+"""The coordinatewise LSTM core shared by Math-L2O, GO-Math-L2O, L2O-DM and RNNprop.
+
+Andrychowicz et al. (NeurIPS 2016) apply one small LSTM to every coordinate of every
+instance. Here all B n coordinates are one matrix, laid out feature-major per instance:
+a per-coordinate quantity with d features is a ``(B, d, n)`` tensor, so a layer
+W (m x d) is one batched GEMM ``W @ X`` with the n coordinates as columns, and each gate
+of the LSTM is a contiguous block of rows. One time step of the network:
+
+    z_0 = features  (B, k, n)                      [or ELU(W_in z_0 + b_in) with ``input_layer``]
+    per layer l = 1..L, with x = z_{l-1} and the layer's previous (h_l, c_l):
+        [i; f; u; o] = sigma(W_l [x; h_l] + b_l)   one GEMM, W_l = [W_ih | W_hh], b_l = b_ih + b_hh,
+                                                    rows of the cell input pre-scaled by -2 so that
+        tanh(g_pre) = 1 - 2 u                       (one sigmoid call for all four gates),
+        c_l' = f * c_l + i * tanh(g_pre),   h_l' = o * tanh(c_l') = o (1 - 2 sigma(-2 c_l')),   z_l = h_l'
+    out = W_out [ReLU(W_mid z_L + b_mid)] + b_out   (B, heads, n)  [``hidden_layer`` optional]
+
+which is exactly ``torch.nn.LSTM``'s recurrence (Hochreiter and Schmidhuber 1997, with the
+forget gate of Gers et al. 2000), evaluated with tanh(x) = 1 - 2 sigma(-2x) (the sigmoid is
+several times cheaper than tanh on CPU; the identity is exact, rounding aside), so that each
+product with a tanh is one fused multiply-add (``addcmul``).
+
+Two evaluation paths compute the same thing:
+
+* with autograd (training: gradients flow through the unroll into the weights): whole-batch
+  functional ops;
+* without (``torch.no_grad()``, evaluation and solving): the coordinates are processed in
+  chunks of about ``CHUNK`` columns, every chunk running the whole network in preallocated
+  workspaces that stay in cache (the features and h are written once into one
+  ``[x; h_1; ...; h_L]`` block, each layer reads its ``[x; h]`` as a slice of it and writes
+  its new h back in place), with in-place activations.
+
+Parameter names and shapes are those of ``torch.nn.LSTM`` (``lstm.weight_ih_l0`` ...), so
+weights saved from the previous ``CoordLSTM`` implementation load unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: Columns (coordinates) per chunk on the no-grad path, in float64; float32 (half the bytes) takes twice
+#: as many: a chunk's gates (4 x hidden rows) stay within about 2.5 MB, the per-chunk dispatch cost is
+#: spread over as many columns as that allows (measured in ``benchmarks/bench_lstm_speed.py``).
+CHUNK = 4096
+
+
+class CoordinatewiseLSTM(nn.Module):
+    """A coordinatewise LSTM (Andrychowicz et al., 2016): one ``nn.LSTM``'s weights shared by
+    every coordinate of every instance, so the model serves any n. See the module docstring.
+
+    The recurrent state lives in the solver state, batch-first so that ``select_state`` can
+    index it: ``h`` and ``c`` of shape ``(B, layers, hidden, n)``.
+
+    Example (one step of 2 instances of dimension 5, 3 features per coordinate):
+        >>> import torch
+        >>> core = CoordinatewiseLSTM(3, hidden_size=4, layers=2)
+        >>> head = torch.nn.Linear(4, 1)
+        >>> h, c = core.initial_state(2, 5)
+        >>> feats = [torch.randn(2, 5) for _ in range(3)]
+        >>> out, h, c = core(feats, h, c, heads=[head])
+        >>> tuple(out.shape), tuple(h.shape)
+        ((2, 1, 5), (2, 2, 4, 5))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int = 20, layers: int = 2):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.layers = layers
+        self.lstm = nn.LSTM(input_size, hidden_size, layers)
+
+    def initial_state(self, batch: int, n: int) -> tuple[Tensor, Tensor]:
+        """Zero ``(h, c)``, each ``(B, layers, hidden, n)`` in the network's dtype and device."""
+        w = self.lstm.weight_ih_l0
+        h = torch.zeros(batch, self.layers, self.hidden_size, n, dtype=w.dtype, device=w.device)
+        return h, torch.zeros_like(h)
+
+    def gate_weights(self) -> list[tuple[Tensor, Tensor]]:
+        """Per layer, ``W = [W_ih | W_hh]`` ``(4H, in + H)`` and ``b = b_ih + b_hh`` ``(4H, 1)``,
+        the rows of the cell-input gate g scaled by -2 (for tanh(z) = 1 - 2 sigma(-2 z))."""
+        H = self.hidden_size
+        lstm = self.lstm
+        w0 = lstm.weight_ih_l0
+        scale = torch.ones(4 * H, 1, dtype=w0.dtype, device=w0.device)
+        scale[2 * H:3 * H] = -2.0
+        out = []
+        for layer in range(self.layers):
+            w = torch.cat([getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}")], 1)
+            b = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).unsqueeze(1)
+            out.append((w * scale, b * scale))
+        return out
+
+    def forward(
+        self,
+        features: Sequence[Tensor],
+        h: Tensor,
+        c: Tensor,
+        heads: Sequence[nn.Linear],
+        input_layer: nn.Linear | None = None,
+        hidden_layer: nn.Linear | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One time step.
+
+        Args:
+            features: k tensors ``(B, n)``, the per-coordinate inputs (any float dtype; cast
+                to the network's). k is ``input_size``, or ``input_layer.in_features``.
+            h, c: ``(B, layers, hidden, n)`` previous state.
+            heads: output maps ``Linear(hidden, d_j)``, evaluated as one GEMM.
+            input_layer: optional ``Linear(k, input_size)`` + ELU before the LSTM (RNNprop).
+            hidden_layer: optional ``Linear(hidden, hidden)`` + ReLU after it (Math-L2O).
+
+        Returns:
+            ``(out, h', c')``: ``out`` ``(B, sum d_j, n)`` the heads' outputs stacked in order,
+            in the network's dtype; ``h', c'`` the new state.
+        """
+        lstm_w = self.gate_weights()
+        w_out = torch.cat([m.weight for m in heads], 0)
+        b_out = torch.cat([m.bias for m in heads], 0).unsqueeze(1)
+        pre = None if input_layer is None else (input_layer.weight, input_layer.bias.unsqueeze(1))
+        mid = None if hidden_layer is None else (hidden_layer.weight, hidden_layer.bias.unsqueeze(1))
+        needs_grad = torch.is_grad_enabled() and (
+            any(p.requires_grad for p in self.parameters()) or w_out.requires_grad or h.requires_grad
+            or c.requires_grad or any(f.requires_grad for f in features)
+            or (pre is not None and pre[0].requires_grad) or (mid is not None and mid[0].requires_grad))
+        if needs_grad:
+            return self._forward_autograd(features, h, c, lstm_w, (w_out, b_out), pre, mid)
+        with torch.no_grad():
+            return self._forward_chunked(features, h, c, lstm_w, (w_out, b_out), pre, mid)
+
+    def _forward_autograd(self, features, h, c, lstm_w, out_w, pre, mid):
+        H = self.hidden_size
+        x = torch.stack([f.to(h.dtype) for f in features], 1)
+        if pre is not None:
+            x = F.elu(_affine(pre, x))
+        hs, cs = [], []
+        for layer, wb in enumerate(lstm_w):
+            gates = torch.sigmoid(_affine(wb, torch.cat([x, h[:, layer]], 1)))
+            i, f, g, o = gates.split(H, 1)
+            c_new = f * c[:, layer] + i * (1 - 2 * g)
+            x = o * (1 - 2 * torch.sigmoid(-2 * c_new))
+            hs.append(x)
+            cs.append(c_new)
+        if mid is not None:
+            x = F.relu(_affine(mid, x))
+        return _affine(out_w, x), torch.stack(hs, 1), torch.stack(cs, 1)
+
+    def _forward_chunked(self, features, h, c, lstm_w, out_w, pre, mid):
+        B, L, H, n = h.shape
+        k = len(features)
+        k_in = self.input_size
+        dt, dev = h.dtype, h.device
+        # chunks keep a CPU core's working set in cache; an accelerator takes the batch in one piece
+        cols = CHUNK * 8 // h.element_size() if h.device.type == "cpu" else B * n
+        cw = min(n, cols)  # columns per chunk within an instance
+        cb = min(B, max(1, cols // cw))  # instances per chunk
+        h_new, c_new = torch.empty_like(h), torch.empty_like(c)
+        out = torch.empty(B, out_w[0].shape[0], n, dtype=dt, device=dev)
+        z = torch.empty(cb, k_in + L * H, cw, dtype=dt, device=dev)  # [x; h_1; ...; h_L]
+        gates = torch.empty(cb, 4 * H, cw, dtype=dt, device=dev)
+        tmp = torch.empty(2, cb, H, cw, dtype=dt, device=dev)
+        raw = torch.empty(cb, k, cw, dtype=dt, device=dev) if pre is not None else None
+        hid = torch.empty(cb, H, cw, dtype=dt, device=dev) if mid is not None else None
+        views: dict[tuple[int, int], _Views] = {}  # workspace views per chunk shape (m, w)
+        per_layer = [t[:, layer] for t in (c, c_new, h_new) for layer in range(L)]
+        grid = [_grid(t, cb, cw) for t in (*features, h, out, *per_layer)]
+        for row in zip(*grid, strict=True):
+            for chunk in zip(*row, strict=True):
+                *feats, hc, oc = chunk[:k + 2]
+                c_old, c_out, h_out = (chunk[k + 2 + i * L:k + 2 + (i + 1) * L] for i in range(3))
+                m, w = hc.shape[0], hc.shape[-1]
+                v = views.get((m, w))
+                if v is None:
+                    v = views[(m, w)] = _Views(m, w, z, gates, tmp, raw, hid, k_in, H, L, lstm_w, out_w, pre, mid)
+                for dst, f in zip(v.feats, feats, strict=True):
+                    dst.copy_(f)
+                if pre is not None:
+                    torch.baddbmm(pre[1], v.w_pre, v.raw, out=v.x)
+                    F.elu(v.x, inplace=True)
+                v.h_old.copy_(hc.reshape(m, L * H, w))
+                for layer in range(L):
+                    torch.baddbmm(lstm_w[layer][1], v.w_lstm[layer], v.inputs[layer], out=v.g)
+                    v.g.sigmoid_()
+                    gi, gf, gu, go = v.gate
+                    c_l = c_out[layer]
+                    torch.addcmul(gi, gi, gu, value=-2, out=v.q)  # i tanh(g_pre) = i (1 - 2 sigma(-2 g_pre))
+                    torch.addcmul(v.q, gf, c_old[layer], out=c_l)  # c' = f c + i tanh(g_pre)
+                    torch.mul(c_l, -2, out=v.t).sigmoid_()  # tanh(c') = 1 - 2 sigma(-2 c')
+                    if layer == L - 1:  # the top layer's h is read by the output maps from h_new
+                        top = h_out[layer]
+                        torch.addcmul(go, go, v.t, value=-2, out=top)  # h' = o tanh(c')
+                    else:  # the next layer reads [h_l'; h_{l+1}] from z
+                        torch.addcmul(go, go, v.t, value=-2, out=v.h_slot[layer])
+                        h_out[layer].copy_(v.h_slot[layer])
+                if mid is not None:
+                    torch.baddbmm(mid[1], v.w_mid, top, out=v.hid)
+                    top = v.hid.relu_()
+                if oc.is_contiguous():
+                    torch.baddbmm(out_w[1], v.w_out, top, out=oc)
+                else:
+                    oc.copy_(torch.baddbmm(out_w[1], v.w_out, top))
+        return out, h_new, c_new
+
+
+class _Views:
+    """Views of the chunk workspaces and expanded weights for one chunk shape (m instances, w columns)."""
+
+    def __init__(self, m, w, z, gates, tmp, raw, hid, k_in, H, L, lstm_w, out_w, pre, mid):
+        zc = z[:m, :, :w]
+        self.x = zc[:, :k_in]
+        self.h_old = zc[:, k_in:]
+        self.h_slot = [zc[:, k_in + layer * H:k_in + (layer + 1) * H] for layer in range(L)]
+        self.inputs = [zc[:, (0 if layer == 0 else k_in + (layer - 1) * H):k_in + (layer + 1) * H]
+                       for layer in range(L)]
+        self.g = gates[:m, :, :w]
+        self.gate = self.g.split(H, 1)
+        self.q, self.t = tmp[0, :m, :, :w], tmp[1, :m, :, :w]
+        self.raw = None if raw is None else raw[:m, :, :w]
+        self.feats = list((zc if raw is None else self.raw).unbind(1))[:(k_in if raw is None else raw.shape[1])]
+        self.hid = None if hid is None else hid[:m, :, :w]
+        self.w_lstm = [wl.expand(m, *wl.shape) for wl, _ in lstm_w]
+        self.w_out = out_w[0].expand(m, *out_w[0].shape)
+        self.w_pre = None if pre is None else pre[0].expand(m, *pre[0].shape)
+        self.w_mid = None if mid is None else mid[0].expand(m, *mid[0].shape)
+
+
+def _grid(t: Tensor, cb: int, cw: int) -> list[list[Tensor]]:
+    """Views of ``t`` ``(B, ..., n)`` in chunks of ``cb`` instances x ``cw`` columns."""
+    return [list(tb.split(cw, -1)) for tb in t.split(cb, 0)]
+
+
+def _affine(wb: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
+    """``W x + b`` per instance: ``(m, d) x (B, d, n) -> (B, m, n)``."""
+    w, b = wb
+    return torch.baddbmm(b, w.expand(x.shape[0], *w.shape), x)
+
+
+def _affine_out(wb: tuple[Tensor, Tensor], x: Tensor, out: Tensor) -> None:
+    """``out = W x + b`` (``out`` contiguous, written in place)."""
+    w, b = wb
+    torch.baddbmm(b, w.expand(x.shape[0], *w.shape), x, out=out)
