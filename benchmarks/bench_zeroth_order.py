@@ -44,6 +44,7 @@ writes ``benchmarks/results/zeroth_order.{json,md}`` and ``zeroth_order-n{n}-{ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -257,7 +258,7 @@ def step_grid(rule: str, q: int, n: int, exponents: list[float], relative: bool)
 def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
           log, problems: list[str] | None = None, relative: bool = False, done=None) -> list[dict]:
     """The q-sweep at dimension n for ``problems`` (None: all); ``done(rows)`` is called with
-    the rows of each problem as soon as it is measured."""
+    the rows of a problem measured so far after each noise level."""
     rows = []
     specs = make_problems(n, seeds)
     for pname, spec in specs.items():
@@ -288,9 +289,9 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
                                 **{k: v for k, v in t.items() if k != "step_index"},
                             })
                 log(f"n={n} {pname:15s} {'noisy' if noisy else 'exact'} {rule:5s} {time.perf_counter() - t0:6.1f} s")
+            if done is not None:
+                done(list(prows))
         rows += prows
-        if done is not None:
-            done(prows)
     return rows
 
 
@@ -445,14 +446,35 @@ def load_previous(path: Path) -> dict | None:
         return None
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """An exclusive lock on ``folder`` (flock on the directory itself, where available), so that runs
+    writing the same results file at once merge rather than overwrite each other."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[dict] | None,
           problems: dict[str, str]) -> dict:
     """The results with ``rows`` (and ``speed_rows`` if measured) of ``run`` in place of what
     ``previous`` had for the same (n, problem) pairs (and the same speed cases); every other entry is
     kept with the run that measured it. Runs no entry refers to any more are dropped; the verdicts
-    are recomputed over everything kept. ``run["id"]`` is set to one more than the largest id so far."""
+    are recomputed over everything kept. A run without an ``id`` gets one more than the largest so
+    far; a run with one replaces the run of that id (a later save of the same run)."""
     prev = previous or {"runs": [], "problems": {}, "accountings": {}, "sweep": [], "speed": []}
-    run = {**run, "id": max((r["id"] for r in prev["runs"]), default=0) + 1}
+    if run.get("id") is None:
+        run = {**run, "id": max((r["id"] for r in prev["runs"]), default=0) + 1}
+    prev = {**prev, "runs": [r for r in prev["runs"] if r["id"] != run["id"]]}  # an earlier save of this run
     keys = {(r["n"], r["problem"]) for r in rows}
     sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"]) not in keys] + [{**r, "run": run["id"]}
                                                                                        for r in rows]
@@ -525,8 +547,8 @@ def to_markdown(res: dict) -> str:
         if not dims:
             continue
         budgets = ", ".join(f"{r['budget_per_dim'] * n} at n = {n}" for n in dims)
-        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {{1, 2, 4, ..., n}} (the powers of 2 below n, "
-                 f"then n); budget Q = {r['budget_per_dim']} n queries per instance ({budgets}); {r['seeds']} "
+        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {{1, 2, 4, ..., n}} (the powers of 2 "
+                 f"below n, then n); budget Q = {r['budget_per_dim']} n queries per instance ({budgets}); {r['seeds']} "
                  f"instances per problem; steps c / L with {_grid_text(r)}, all in one batch. Noisy runs: "
                  f"sigma = {r['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), "
                  f"mu = {r['noise_mu']:g}.")
@@ -701,33 +723,40 @@ def main(argv: list[str] | None = None) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     stem = "zeroth_order" + ("-quick" if args.quick else "")
-    previous = None if args.fresh else load_previous(args.out / f"{stem}.json")
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    run = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    run = {"id": None, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "command": f"python benchmarks/bench_zeroth_order.py {argv_text}".strip(),
            "grid_kind": args.grid, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
            "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
            "threads": args.threads, "load_average": round(load, 2)}
     descriptions = {k: v["what"] for k, v in make_problems(dims[0], 1).items() if problems is None or k in problems}
+    fresh = [args.fresh]
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {msg}", flush=True)
 
     def save(rows: list[dict], speeds: list[dict] | None, complete: bool, plots: bool) -> dict:
+        """Merge this run into the file as it is now (another run may have written it meanwhile: the
+        read-merge-write holds a lock on the folder), keeping this run's id across saves."""
         timing = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
                   "complete": complete}
-        res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
-        if plots:
-            res["plots"] = plot(res, args.out, "-quick" if args.quick else "")
-        write_results(args.out, stem, res, to_markdown(res))
+        args.out.mkdir(parents=True, exist_ok=True)
+        with folder_lock(args.out):
+            previous = None if fresh[0] else load_previous(args.out / f"{stem}.json")
+            fresh[0] = False
+            res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
+            run["id"] = res["runs"][-1]["id"]
+            if plots:
+                res["plots"] = plot(res, args.out, "-quick" if args.quick else "")
+            write_results(args.out, stem, res, to_markdown(res))
         return res
 
-    rows: list[dict] = []
+    measured: dict[tuple[int, str], list[dict]] = {}
 
-    def done(problem_rows: list[dict]) -> None:  # each problem's rows reach the file as soon as measured
-        rows.extend(problem_rows)
-        save(rows, None, complete=False, plots=False)
+    def done(problem_rows: list[dict]) -> None:  # rows reach the file after each (problem, noise level)
+        measured[problem_rows[0]["n"], problem_rows[0]["problem"]] = problem_rows
+        save([r for rs in measured.values() for r in rs], None, complete=False, plots=False)
         log(f"merged {problem_rows[0]['problem']} (n = {problem_rows[0]['n']}) into {args.out}/{stem}.json")
 
     for n in dims:
@@ -739,7 +768,7 @@ def main(argv: list[str] | None = None) -> dict:
             speed_cases = [(10, 10, 32)]
         speeds = speed(speed_cases, repeats=2 if args.quick else 5, min_seconds=0.02 if args.quick else 0.2)
         log("speed done")
-    res = save(rows, speeds, complete=True, plots=not args.no_plots)
+    res = save([r for rs in measured.values() for r in rs], speeds, complete=True, plots=not args.no_plots)
     log(f"wrote {args.out}/{stem}.{{json,md}} and {', '.join(res['plots'])}")
     return res
 
