@@ -37,8 +37,23 @@ both compute the same estimate from the same directions.
 
     python benchmarks/bench_zeroth_order.py                   # n = 10, 100, Q = 20 n
     python benchmarks/bench_zeroth_order.py --dims 10 --quick # a smoke run
+    python benchmarks/bench_zeroth_order.py --dims 1000 --problems quadratic_k10 --budget-per-dim 10 \
+        --seeds 2 --grid relative --no-speed                  # what n = 1000 affords on 2 shared cores
 
 writes ``benchmarks/results/zeroth_order.{json,md}`` and ``zeroth_order-n{n}-{exact,noisy}.png``.
+A run MERGES into the results on file: its (n, problem, noise level) settings replace those already
+there, every other setting keeps the run that measured it (``runs``: date, command, settings, machine, load,
+times), and the verdicts and claim counts are recomputed over every dimension (``--fresh``
+replaces the file instead). Rows reach the file after each (problem, noise level), under a lock
+on the folder, so runs for different problems or noise levels (``--values``) can go side by side
+and an interrupted run keeps what it measured (marked partial).
+
+``--grid relative`` tunes over steps ``descent_factor x 2^k / L`` (k = 4, 3, 2, 1 and the theory
+step, k = 0) instead of the absolute grid ``2^k / L``: at n = 100 the tuned step was 2^0.5 to
+2^3 times the theory step for every (problem, rule, q), so five points a factor 2 apart cover
+what seventeen absolute ones did. Cost at n = 1000: a query of the logistic problems costs
+O(N n) (N = 2n, 5n), 10 to 25 times a quadratic's, and ZO-Align's orthonormal frames cost a QR
+of n x q per row and iteration, O(n q^2), which dominates the quadratics at q >= 256.
 """
 
 from __future__ import annotations
@@ -256,7 +271,8 @@ def step_grid(rule: str, q: int, n: int, exponents: list[float], relative: bool)
 
 
 def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
-          log, problems: list[str] | None = None, relative: bool = False, done=None) -> list[dict]:
+          log, problems: list[str] | None = None, relative: bool = False, done=None,
+          noise_levels: tuple[bool, ...] = (False, True)) -> list[dict]:
     """The q-sweep at dimension n for ``problems`` (None: all); ``done(rows)`` is called with
     the rows of a problem measured so far after each noise level."""
     rows = []
@@ -267,7 +283,7 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
         prows = []
         f_range = spec["scale"] if "f_star" in spec else spec["problem"].objective(spec["x0"])
         sigma = noise_rel * float(f_range.abs().mean())
-        for noisy in (False, True):
+        for noisy in noise_levels:
             noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
             for rule in RULES:
                 t0 = time.perf_counter()
@@ -467,7 +483,7 @@ def folder_lock(folder: Path):
 def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[dict] | None,
           problems: dict[str, str]) -> dict:
     """The results with ``rows`` (and ``speed_rows`` if measured) of ``run`` in place of what
-    ``previous`` had for the same (n, problem) pairs (and the same speed cases); every other entry is
+    ``previous`` had for the same (n, problem, noise level) settings (and the same speed cases); every other entry is
     kept with the run that measured it. Runs no entry refers to any more are dropped; the verdicts
     are recomputed over everything kept. A run without an ``id`` gets one more than the largest so
     far; a run with one replaces the run of that id (a later save of the same run)."""
@@ -475,9 +491,9 @@ def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[d
     if run.get("id") is None:
         run = {**run, "id": max((r["id"] for r in prev["runs"]), default=0) + 1}
     prev = {**prev, "runs": [r for r in prev["runs"] if r["id"] != run["id"]]}  # an earlier save of this run
-    keys = {(r["n"], r["problem"]) for r in rows}
-    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"]) not in keys] + [{**r, "run": run["id"]}
-                                                                                       for r in rows]
+    keys = {(r["n"], r["problem"], r["noisy"]) for r in rows}
+    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"], r["noisy"]) not in keys] + [
+        {**r, "run": run["id"]} for r in rows]
     sweep_rows.sort(key=lambda r: (r["n"], r["problem"], r["noisy"], r["rule"], r["q"],
                                    list(ACCOUNTINGS).index(r["accounting"])))
     if speed_rows is None:
@@ -525,16 +541,19 @@ def runs_of(res: dict, run_ids) -> str:
 def to_markdown(res: dict) -> str:
     runs = res["runs"]
     L = ["# Zeroth-order optimization: the multi-query paradox and batched queries", "",
-         "Measured on this machine by the runs below (each (n, problem) pair comes from the run that last measured "
-         "it: `python benchmarks/bench_zeroth_order.py --dims ...` merges into this file and keeps the other "
-         "entries with their own date, command and load). Nothing here is copied from the paper: its body could not "
-         "be read (`../shared/RESEARCH-2.md` §2), so the claims tested are the abstract's.", "",
+         "Measured on this machine by the runs below (each (n, problem, noise level) setting comes from the run "
+         "that last measured it: `python benchmarks/bench_zeroth_order.py --dims ...` merges into this file and keeps "
+         "the other entries with their own date, command and load). Nothing here is copied from the paper: its body "
+         "could not be read (`../shared/RESEARCH-2.md` §2), so the claims tested are the abstract's.", "",
          "| run | date (UTC) | command | n, problems | machine | torch threads | load avg. at start | wall | CPU |",
          "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
-        measured = sorted({(x["n"], x["problem"]) for x in res["sweep"] if x.get("run") == r["id"]})
-        what = "; ".join(f"n = {n}: " + ", ".join(p for m, p in measured if m == n)
-                         for n in sorted({m for m, _ in measured}))
+        measured = sorted({(x["n"], x["problem"], x["noisy"]) for x in res["sweep"] if x.get("run") == r["id"]})
+        names = {}
+        for n, p, noisy in measured:
+            names.setdefault(n, {}).setdefault(p, []).append("noisy" if noisy else "exact")
+        what = "; ".join(f"n = {n}: " + ", ".join(f"{p} ({', '.join(v)})" for p, v in ps.items())
+                         for n, ps in names.items())
         if any(x.get("run") == r["id"] for x in res["speed"]):
             what += ("; " if what else "") + "speed"
         partial = "" if r.get("complete", True) else " (partial: interrupted or still running)"
@@ -695,6 +714,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="comma-separated exponents k, descending (default: 3, 2.5, ..., 0.5, 0, -1, ..., -10 for "
                          "the absolute grid, 4, 3, 2, 1 for the relative one)")
     ap.add_argument("--noise", type=float, default=1e-6, help="noise sigma relative to |F(x0) - F*|")
+    ap.add_argument("--values", choices=("exact", "noisy", "both"), default="both",
+                    help="exact function values, noisy ones, or both (default)")
     ap.add_argument("--noise-mu", type=float, default=1e-4, help="smoothing radius mu of the noisy runs")
     ap.add_argument("--quick", action="store_true", help="a smoke run: short budget, 4 steps, 2 instances")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -755,12 +776,13 @@ def main(argv: list[str] | None = None) -> dict:
     measured: dict[tuple[int, str], list[dict]] = {}
 
     def done(problem_rows: list[dict]) -> None:  # rows reach the file after each (problem, noise level)
-        measured[problem_rows[0]["n"], problem_rows[0]["problem"]] = problem_rows
+        measured[problem_rows[0]["n"], problem_rows[0]["problem"]] = problem_rows  # the problem's rows so far
         save([r for rs in measured.values() for r in rs], None, complete=False, plots=False)
         log(f"merged {problem_rows[0]['problem']} (n = {problem_rows[0]['n']}) into {args.out}/{stem}.json")
 
     for n in dims:
-        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done)
+        levels = {"exact": (False,), "noisy": (True,), "both": (False, True)}[args.values]
+        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels)
     speeds = None
     if not args.no_speed:
         speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
