@@ -151,3 +151,15 @@ def test_step_grid_and_tuning_with_the_theory_step_in_the_grid(relative):
 def test_cli_rejects_unknown_problems(capsys):
     with pytest.raises(SystemExit, match="--problems must name some of"):
         bench.main(["--dims", "4", "--problems", "rosenbrock", "--quick"])
+
+
+def test_a_run_for_one_noise_level_keeps_the_other_level_of_the_same_problem(tmp_path):
+    prev = bench.load_previous(legacy_file(tmp_path))
+    exact = [r for r in rows_for(4, "quadratic_k10", 2, 4) if not r["noisy"]]
+    res = bench.merge(prev, new_run(), exact, None, {"quadratic_k10": "quad"})
+    pair = [r for r in res["sweep"] if (r["n"], r["problem"]) == (4, "quadratic_k10")]
+    assert {(r["noisy"], r["run"]) for r in pair} == {(False, 2), (True, 1)}
+    assert len(pair) == len(rows_for(4, "quadratic_k10", 2, 4))
+    v = {(x["noisy"], x["accounting"]): x for x in res["verdicts"] if (x["n"], x["problem"]) == (4, "quadratic_k10")}
+    assert not v[False, "q+1"]["avg_tuned_claim_holds"] and v[True, "q+1"]["avg_tuned_claim_holds"]
+    assert (v[False, "q"]["run"], v[True, "q"]["run"]) == (2, 1)
