@@ -538,6 +538,23 @@ def runs_of(res: dict, run_ids) -> str:
     return ", ".join(f"run {i}" for i in sorted(set(run_ids)))
 
 
+def coverage_notes(res: dict) -> list[str]:
+    """Lines saying which settings were not measured and where budgets differ between dimensions."""
+    rows, out = res["sweep"], []
+    dims = dims_of(res)
+    for n in dims:
+        missing = [f"{p} ({'noisy' if noisy else 'exact'})" for p in res["problems"] for noisy in (False, True)
+                   if not any((r["n"], r["problem"], r["noisy"]) == (n, p, noisy) for r in rows)]
+        if missing:
+            out.append(f"Not measured at n = {n}: {', '.join(missing)}.")
+    per_dim = {n: sorted({r["budget"] // n for r in rows if r["n"] == n}) for n in dims}
+    if len({tuple(v) for v in per_dim.values()}) > 1:
+        out.append("Budgets differ between dimensions (" + ", ".join(
+            f"Q = {'/'.join(map(str, v))} n at n = {n}" for n, v in per_dim.items()) + "): the number of "
+            "full-gradient equivalents Q/n differs, so compare the curves within a dimension.")
+    return [" ".join(out), ""] if out else []
+
+
 def to_markdown(res: dict) -> str:
     runs = res["runs"]
     L = ["# Zeroth-order optimization: the multi-query paradox and batched queries", "",
@@ -584,6 +601,7 @@ def to_markdown(res: dict) -> str:
           "counted; `q` forward differences, one query per direction (the base free); `2q` central differences. "
           "`q+1` and `q` are read from the same forward-difference run at their own iteration counts.", "",
           "Problems: " + "; ".join(f"`{k}`: {v}" for k, v in res["problems"].items()) + ".", "",
+          *coverage_notes(res),
           "## The paper's two claims", "",
           "Claim 1: ZO-Avg is best at q = 1. Claim 2: ZO-Align is best at q = n. Counts of the settings (n x problem "
           "x noise) where the measured best q (median final gap) is the claimed one, over every dimension measured "
@@ -722,6 +740,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     ap.add_argument("--no-speed", action="store_true", help="skip the speed measurement (keep the one on file)")
     ap.add_argument("--fresh", action="store_true", help="do not merge into the results on file: replace them")
+    ap.add_argument("--report-only", action="store_true",
+                    help="measure nothing: rewrite the markdown (and plots) from the results on file")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -744,6 +764,15 @@ def main(argv: list[str] | None = None) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     stem = "zeroth_order" + ("-quick" if args.quick else "")
+    if args.report_only:
+        res = load_previous(args.out / f"{stem}.json")
+        if res is None:
+            raise SystemExit(f"error: --report-only needs results at {args.out / stem}.json; there are none")
+        res = {**res, "verdicts": verdicts(res["sweep"])}
+        if not args.no_plots:
+            res["plots"] = plot(res, args.out, "-quick" if args.quick else "")
+        write_results(args.out, stem, res, to_markdown(res))
+        return res
     argv_text = " ".join(sys.argv[1:] if argv is None else argv)
     run = {"id": None, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "command": f"python benchmarks/bench_zeroth_order.py {argv_text}".strip(),

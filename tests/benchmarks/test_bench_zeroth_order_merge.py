@@ -16,7 +16,8 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 
-def rows_for(n: int, problem: str, best_avg_q: int, best_align_q: int, gap: float = 1e-3) -> list[dict]:
+def rows_for(n: int, problem: str, best_avg_q: int, best_align_q: int, gap: float = 1e-3,
+             per_dim: int = 20) -> list[dict]:
     """Synthetic sweep rows of one (n, problem) pair: every (noise, rule, q, accounting), with the
     smallest median gap at ``best_avg_q`` for avg and ``best_align_q`` for align."""
     out = []
@@ -26,7 +27,7 @@ def rows_for(n: int, problem: str, best_avg_q: int, best_align_q: int, gap: floa
                 for acc in bench.ACCOUNTINGS:
                     value = gap if q == best else 2 * gap
                     out.append({"n": n, "problem": problem, "noisy": noisy, "rule": rule, "q": q, "accounting": acc,
-                                "budget": 20 * n, "iterations": 20 * n // bench.ACCOUNTINGS[acc].charge(q),
+                                "budget": per_dim * n, "iterations": per_dim * n // bench.ACCOUNTINGS[acc].charge(q),
                                 "step_c": 1.0, "at_edge": False, "median": value, "min": value, "max": value,
                                 "median_by_fraction": [value], "theory_median": value,
                                 "theory_median_by_fraction": [value]})
@@ -111,9 +112,11 @@ def test_rerunning_a_pair_replaces_it_and_drops_runs_nothing_refers_to(tmp_path)
 
 def test_markdown_counts_every_dimension_and_names_the_runs(tmp_path):
     prev = bench.load_previous(legacy_file(tmp_path))
-    res = bench.merge(prev, new_run(complete=False), rows_for(16, "quadratic_k10", 1, 16), None,
+    res = bench.merge(prev, new_run(complete=False), rows_for(16, "quadratic_k10", 1, 16, per_dim=10), None,
                       {"quadratic_k10": "quad"})
     md = bench.to_markdown(res)
+    assert "Not measured at n = 16: logistic_l2 (exact), logistic_l2 (noisy)." in md
+    assert "Budgets differ between dimensions (Q = 20 n at n = 4, Q = 20 n at n = 8, Q = 10 n at n = 16)" in md
     assert "python benchmarks/bench_zeroth_order.py --dims 16" in md and "(partial" in md
     assert "| 1 | not recorded |" in md or "| 1 | 20" in md  # the legacy run's date: its commit's, if any
     # claims over n = 4, 8 (run 1) and 16 (run 2): 5 (n, problem) pairs x 2 noise levels per accounting;
@@ -163,3 +166,13 @@ def test_a_run_for_one_noise_level_keeps_the_other_level_of_the_same_problem(tmp
     v = {(x["noisy"], x["accounting"]): x for x in res["verdicts"] if (x["n"], x["problem"]) == (4, "quadratic_k10")}
     assert not v[False, "q+1"]["avg_tuned_claim_holds"] and v[True, "q+1"]["avg_tuned_claim_holds"]
     assert (v[False, "q"]["run"], v[True, "q"]["run"]) == (2, 1)
+
+
+def test_report_only_rewrites_the_markdown_from_the_file(tmp_path):
+    legacy_file(tmp_path)
+    res = bench.main(["--report-only", "--no-plots", "--out", str(tmp_path)])
+    assert [r["id"] for r in res["runs"]] == [1]
+    md = (tmp_path / "zeroth_order.md").read_text()
+    assert "| all | run 1 | `q+1` | 4/8 | 4/8 | 8/8 | 8/8 |" in md
+    data = json.loads((tmp_path / "zeroth_order.json").read_text())
+    assert data["runs"][0]["load_average"] == 6.16 and {r["run"] for r in data["sweep"]} == {1}
