@@ -574,6 +574,7 @@ def to_markdown(res: dict) -> str:
         if any(x.get("run") == r["id"] for x in res["speed"]):
             what += ("; " if what else "") + "speed"
         partial = "" if r.get("complete", True) else " (partial: interrupted or still running)"
+        partial += f" ({r['note']})" if r.get("note") else ""
         L.append(f"| {r['id']} | {r.get('date') or 'not recorded'} | `{r['command']}` | {what}{partial} | "
                  f"{r['machine']} | {r['threads']} | {r['load_average']} | {r['seconds']:.0f} s | "
                  f"{r['cpu_seconds']:.0f} s |")
@@ -678,9 +679,12 @@ def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
     files = []
     rows = res["sweep"]
     for n in dims_of(res):
-        budget = next(r["budget"] for r in rows if r["n"] == n)
-        probs = [p for p in res["problems"] if any((r["n"], r["problem"]) == (n, p) for r in rows)]
         for noisy in (False, True):
+            probs = [p for p in res["problems"] if any((r["n"], r["problem"], r["noisy"]) == (n, p, noisy)
+                                                       for r in rows)]
+            if not probs:  # this noise level was not measured at this n
+                continue
+            budget = "/".join(str(b) for b in sorted({r["budget"] for r in rows if (r["n"], r["noisy"]) == (n, noisy)}))
             fig, axes = plt.subplots(len(probs), len(ACCOUNTINGS), figsize=(4 * len(ACCOUNTINGS), 2.6 * len(probs)),
                                      squeeze=False)
             for i, pname in enumerate(probs):
@@ -695,7 +699,9 @@ def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
                             ax.plot([r["q"] for r in sel], ys, style, color=color, marker="o", ms=3,
                                     label=f"ZO-{rule.capitalize()}, {label}")
                     ax.set_xscale("log", base=2)
-                    ax.set_yscale("log")
+                    if any(0 < r[k] < math.inf for r in rows if (r["n"], r["problem"], r["accounting"], r["noisy"])
+                           == (n, pname, acc, noisy) for k in ("median", "theory_median")):
+                        ax.set_yscale("log")
                     ax.set_title(f"{pname}, {acc} queries/iteration", fontsize=9)
                     if i == len(probs) - 1:
                         ax.set_xlabel("q (directions per iteration)")
@@ -797,9 +803,10 @@ def main(argv: list[str] | None = None) -> dict:
             fresh[0] = False
             res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
             run["id"] = res["runs"][-1]["id"]
+            write_results(args.out, stem, res, to_markdown(res))  # before plotting: a failed plot loses nothing
             if plots:
                 res["plots"] = plot(res, args.out, "-quick" if args.quick else "")
-            write_results(args.out, stem, res, to_markdown(res))
+                write_results(args.out, stem, res, to_markdown(res))
         return res
 
     measured: dict[tuple[int, str], list[dict]] = {}
