@@ -37,13 +37,29 @@ both compute the same estimate from the same directions.
 
     python benchmarks/bench_zeroth_order.py                   # n = 10, 100, Q = 20 n
     python benchmarks/bench_zeroth_order.py --dims 10 --quick # a smoke run
+    python benchmarks/bench_zeroth_order.py --dims 1000 --problems quadratic_k10 --budget-per-dim 10 \
+        --seeds 2 --grid relative --no-speed                  # what n = 1000 affords on 2 shared cores
 
 writes ``benchmarks/results/zeroth_order.{json,md}`` and ``zeroth_order-n{n}-{exact,noisy}.png``.
+A run MERGES into the results on file: its (n, problem, noise level) settings replace those already
+there, every other setting keeps the run that measured it (``runs``: date, command, settings, machine, load,
+times), and the verdicts and claim counts are recomputed over every dimension (``--fresh``
+replaces the file instead). Rows reach the file after each (problem, noise level), under a lock
+on the folder, so runs for different problems or noise levels (``--values``) can go side by side
+and an interrupted run keeps what it measured (marked partial).
+
+``--grid relative`` tunes over steps ``descent_factor x 2^k / L`` (k = 4, 3, 2, 1 and the theory
+step, k = 0) instead of the absolute grid ``2^k / L``: at n = 100 the tuned step was 2^0.5 to
+2^3 times the theory step for every (problem, rule, q), so five points a factor 2 apart cover
+what seventeen absolute ones did. Cost at n = 1000: a query of the logistic problems costs
+O(N n) (N = 2n, 5n), 10 to 25 times a quadratic's, and ZO-Align's orthonormal frames cost a QR
+of n x q per row and iteration, O(n q^2), which dominates the quadratics at q >= 256.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -72,6 +88,7 @@ ACCOUNTINGS = {
     "2q": QueryAccounting("central", "shared", "evaluations"),
 }
 FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+PROBLEMS = ("quadratic_k10", "quadratic_k100", "logistic_l2", "nonconvex_logistic")
 RULES = ("avg", "align")
 #: ZO-Avg with Gaussian directions (the de facto estimator); ZO-Align with orthonormal ones (its
 #: natural basis: with exact values Gaussian directions give the same projection, but at q near n a
@@ -228,48 +245,69 @@ def sweep_run(spec: dict, rule: str, q: int, differences: str, noise: float, mu:
     return {name: torch.stack([gaps[k] for k in ks]) for name, ks in record.items()}  # (fractions, S, G + 1)
 
 
-def tune(gaps: Tensor) -> dict:
-    """gaps ``(fractions, seeds, G + 1)``: the grid step (the first G columns) with the smallest
+def tune(gaps: Tensor, theory_in_grid: bool = False) -> dict:
+    """gaps ``(fractions, seeds, G + 1)``: the grid step (the first G columns; all G + 1 when
+    ``theory_in_grid``, the relative grid whose last point is the theory step) with the smallest
     median final gap, the gaps with that step at every budget fraction, and those of the theory
-    step (the last column)."""
-    med = gaps[-1, :, :-1].median(dim=0).values  # (G,)
+    step (the last column). ``at_edge``: the tuned step is the first or last candidate."""
+    candidates = gaps.shape[-1] if theory_in_grid else gaps.shape[-1] - 1
+    med = gaps[-1, :, :candidates].median(dim=0).values  # (candidates,)
     med = torch.where(torch.isfinite(med), med, torch.full_like(med, math.inf))
     best = int(torch.argmin(med))
     at, th = gaps[:, :, best], gaps[:, :, -1]
-    return {"step_index": best, "at_edge": best in (0, gaps.shape[-1] - 2),
+    return {"step_index": best, "at_edge": best in (0, candidates - 1),
             "median": float(at[-1].median()), "min": float(at[-1].min()), "max": float(at[-1].max()),
             "median_by_fraction": [float(v) for v in at.median(dim=1).values],
             "theory_median": float(th[-1].median()),
             "theory_median_by_fraction": [float(v) for v in th.median(dim=1).values]}
 
 
+def step_grid(rule: str, q: int, n: int, exponents: list[float], relative: bool) -> Tensor:
+    """The step factors c (steps c / L) tried beside the theory step: ``2^k`` for k in
+    ``exponents`` (absolute grid), or ``descent_factor * 2^k`` (relative grid: the theory step,
+    k = 0, is then the grid's last point and is not listed in ``exponents``)."""
+    scale = descent_factor(rule, DIRECTIONS[rule], q, n) if relative else 1.0
+    return torch.tensor([scale * 2.0**e for e in exponents], dtype=torch.float64)
+
+
 def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
-          log) -> list[dict]:
-    grid = torch.tensor([2.0**e for e in grid_exponents], dtype=torch.float64)
+          log, problems: list[str] | None = None, relative: bool = False, done=None,
+          noise_levels: tuple[bool, ...] = (False, True)) -> list[dict]:
+    """The q-sweep at dimension n for ``problems`` (None: all); ``done(rows)`` is called with
+    the rows of a problem measured so far after each noise level."""
     rows = []
-    problems = make_problems(n, seeds)
-    for pname, spec in problems.items():
+    specs = make_problems(n, seeds)
+    for pname, spec in specs.items():
+        if problems is not None and pname not in problems:
+            continue
+        prows = []
         f_range = spec["scale"] if "f_star" in spec else spec["problem"].objective(spec["x0"])
         sigma = noise_rel * float(f_range.abs().mean())
-        for noisy in (False, True):
+        for noisy in noise_levels:
             noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
             for rule in RULES:
                 t0 = time.perf_counter()
                 for q in q_values(n):
+                    grid = step_grid(rule, q, n, grid_exponents, relative)
                     for differences, names in (("forward", ("q+1", "q")), ("central", ("2q",))):
                         record = {name: [int(f * budget) // ACCOUNTINGS[name].charge(q) for f in FRACTIONS]
                                   for name in names}
                         seed = zlib.crc32(repr((n, pname, noisy, rule, q, differences)).encode())
                         got = sweep_run(spec, rule, q, differences, noise, mu, grid, record, seed)
                         for name in names:
-                            t = tune(got[name])
-                            rows.append({
+                            t = tune(got[name], theory_in_grid=relative)
+                            i = t["step_index"]
+                            c = float(grid[i]) if i < grid.numel() else descent_factor(rule, DIRECTIONS[rule], q, n)
+                            prows.append({
                                 "n": n, "problem": pname, "noisy": noisy, "noise_sigma": noise, "mu": mu,
                                 "rule": rule, "q": q, "accounting": name, "budget": budget,
-                                "iterations": record[name][-1], "step_c": float(grid[t["step_index"]]),
+                                "iterations": record[name][-1], "step_c": c,
                                 **{k: v for k, v in t.items() if k != "step_index"},
                             })
                 log(f"n={n} {pname:15s} {'noisy' if noisy else 'exact'} {rule:5s} {time.perf_counter() - t0:6.1f} s")
+            if done is not None:
+                done(list(prows))
+        rows += prows
     return rows
 
 
@@ -298,6 +336,9 @@ def verdicts(rows: list[dict]) -> list[dict]:
                   key=lambda k: (k[0], k[1], k[2], list(ACCOUNTINGS).index(k[3])))
     for n, pname, noisy, acc in keys:
         v = {"n": n, "problem": pname, "noisy": noisy, "accounting": acc}
+        runs = {r.get("run") for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"])
+                == (n, pname, noisy, acc)}
+        v["run"] = min(runs, key=lambda i: (i is None, i or 0))
         for rule, claimed in (("avg", 1), ("align", n)):
             sel = [r for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"], r["rule"])
                    == (n, pname, noisy, acc, rule)]
@@ -374,6 +415,103 @@ def speed(cases: list[tuple[int, int, int]], repeats: int, min_seconds: float = 
     return rows
 
 
+# ----- merging runs ----------------------------------------------------------------------------------
+RUN_KEYS = ("budget_per_dim", "seeds", "grid", "grid_kind", "noise_rel", "noise_mu", "fractions", "machine", "threads",
+            "load_average", "seconds", "cpu_seconds")
+
+
+def git_date(path: Path) -> str | None:
+    """The commit date of ``path`` (how a results file written before runs were recorded gets its date)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cI", "--", path.name], cwd=path.parent,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def normalise(data: dict, path: Path | None = None) -> dict:
+    """A results dict in the current layout (``runs`` plus rows tagged with their ``run``). A file
+    written before runs were recorded is one run: its settings, machine, load and times, dated by
+    the commit that last changed the file."""
+    if "runs" in data:
+        return data
+    s = data["settings"]
+    run = {"id": 1, "date": git_date(path) if path is not None else None,
+           "command": ("python benchmarks/bench_zeroth_order.py " + s.get("argv", "")).strip(),
+           "grid_kind": "absolute", "complete": True,
+           **{k: s[k] for k in ("budget_per_dim", "seeds", "grid", "noise_rel", "noise_mu", "fractions")},
+           **{k: data[k] for k in ("machine", "threads", "load_average", "seconds", "cpu_seconds")}}
+    return {"runs": [run], "problems": data["problems"], "accountings": data["accountings"],
+            "sweep": [{**r, "run": 1} for r in data["sweep"]], "speed": [{**r, "run": 1} for r in data["speed"]],
+            "plots": data.get("plots", [])}
+
+
+def load_previous(path: Path) -> dict | None:
+    """The results already at ``path`` (normalised), or None where there are none or they cannot be read."""
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        return normalise(json.loads(path.read_text()), path)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"warning: {path} could not be read ({type(e).__name__}: {e}); writing fresh results", file=sys.stderr)
+        return None
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """An exclusive lock on ``folder`` (flock on the directory itself, where available), so that runs
+    writing the same results file at once merge rather than overwrite each other."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[dict] | None,
+          problems: dict[str, str]) -> dict:
+    """The results with ``rows`` (and ``speed_rows`` if measured) of ``run`` in place of what
+    ``previous`` had for the same (n, problem, noise level) settings (and the same speed cases); every other entry is
+    kept with the run that measured it. Runs no entry refers to any more are dropped; the verdicts
+    are recomputed over everything kept. A run without an ``id`` gets one more than the largest so
+    far; a run with one replaces the run of that id (a later save of the same run)."""
+    prev = previous or {"runs": [], "problems": {}, "accountings": {}, "sweep": [], "speed": []}
+    if run.get("id") is None:
+        run = {**run, "id": max((r["id"] for r in prev["runs"]), default=0) + 1}
+    prev = {**prev, "runs": [r for r in prev["runs"] if r["id"] != run["id"]]}  # an earlier save of this run
+    keys = {(r["n"], r["problem"], r["noisy"]) for r in rows}
+    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"], r["noisy"]) not in keys] + [
+        {**r, "run": run["id"]} for r in rows]
+    sweep_rows.sort(key=lambda r: (r["n"], r["problem"], r["noisy"], r["rule"], r["q"],
+                                   list(ACCOUNTINGS).index(r["accounting"])))
+    if speed_rows is None:
+        speeds = list(prev["speed"])
+    else:
+        cases = {(r["n"], r["q"], r["B"]) for r in speed_rows}
+        speeds = [r for r in prev["speed"] if (r["n"], r["q"], r["B"]) not in cases] + [
+            {**r, "run": run["id"]} for r in speed_rows]
+    used = {r["run"] for r in sweep_rows} | {r["run"] for r in speeds} | {run["id"]}
+    runs = [r for r in prev["runs"] if r["id"] in used] + [run]
+    measured = {r["problem"] for r in sweep_rows}
+    all_problems = {**prev["problems"], **problems}
+    return {"runs": runs, "problems": {k: v for k, v in all_problems.items() if k in measured},
+            "accountings": {k: v.describe() for k, v in ACCOUNTINGS.items()},
+            "sweep": sweep_rows, "verdicts": verdicts(sweep_rows), "speed": speeds,
+            "plots": list(prev.get("plots", []))}
+
+
 # ----- report ----------------------------------------------------------------------------------------
 def fmt(v: float) -> str:
     return "inf" if not math.isfinite(v) else f"{v:.2e}"
@@ -384,43 +522,103 @@ def _best(v: dict, rule: str, step: str, claimed: int) -> str:
     return f"{q}" if q == claimed else f"{q} (q={claimed}: x{ratio:.3g})"
 
 
+def dims_of(res: dict) -> list[int]:
+    return sorted({r["n"] for r in res["sweep"]})
+
+
+def _grid_text(run: dict) -> str:
+    ks = ", ".join(f"{k:g}" for k in run["grid"])
+    if run.get("grid_kind") == "relative":
+        return (f"c = `descent_factor` x 2^k, k in {{{ks}, 0}} (k = 0 is the theory step, so it takes part in the "
+                "tuning)")
+    return f"c = 2^k, k in {{{ks}}}, plus the theory step (reported, not tuned)"
+
+
+def runs_of(res: dict, run_ids) -> str:
+    return ", ".join(f"run {i}" for i in sorted(set(run_ids)))
+
+
+def coverage_notes(res: dict) -> list[str]:
+    """Lines saying which settings were not measured and where budgets differ between dimensions."""
+    rows, out = res["sweep"], []
+    dims = dims_of(res)
+    for n in dims:
+        missing = [f"{p} ({'noisy' if noisy else 'exact'})" for p in res["problems"] for noisy in (False, True)
+                   if not any((r["n"], r["problem"], r["noisy"]) == (n, p, noisy) for r in rows)]
+        if missing:
+            out.append(f"Not measured at n = {n}: {', '.join(missing)}.")
+    per_dim = {n: sorted({r["budget"] // n for r in rows if r["n"] == n}) for n in dims}
+    if len({tuple(v) for v in per_dim.values()}) > 1:
+        out.append("Budgets differ between dimensions (" + ", ".join(
+            f"Q = {'/'.join(map(str, v))} n at n = {n}" for n, v in per_dim.items()) + "): the number of "
+            "full-gradient equivalents Q/n differs, so compare the curves within a dimension.")
+    return [" ".join(out), ""] if out else []
+
+
 def to_markdown(res: dict) -> str:
-    s = res["settings"]
-    budgets = ", ".join(f"{s['budget_per_dim'] * n} at n = {n}" for n in s["dims"])
+    runs = res["runs"]
     L = ["# Zeroth-order optimization: the multi-query paradox and batched queries", "",
-         f"Measured by `python benchmarks/bench_zeroth_order.py {s['argv']}` on {res['machine']} "
-         f"({res['threads']} torch thread, load average {res['load_average']} at the start, the machine shared with "
-         f"other jobs); {res['seconds']:.0f} s wall, {res['cpu_seconds']:.0f} s CPU in all. Nothing here is copied "
-         "from the paper: its body could not be "
-         "read (`../shared/RESEARCH-2.md` §2), so the claims tested are the abstract's.", "",
-         "## What was run", "",
-         f"* n = {', '.join(map(str, s['dims']))}; q in {{1, 2, 4, ..., n}}; total budget Q = "
-         f"{s['budget_per_dim']} n queries per instance ({budgets}).",
-         f"* {s['seeds']} instances per problem. Steps c / L with c = 2^k, k in {s['grid']}, all in one batch, plus "
-         "the theory step (c = `descent_factor`: q/(q+n+1) for ZO-Avg, 1 for ZO-Align, the step that maximises the "
-         "expected one-step decrease). The tuned step is the grid c with the smallest median final gap over the "
-         "instances, per (problem, n, noise, rule, q, accounting); * marks a tuned c at the edge of the grid.",
-         "* `zo_gd`: ZO-Avg with Gaussian directions, ZO-Align with orthonormal ones (the same projection as "
-         "Gaussian directions with exact values, better conditioned under noise); constant step, no momentum; "
-         f"directions drawn independently per row. Exact runs: mu = 1e-7. Noisy runs: N(0, sigma^2) on every value, "
-         f"sigma = {s['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), mu = {s['noise_mu']:g}.",
-         "* Measure: (F(x) - F*) / (F(x0) - F*) at the end of the budget; for the non-convex problem "
-         "||grad f(x)||^2 / ||grad f(x0)||^2. inf: diverged.",
-         "* Accountings (queries charged per iteration): `q+1` forward differences, the base f(x) shared and "
-         "counted; `q` forward differences, one query per direction (the base free); `2q` central differences. "
-         "`q+1` and `q` are read from the same forward-difference run at their own iteration counts.", "",
-         "Problems: " + "; ".join(f"`{k}`: {v}" for k, v in res["problems"].items()) + ".", "",
-         "## The paper's two claims", "",
-         "Claim 1: ZO-Avg is best at q = 1. Claim 2: ZO-Align is best at q = n. Counts of the settings (n x problem "
-         "x noise) where the measured best q (median final gap) is the claimed one:", "",
-         "| accounting | claim 1, tuned step | claim 1, theory step | claim 2, tuned step | claim 2, theory step |",
-         "|---|---|---|---|---|"]
+         "Measured on this machine by the runs below (each (n, problem, noise level) setting comes from the run "
+         "that last measured it: `python benchmarks/bench_zeroth_order.py --dims ...` merges into this file and keeps "
+         "the other entries with their own date, command and load). Nothing here is copied from the paper: its body "
+         "could not be read (`../shared/RESEARCH-2.md` §2), so the claims tested are the abstract's.", "",
+         "| run | date (UTC) | command | n, problems | machine | torch threads | load avg. at start | wall | CPU |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        measured = sorted({(x["n"], x["problem"], x["noisy"]) for x in res["sweep"] if x.get("run") == r["id"]})
+        names = {}
+        for n, p, noisy in measured:
+            names.setdefault(n, {}).setdefault(p, []).append("noisy" if noisy else "exact")
+        what = "; ".join(f"n = {n}: " + ", ".join(f"{p} ({', '.join(v)})" for p, v in ps.items())
+                         for n, ps in names.items())
+        if any(x.get("run") == r["id"] for x in res["speed"]):
+            what += ("; " if what else "") + "speed"
+        partial = "" if r.get("complete", True) else " (partial: interrupted or still running)"
+        partial += f" ({r['note']})" if r.get("note") else ""
+        L.append(f"| {r['id']} | {r.get('date') or 'not recorded'} | `{r['command']}` | {what}{partial} | "
+                 f"{r['machine']} | {r['threads']} | {r['load_average']} | {r['seconds']:.0f} s | "
+                 f"{r['cpu_seconds']:.0f} s |")
+    L += ["", "## What was run", ""]
+    for r in runs:
+        dims = sorted({x["n"] for x in res["sweep"] if x.get("run") == r["id"]})
+        if not dims:
+            continue
+        budgets = ", ".join(f"{r['budget_per_dim'] * n} at n = {n}" for n in dims)
+        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {{1, 2, 4, ..., n}} (the powers of 2 "
+                 f"below n, then n); budget Q = {r['budget_per_dim']} n queries per instance ({budgets}); {r['seeds']} "
+                 f"instances per problem; steps c / L with {_grid_text(r)}, all in one batch. Noisy runs: "
+                 f"sigma = {r['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), "
+                 f"mu = {r['noise_mu']:g}.")
+    L += ["* The theory step: c = `descent_factor`, q/(q+n+1) for ZO-Avg and 1 for ZO-Align, the step that "
+          "maximises the expected one-step decrease. The tuned step is the grid c with the smallest median final gap "
+          "over the instances, per (problem, n, noise, rule, q, accounting); * marks a tuned c at the edge of the "
+          "grid.",
+          "* `zo_gd`: ZO-Avg with Gaussian directions, ZO-Align with orthonormal ones (the same projection as "
+          "Gaussian directions with exact values, better conditioned under noise); constant step, no momentum; "
+          "directions drawn independently per row. Exact runs: mu = 1e-7. Noisy runs: N(0, sigma^2) on every value.",
+          "* Measure: (F(x) - F*) / (F(x0) - F*) at the end of the budget; for the non-convex problem "
+          "||grad f(x)||^2 / ||grad f(x0)||^2. inf: diverged.",
+          "* Accountings (queries charged per iteration): `q+1` forward differences, the base f(x) shared and "
+          "counted; `q` forward differences, one query per direction (the base free); `2q` central differences. "
+          "`q+1` and `q` are read from the same forward-difference run at their own iteration counts.", "",
+          "Problems: " + "; ".join(f"`{k}`: {v}" for k, v in res["problems"].items()) + ".", "",
+          *coverage_notes(res),
+          "## The paper's two claims", "",
+          "Claim 1: ZO-Avg is best at q = 1. Claim 2: ZO-Align is best at q = n. Counts of the settings (n x problem "
+          "x noise) where the measured best q (median final gap) is the claimed one, over every dimension measured "
+          f"(n = {', '.join(map(str, dims_of(res)))}; {runs_of(res, (v['run'] for v in res['verdicts']))}), "
+          "then per dimension:", "",
+          "| n | runs | accounting | claim 1, tuned step | claim 1, theory step | claim 2, tuned step | "
+          "claim 2, theory step |",
+          "|---|---|---|---|---|---|---|"]
     V = res["verdicts"]
-    for acc in ACCOUNTINGS:
-        sub = [v for v in V if v["accounting"] == acc]
-        cells = [f"{sum(v[f'{rule}_{step}_claim_holds'] for v in sub)}/{len(sub)}"
-                 for rule in ("avg", "align") for step in ("tuned", "theory")]
-        L.append(f"| `{acc}` | " + " | ".join(cells) + " |")
+    for n in [None, *dims_of(res)]:
+        for acc in ACCOUNTINGS:
+            sub = [v for v in V if v["accounting"] == acc and n in (None, v["n"])]
+            cells = [f"{sum(v[f'{rule}_{step}_claim_holds'] for v in sub)}/{len(sub)}"
+                     for rule in ("avg", "align") for step in ("tuned", "theory")]
+            label = "all" if n is None else str(n)
+            L.append(f"| {label} | {runs_of(res, (v['run'] for v in sub))} | `{acc}` | " + " | ".join(cells) + " |")
     L += ["", "Per setting: the best q, and where it is not the claimed one, how much worse the claimed q is "
           "(x gap ratio). `predicted`: the best q of the one-step heuristic of RESEARCH-2 §2 with the theory step "
           "(expected decrease per iteration q/(q+n+1) for ZO-Avg and q/n for ZO-Align, "
@@ -436,7 +634,7 @@ def to_markdown(res: dict) -> str:
     L += ["", "## Final gap against q", "",
           "Median over the instances of the final measure, with the tuned step and with the theory step.", ""]
     rows = res["sweep"]
-    for n in s["dims"]:
+    for n in dims_of(res):
         for pname in res["problems"]:
             for noisy in (False, True):
                 sel = [r for r in rows if (r["n"], r["problem"], r["noisy"]) == (n, pname, noisy)]
@@ -461,7 +659,8 @@ def to_markdown(res: dict) -> str:
           "One ZO-Avg estimate with forward differences, (q + 1) B queries, on `QuadraticInstances` (dense shared Q, "
           "kappa = 10): `estimate_gradient` with all queries in one objective call against the usual loop with one "
           "call per query (each call batched over the B instances). Best of several repeats; `same` is the relative "
-          "difference of the two estimates computed from the same directions.", "",
+          "difference of the two estimates computed from the same directions. "
+          f"Measured by {runs_of(res, (r['run'] for r in res['speed']))}.", "",
           "| n | q | B | queries | batched queries/s | loop queries/s | ratio | same |",
           "|---|---|---|---|---|---|---|---|"]
     for r in res["speed"]:
@@ -479,9 +678,13 @@ def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
 
     files = []
     rows = res["sweep"]
-    probs = list(res["problems"])
-    for n in res["settings"]["dims"]:
+    for n in dims_of(res):
         for noisy in (False, True):
+            probs = [p for p in res["problems"] if any((r["n"], r["problem"], r["noisy"]) == (n, p, noisy)
+                                                       for r in rows)]
+            if not probs:  # this noise level was not measured at this n
+                continue
+            budget = "/".join(str(b) for b in sorted({r["budget"] for r in rows if (r["n"], r["noisy"]) == (n, noisy)}))
             fig, axes = plt.subplots(len(probs), len(ACCOUNTINGS), figsize=(4 * len(ACCOUNTINGS), 2.6 * len(probs)),
                                      squeeze=False)
             for i, pname in enumerate(probs):
@@ -496,15 +699,16 @@ def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
                             ax.plot([r["q"] for r in sel], ys, style, color=color, marker="o", ms=3,
                                     label=f"ZO-{rule.capitalize()}, {label}")
                     ax.set_xscale("log", base=2)
-                    ax.set_yscale("log")
+                    if any(0 < r[k] < math.inf for r in rows if (r["n"], r["problem"], r["accounting"], r["noisy"])
+                           == (n, pname, acc, noisy) for k in ("median", "theory_median")):
+                        ax.set_yscale("log")
                     ax.set_title(f"{pname}, {acc} queries/iteration", fontsize=9)
                     if i == len(probs) - 1:
                         ax.set_xlabel("q (directions per iteration)")
                     if j == 0:
                         ax.set_ylabel("final relative measure")
             axes[0][0].legend(fontsize=7)
-            fig.suptitle(f"n = {n}, {'noisy' if noisy else 'exact'} values, budget Q = "
-                         f"{res['settings']['budget_per_dim'] * n}: final measure vs q")
+            fig.suptitle(f"n = {n}, {'noisy' if noisy else 'exact'} values, budget Q = {budget}: final measure vs q")
             fig.tight_layout()
             path = out / f"zeroth_order{suffix}-n{n}-{'noisy' if noisy else 'exact'}.png"
             fig.savefig(path, dpi=80)
@@ -513,54 +717,117 @@ def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
     return files
 
 
+def parse_list(text: str, kind, what: str) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"error: {what} must be a comma-separated list, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dims", default="10,100", help="comma-separated dimensions n (default 10,100)")
+    ap.add_argument("--problems", default=None,
+                    help="comma-separated problems to run (default: all of " + ", ".join(PROBLEMS) + ")")
     ap.add_argument("--budget-per-dim", type=int, default=20, help="total budget Q = this x n queries per instance")
     ap.add_argument("--seeds", type=int, default=3, help="instances per problem")
+    ap.add_argument("--grid", choices=("absolute", "relative"), default="absolute",
+                    help="absolute: steps 2^k / L; relative: steps descent_factor x 2^k / L, the theory step (k = 0) "
+                         "being the grid's last point (default absolute)")
+    ap.add_argument("--grid-exponents", default=None,
+                    help="comma-separated exponents k, descending (default: 3, 2.5, ..., 0.5, 0, -1, ..., -10 for "
+                         "the absolute grid, 4, 3, 2, 1 for the relative one)")
     ap.add_argument("--noise", type=float, default=1e-6, help="noise sigma relative to |F(x0) - F*|")
+    ap.add_argument("--values", choices=("exact", "noisy", "both"), default="both",
+                    help="exact function values, noisy ones, or both (default)")
     ap.add_argument("--noise-mu", type=float, default=1e-4, help="smoothing radius mu of the noisy runs")
     ap.add_argument("--quick", action="store_true", help="a smoke run: short budget, 4 steps, 2 instances")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed measurement (keep the one on file)")
+    ap.add_argument("--fresh", action="store_true", help="do not merge into the results on file: replace them")
+    ap.add_argument("--report-only", action="store_true",
+                    help="measure nothing: rewrite the markdown (and plots) from the results on file")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dims = [int(d) for d in args.dims.split(",")]
-    grid = [3, 2.5, 2, 1.5, 1, 0.5, *range(0, -11, -1)] if not args.quick else [2, 0, -3, -6, -9]
+    dims = parse_list(args.dims, int, "--dims")
+    problems = None if args.problems is None else parse_list(args.problems, str, "--problems")
+    unknown = [p for p in problems or [] if p not in PROBLEMS]
+    if unknown or problems == []:
+        raise SystemExit(f"error: --problems must name some of {', '.join(PROBLEMS)}; got {args.problems!r}")
+    if any(n < 2 for n in dims):
+        raise SystemExit(f"error: --dims must be integers >= 2, got {args.dims!r}")
+    relative = args.grid == "relative"
+    if args.grid_exponents is not None:
+        grid = parse_list(args.grid_exponents, float, "--grid-exponents")
+    elif args.quick:
+        grid = [2, 1] if relative else [2, 0, -3, -6, -9]
+    else:
+        grid = [4, 3, 2, 1] if relative else [3, 2.5, 2, 1.5, 1, 0.5, *range(0, -11, -1)]
     budget_per_dim = 20 if args.quick else args.budget_per_dim
     seeds = 2 if args.quick else args.seeds
     start, cpu_start = time.perf_counter(), time.process_time()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    stem = "zeroth_order" + ("-quick" if args.quick else "")
+    if args.report_only:
+        res = load_previous(args.out / f"{stem}.json")
+        if res is None:
+            raise SystemExit(f"error: --report-only needs results at {args.out / stem}.json; there are none")
+        res = {**res, "verdicts": verdicts(res["sweep"])}
+        if not args.no_plots:
+            res["plots"] = plot(res, args.out, "-quick" if args.quick else "")
+        write_results(args.out, stem, res, to_markdown(res))
+        return res
+    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
+    run = {"id": None, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "command": f"python benchmarks/bench_zeroth_order.py {argv_text}".strip(),
+           "grid_kind": args.grid, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
+           "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS,
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+           "threads": args.threads, "load_average": round(load, 2)}
+    descriptions = {k: v["what"] for k, v in make_problems(dims[0], 1).items() if problems is None or k in problems}
+    fresh = [args.fresh]
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {msg}", flush=True)
 
-    rows = []
+    def save(rows: list[dict], speeds: list[dict] | None, complete: bool, plots: bool) -> dict:
+        """Merge this run into the file as it is now (another run may have written it meanwhile: the
+        read-merge-write holds a lock on the folder), keeping this run's id across saves."""
+        timing = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+                  "complete": complete}
+        args.out.mkdir(parents=True, exist_ok=True)
+        with folder_lock(args.out):
+            previous = None if fresh[0] else load_previous(args.out / f"{stem}.json")
+            fresh[0] = False
+            res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
+            run["id"] = res["runs"][-1]["id"]
+            write_results(args.out, stem, res, to_markdown(res))  # before plotting: a failed plot loses nothing
+            if plots:
+                res["plots"] = plot(res, args.out, "-quick" if args.quick else "")
+                write_results(args.out, stem, res, to_markdown(res))
+        return res
+
+    measured: dict[tuple[int, str], list[dict]] = {}
+
+    def done(problem_rows: list[dict]) -> None:  # rows reach the file after each (problem, noise level)
+        measured[problem_rows[0]["n"], problem_rows[0]["problem"]] = problem_rows  # the problem's rows so far
+        save([r for rs in measured.values() for r in rs], None, complete=False, plots=False)
+        log(f"merged {problem_rows[0]['problem']} (n = {problem_rows[0]['n']}) into {args.out}/{stem}.json")
+
     for n in dims:
-        rows += sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log)
-    speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
-    if args.quick:
-        speed_cases = [(10, 10, 32)]
-    speeds = speed(speed_cases, repeats=2 if args.quick else 5, min_seconds=0.02 if args.quick else 0.2)
-    log("speed done")
-    problems = {k: v["what"] for k, v in make_problems(dims[0], 1).items()}
-    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
-    res = {
-        "settings": {"dims": dims, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
-                     "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS, "argv": argv_text},
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-        "threads": args.threads, "load_average": round(load, 2),
-        "problems": problems, "accountings": {k: v.describe() for k, v in ACCOUNTINGS.items()},
-        "sweep": rows, "verdicts": verdicts(rows), "speed": speeds,
-    }
-    res["seconds"] = time.perf_counter() - start
-    res["cpu_seconds"] = time.process_time() - cpu_start
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "-quick" if args.quick else ""
-    res["plots"] = [] if args.no_plots else plot(res, args.out, suffix)
-    write_results(args.out, "zeroth_order" + suffix, res, to_markdown(res))
-    log(f"wrote {args.out}/zeroth_order{suffix}.{{json,md}} and {', '.join(res['plots'])}")
+        levels = {"exact": (False,), "noisy": (True,), "both": (False, True)}[args.values]
+        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels)
+    speeds = None
+    if not args.no_speed:
+        speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
+        if args.quick:
+            speed_cases = [(10, 10, 32)]
+        speeds = speed(speed_cases, repeats=2 if args.quick else 5, min_seconds=0.02 if args.quick else 0.2)
+        log("speed done")
+    res = save([r for rs in measured.values() for r in rs], speeds, complete=True, plots=not args.no_plots)
+    log(f"wrote {args.out}/{stem}.{{json,md}} and {', '.join(res['plots'])}")
     return res
 
 
