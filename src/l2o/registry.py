@@ -305,6 +305,14 @@ SOLVERS: dict[str, SolverEntry] = {
     "gnn_wmmse": SolverEntry("l2o.learned.gnn_wmmse:GNNWMMSE",
                              "GNN-WMMSE: unrolled WMMSE steered by a graph neural network; MIMO sum-rate only",
                              learned=True),
+    "structural_mpnn": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNN",
+                                   "StructuralMPNN: learned W_L V W_R updates with dimension expansion "
+                                   "(INFOCOM 2024); MIMO sum-rate only", learned=True),
+    "structural_mpnn_b": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNNB",
+                                     "StructuralMPNN-B ablation: black-box V update; MIMO sum-rate only", learned=True),
+    "structural_mpnn_o": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNNO",
+                                     "StructuralMPNN-O ablation: no dimension expansion; MIMO sum-rate only",
+                                     learned=True),
     "lqn": SolverEntry("l2o.learned.lqn:LQN",
                        "LQN: BFGS with learned coordinate-wise step sizes in a descent-safe interval "
                        "(arXiv 2412.00059)",
