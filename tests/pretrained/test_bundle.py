@@ -35,7 +35,8 @@ NAMES = bundled_names()
 REQUIRED = {"lfista-lasso_250x500", "lgd-ls_32x25", "go_math_l2o-lasso_250x500", "math_l2o-logistic_1000x50",
             "gnn_wmmse-mimo_medium"}
 #: Learned methods without a bundle (why: benchmarks/train_pretrained.py NOT_BUNDLED).
-NOT_BUNDLED = {"lista", "lqn"}  # reasons: benchmarks/train_pretrained.py NOT_BUNDLED
+# reasons: benchmarks/train_pretrained.py NOT_BUNDLED
+NOT_BUNDLED = {"lista", "lqn", "structural_mpnn_b", "structural_mpnn_o"}
 #: Fresh instances of the tests: a seed the figures were not measured on.
 SEED = 20261128
 runner = CliRunner()
