@@ -122,6 +122,9 @@ class InfocomMimoFamily(MimoFamily):
     max_distance_km: float = 0.3
     snr_db: float = 5.0
 
+    #: ``l2o eval``'s baselines: WMMSE (converging), the paper's WMMSE and the linear precoders.
+    baselines = smooth_baselines = ("wmmse", "wmmse_paper", "mrt", "zf", "rzf")
+
     def natural_splits(self) -> list[Split]:
         """Other user counts and cells (transfer without retraining) and the other
         interference level (2.8 km <-> 0.5 km)."""
