@@ -356,9 +356,10 @@ def to_markdown(res: dict) -> str:
 
 TRAINING_NOTE = (
     "Training budget (examples/structural_mpnn_*.toml, CPU, one thread, AdamW lr 1e-3 cosine to 1e-5, weight decay "
-    "0.01): small 300 meta-steps x 64 samples, moderate 150 x 32, large 60 x 16, against the paper's 400 epochs "
-    "over 80k / 96k / 144k training samples: about 1/1700, 1/8000 and 1/60000 of its sample-passes. The ablations "
-    "(-B, -O) got 150 meta-steps x 32 samples at the small scale only. Models are trained on the 2.8 km scenarios; "
+    "0.01; start: regularized zero-forcing): small 200 meta-steps x 64 samples, moderate 100 x 32, large 40 x 16, "
+    "against the paper's 400 epochs over 80k / 96k / 144k training samples: about 1/2500, 1/12000 and 1/90000 of its "
+    "sample-passes. The ablations (-B, -O) got 100 meta-steps x 32 samples at the small scale only. Models are "
+    "trained on the 2.8 km scenarios; "
     "the 0.5 km "
     "columns run them unchanged unless a run at 0.5 km exists (the source is listed per entry).")
 

@@ -14,6 +14,7 @@ from l2o.learned.structural_mpnn import (
 from l2o.optimizers.wmmse import WMMSE
 from l2o.optimizers.wmmse_paper import paper_start
 from l2o.problems.mimo import per_cell_power, scale_to_budget, unpack
+from l2o.problems.mimo.channel import regularized_zero_forcing
 from l2o.problems.mimo.infocom import InfocomMimoFamily
 from l2o.safeguard import Safeguard
 
@@ -203,6 +204,8 @@ def test_tail_wmmse_after_the_horizon():
 
 def test_start_x0_and_float64_problem_with_float32_model():
     p = problem()
+    s = StructuralMPNN(tx_antennas=4, hidden=8, start="rzf").init(p, p.initial_point())
+    torch.testing.assert_close(s.x, regularized_zero_forcing(p.H, 2, p.budget, p.noise))
     m = StructuralMPNN(tx_antennas=4, hidden=8, start="x0")
     with torch.no_grad():
         s = m.init(p, p.initial_point())

@@ -55,8 +55,13 @@ V sqrt(I / P_k) so that they are scale-free.
   (``loss = "mean"``), i.e. the baselines' sum over iterations divided by T.
 * The heads start at Delta = 0 up to ``HEAD_SCALE``: the untrained model leaves the start
   (nearly) unchanged, and every weight gets a meta-gradient from the first step.
-* Start: ``start="zf"`` (default, the paper's): ``init`` ignores x0 and starts from
-  zero-forcing with equal power per user (``paper_start``); ``start="x0"`` starts at x0.
+* Start (§IV: "e.g. zero-forcing or normalized MRC"): ``start="zf"`` (default, the
+  paper's WMMSE start): ``init`` ignores x0 and starts from zero-forcing with equal power
+  per user (``paper_start``); ``"rzf"``: regularized zero-forcing (every cell at its
+  budget); ``"x0"``: the given x0. On the INFOCOM presets fully loaded ZF (M = I d) is a
+  poor start, 6-30 % of the paper's WMMSE sum-rate, RZF 81-84 % and MRT 52-55 %
+  (measured); the example configs use ``"rzf"``, so that the short training this machine
+  allows refines a good point instead of having to undo ZF's noise enhancement.
 * Beyond T: ``tail="wmmse"`` (default) continues with exact WMMSE iterations, so a long
   run improves monotonically from where the learned iterations left it; ``"last"``
   repeats the shared learned iteration.
@@ -79,7 +84,7 @@ from l2o.learned.base import LearnedOptimizer, seeded_default_init
 from l2o.optimizers.base import Optimizer
 from l2o.optimizers.wmmse_paper import paper_start
 from l2o.problems.base import Instances
-from l2o.problems.mimo.channel import pack, scale_to_budget, wmmse_update
+from l2o.problems.mimo.channel import pack, regularized_zero_forcing, scale_to_budget, wmmse_update
 from l2o.problems.mimo.infocom import INFOCOM_SCALES
 from l2o.problems.mimo.instances import MimoInstances
 
@@ -88,7 +93,7 @@ __all__ = ["StructuralMPNN", "StructuralMPNNB", "StructuralMPNNO", "StructuralMP
 
 UPDATES = ("structural", "blackbox")
 TAILS = ("wmmse", "last")
-STARTS = ("zf", "x0")
+STARTS = ("zf", "rzf", "x0")
 #: The heads' initial weights are PyTorch's defaults times this (Delta_L, Delta_R ~ 0).
 HEAD_SCALE = 1e-2
 
@@ -187,7 +192,7 @@ class StructuralMPNN(LearnedOptimizer):
         update: ``"structural"`` (W_L V W_R) or ``"blackbox"`` (ablation -B).
         expand: learnable D (True) or none (ablation -O).
         tail: after T iterations, ``"wmmse"`` (exact WMMSE) or ``"last"`` (the learned iteration).
-        start: ``"zf"`` (ZF with equal power, the paper's) or ``"x0"``.
+        start: ``"zf"`` (ZF with equal power, the paper's), ``"rzf"`` or ``"x0"``.
         seed: of the initial weights (and of D).
 
     Example (untrained: the identity-like update keeps the ZF start, at full power):
@@ -289,6 +294,9 @@ class StructuralMPNN(LearnedOptimizer):
         self.check_problem(problem)
         if self.start == "zf":
             return StructuralMPNNState(x=paper_start(problem).to(x0.dtype), k=0)
+        if self.start == "rzf":
+            x = regularized_zero_forcing(problem.H, problem.streams, problem.budget, problem.noise)
+            return StructuralMPNNState(x=x.to(x0.dtype), k=0)
         V = scale_to_budget(problem.unpack(x0), problem.budget)
         return StructuralMPNNState(x=pack(V), k=0)
 
