@@ -17,6 +17,8 @@ from l2o.problems.mimo import per_cell_power, scale_to_budget, unpack
 from l2o.problems.mimo.channel import regularized_zero_forcing
 from l2o.problems.mimo.infocom import InfocomMimoFamily
 from l2o.safeguard import Safeguard
+from l2o.training.config import TrainingConfig
+from l2o.training.learner import make_meta_optimizer
 
 FAMILY = InfocomMimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=2)
 
@@ -265,3 +267,12 @@ def test_unpack_shapes():
     with torch.no_grad():
         x = run(m, p, 1)[-1].x
     assert unpack(x, p.precoder_shape).shape == (4, 2, 2, 4, 2)
+
+
+def test_adamw_meta_optimizer_option():
+    """The paper's optimizer: AdamW with decoupled weight decay, from a training config."""
+    m = StructuralMPNN(tx_antennas=4, hidden=8)
+    opt = make_meta_optimizer(TrainingConfig(meta_optimizer="adamw", weight_decay=0.01, lr=1e-3), list(m.parameters()))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == 0.01
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainingConfig(meta_optimizer="adam", weight_decay=0.01)
