@@ -383,9 +383,13 @@ class StructuralMPNNB(StructuralMPNN):
 
     name = "structural_mpnn_b"
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("update", "blackbox")
-        super().__init__(**kwargs)
+    def __init__(self, tx_antennas: int = 8, rx_antennas: int = 2, streams: int = 2, horizon: int = 5,
+                 expanded: int | None = None, d1: int = 2, d2: int = 4, hidden: int = 64,
+                 update: str = "blackbox", expand: bool = True, tail: str = "wmmse", start: str = "zf",
+                 seed: int = 0):
+        super().__init__(tx_antennas=tx_antennas, rx_antennas=rx_antennas, streams=streams, horizon=horizon,
+                         expanded=expanded, d1=d1, d2=d2, hidden=hidden, update=update, expand=expand, tail=tail,
+                         start=start, seed=seed)
 
 
 class StructuralMPNNO(StructuralMPNN):
@@ -397,6 +401,10 @@ class StructuralMPNNO(StructuralMPNN):
 
     name = "structural_mpnn_o"
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("expand", False)
-        super().__init__(**kwargs)
+    def __init__(self, tx_antennas: int = 8, rx_antennas: int = 2, streams: int = 2, horizon: int = 5,
+                 expanded: int | None = None, d1: int = 2, d2: int = 4, hidden: int = 64,
+                 update: str = "structural", expand: bool = False, tail: str = "wmmse", start: str = "zf",
+                 seed: int = 0):
+        super().__init__(tx_antennas=tx_antennas, rx_antennas=rx_antennas, streams=streams, horizon=horizon,
+                         expanded=expanded, d1=d1, d2=d2, hidden=hidden, update=update, expand=expand, tail=tail,
+                         start=start, seed=seed)
