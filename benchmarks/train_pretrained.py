@@ -236,7 +236,8 @@ def make_bundle(name: str, config: RunConfig, spec: Spec | None, batch: int, thr
         f"{config.training.batch_size}, unroll {config.training.unroll}")
     if run_dir is not None:
         run = load_run(run_dir, "best" if (Path(run_dir) / "best.safetensors").exists() else "last")
-        if run.config.to_dict() != config.to_dict():
+        trained, wanted = run.config.to_dict(), config.to_dict()
+        if any(trained.get(k) != wanted.get(k) for k in ("problem", "solver", "training")):
             raise ValueError(f"run {run_dir} was not trained from the config of {name}")
         m = run.metrics
         result = argparse.Namespace(solver=run.solver, initial_val_gap=m.get("initial_val_gap"),

@@ -213,6 +213,8 @@ class StructuralMPNN(LearnedOptimizer):
 
     name = "structural_mpnn"
     template = None
+    #: (hyperparameter, value) an ablation fixes (None: none)
+    fixed: tuple[str, object] | None = None
     handles_nonsmooth = True
 
     def __init__(self, tx_antennas: int = 8, rx_antennas: int = 2, streams: int = 2, horizon: int = 5,
@@ -222,6 +224,9 @@ class StructuralMPNN(LearnedOptimizer):
         super().__init__(horizon=horizon, tx_antennas=tx_antennas, rx_antennas=rx_antennas, streams=streams,
                          expanded=expanded, d1=d1, d2=d2, hidden=hidden, update=update, expand=expand, tail=tail,
                          start=start, seed=seed)
+        if self.fixed is not None and self.hparams[self.fixed[0]] != self.fixed[1]:
+            raise ValueError(f"{self.name}: {self.fixed[0]} must be {self.fixed[1]!r} (the ablation), "
+                             f"got {self.hparams[self.fixed[0]]!r}")
         for key in ("tx_antennas", "rx_antennas", "streams", "d1", "d2", "hidden"):
             v = self.hparams[key]
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
@@ -382,6 +387,7 @@ class StructuralMPNNB(StructuralMPNN):
     """
 
     name = "structural_mpnn_b"
+    fixed = ("update", "blackbox")
 
     def __init__(self, tx_antennas: int = 8, rx_antennas: int = 2, streams: int = 2, horizon: int = 5,
                  expanded: int | None = None, d1: int = 2, d2: int = 4, hidden: int = 64,
@@ -400,6 +406,7 @@ class StructuralMPNNO(StructuralMPNN):
     """
 
     name = "structural_mpnn_o"
+    fixed = ("expand", False)
 
     def __init__(self, tx_antennas: int = 8, rx_antennas: int = 2, streams: int = 2, horizon: int = 5,
                  expanded: int | None = None, d1: int = 2, d2: int = 4, hidden: int = 64,
