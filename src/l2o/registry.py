@@ -166,6 +166,10 @@ _PRESETS: dict[str, Preset] = {
         "l2o.problems.lasso:LassoFamily", {},
         "ICML 2023 / CVPR 2024 LASSO: A 250x500 shared, 50 nonzeros, lam=0.1",
         ("data_scale_2", "noise_0.1", "nnz_100", "lam_0.05", "lam_0.2", "correlated_0.5", "dim_125x250")),
+    "lasso_50x100": Preset(
+        "l2o.problems.lasso:LassoFamily", {"m": 50, "n": 100, "nnz": 10},
+        "lasso_250x500 scaled down 5x: A 50x100 shared, 10 nonzeros, lam=0.1 (small enough to bundle LISTA)",
+        ("data_scale_2", "noise_0.1", "nnz_20", "lam_0.05", "lam_0.2", "correlated_0.5", "dim_25x50")),
     "logistic_1000x50": Preset(
         "l2o.problems.logistic:LogisticFamily", {},
         "CVPR 2024 sparse logistic: 1000x50 Gaussian, 20 nonzeros, lam=0.1",

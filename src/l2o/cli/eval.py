@@ -150,7 +150,8 @@ def _eval_ood(run_dir: Path, split: list[str] | None, baselines: str | None, ite
         outcome = evaluate_ood(run_dir, splits=split or None, baselines=names, batch=batch, seed=seed,
                                dtype=parse_dtype_option(dtype), out_dir=out_dir or default_out_dir(run_dir, run),
                                fallback=fallback, rule=rule, check_every=check_every, iterations=iterations,
-                               progress=progress, run=run)
+                               progress=progress, run=run,
+                               phases=True)  # each split's phases on stderr when it is a terminal
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary) + "\n")
         return

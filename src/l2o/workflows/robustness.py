@@ -43,6 +43,7 @@ from l2o.safeguard import RULES, Safeguard
 from l2o.training import Run, RunConfig, load_run
 from l2o.training.config import _check_keys, _coerce, _kind_of  # the config schema's own checks and messages
 from l2o.utils.jsonable import jsonable
+from l2o.utils.progress import Progress, as_progress
 from l2o.workflows.evaluate import check_positive, check_solver_names, dtype_name
 
 OOD_TOLERANCES: tuple[float, ...] = (1e-4, 1e-6)
@@ -150,6 +151,7 @@ def evaluate_ood(
     iterations: int | None = None,
     run: Run | None = None,
     progress: Callable[[str], Any] | None = None,
+    phases: Progress | bool | None = None,
 ) -> RobustnessOutcome:
     """Run the robustness report of a trained run.
 
@@ -168,6 +170,10 @@ def evaluate_ood(
             the safeguarded solver hands over to its fallback after the horizon.
         iterations: per solver (None: ``HORIZON_FACTOR`` x the training horizon).
         progress: called with a line of text before each split (None: silent).
+        phases: reports the phases of every split (sampling its instances, the reference
+            optimum, each solver's run, its figure), each split's inside a phase of its
+            own: a ``l2o.utils.progress.Progress``, True (``terminal_progress()``: on
+            stderr when it is a terminal) or None / False (silent).
 
     Raises:
         ValueError: unknown split, baseline, fallback or rule; a bad ``[evaluation]``
@@ -206,11 +212,13 @@ def evaluate_ood(
                                          after_horizon="fallback", horizon=horizon),
     }
     reports = []
-    for split in chosen:
+    shown = as_progress(phases)
+    for i, split in enumerate(chosen, 1):
         if progress is not None:
             progress(f"split {split.name}: {split.description}")
-        reports.append(_one_split(split, run.family, learned_solvers, baselines, fb_name, horizon, K, batch, seed,
-                                  want_dtype, out))
+        with shown.phase(f"split {split.name} ({i}/{len(chosen)}): {split.description}"):
+            reports.append(_one_split(split, run.family, learned_solvers, baselines, fb_name, horizon, K, batch, seed,
+                                      want_dtype, out, shown))
     title = f"Robustness of {name} trained on {config.family}"
     notes = [
         f"{batch} fresh instances per split (seed {seed}, {dtype_name(want_dtype)}); every solver runs "
@@ -232,11 +240,13 @@ def evaluate_ood(
 
 def _one_split(split: Split, base: ProblemFamily, learned_solvers: dict[str, Any], baselines: Sequence[str] | None,
                fallback: str, horizon: int, K: int, batch: int, seed: int, dtype: torch.dtype,
-               out: Path) -> SplitReport:
+               out: Path, phases: Progress) -> SplitReport:
     """Sample the split's instances, run the learned solvers and the baselines (the
-    family's defaults when None, plus the fallback), and draw the split's figure."""
+    family's defaults when None, plus the fallback), and draw the split's figure; each
+    phase reported to ``phases``."""
     family = split.apply(base)
-    problem = family.sample(batch, seed, dtype=dtype)
+    with phases.phase(f"{split.name}: sampling {batch} instances"):
+        problem = family.sample(batch, seed, dtype=dtype)
     names = list(baselines) if baselines is not None else list(default_baselines(problem, family))
     if fallback not in names:
         names.append(fallback)
@@ -251,10 +261,11 @@ def _one_split(split: Split, base: ProblemFamily, learned_solvers: dict[str, Any
     if not solvers:
         return SplitReport(split.name, split.description, [], skipped, None)
     with torch.no_grad():
-        comparison = compare(solvers, problem, max_iter=K, stop_at=OOD_TOLERANCES[-1])
+        comparison = compare(solvers, problem, max_iter=K, stop_at=OOD_TOLERANCES[-1], progress=phases)
     rows = add_fallback_rates(summarize_comparison(comparison, OOD_TOLERANCES), comparison.trajectories, horizon)
-    plot = plot_convergence(comparison, out / f"{split.name}.png", title=f"{split.name}: {split.description}",
-                            tolerances=OOD_TOLERANCES)
+    with phases.phase(f"{split.name}: writing {split.name}.png"):
+        plot = plot_convergence(comparison, out / f"{split.name}.png", title=f"{split.name}: {split.description}",
+                                tolerances=OOD_TOLERANCES)
     return SplitReport(split.name, split.description, rows, skipped, plot,
                        guarantee=guarantee_table(comparison, OOD_TOLERANCES, budgets=default_budgets(K)))
 
