@@ -373,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--from-run needs exactly one bundle name in --only")
     for n in [] if args.summary else names:
         config = RunConfig.from_dict(read_record(BUNDLE_ROOT / n)["config"]) if args.from_bundle else spec_config(n)
-        how = f"{command} --only {n}" + ("" if args.from_run is None else " (bundled from the run trained by "
-                                         f"`l2o train examples/{SPECS[n].example}`)")
+        how = f"{command} --only {n}" if args.from_run is None else f"{command} --from-run {args.from_run} --only {n}"
         make_bundle(n, config, SPECS[n], args.batch, args.threads, how, args.root, run_dir=args.from_run)
     data, md = summary(args.root)
     if args.root == BUNDLE_ROOT:
