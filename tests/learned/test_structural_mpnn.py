@@ -1,9 +1,12 @@
 """StructuralMPNN (INFOCOM 2024): the lemma, the normalisation, the structural update, weight sharing."""
 
+import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import l2o
+from l2o.cli import app
 from l2o.learned.structural_mpnn import (
     StructuralMPNN,
     StructuralMPNNB,
@@ -276,3 +279,26 @@ def test_adamw_meta_optimizer_option():
     assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == 0.01
     with pytest.raises(ValueError, match="weight_decay"):
         TrainingConfig(meta_optimizer="adam", weight_decay=0.01)
+
+
+# ----- the bundled models ------------------------------------------------------------------------------
+def test_bundled_model_solves_a_channel_file_and_refuses_another_shape(tmp_path):
+    """``l2o solve -p mimo --checkpoint structural_mpnn-mimo_infocom_small`` writes V and sum_rate like
+    ``l2o solve -p mimo``; a file with another N_t is one line naming the model's shape and presets."""
+    runner = CliRunner()
+    p = l2o.make_family("mimo_infocom_small").sample(2, 3)
+    np.savez(tmp_path / "h.npz", H=p.H.numpy(), streams=2, power=10.0, noise=1.0)
+    res = runner.invoke(app, ["solve", "-p", "mimo", "-d", str(tmp_path / "h.npz"), "-c",
+                              "structural_mpnn-mimo_infocom_small", "-o", str(tmp_path / "out.npz")])
+    assert res.exit_code == 0, res.output
+    out = np.load(tmp_path / "out.npz")
+    assert out["V"].shape == (2, 2, 4, 8, 2) and out["sum_rate"].shape == (2,)
+    x = p.pack(torch.from_numpy(out["V"]))
+    torch.testing.assert_close(p.sum_rate(x), torch.from_numpy(out["sum_rate"]), rtol=1e-9, atol=0)
+    q = l2o.make_family("mimo_infocom_moderate").sample(1, 3)
+    np.savez(tmp_path / "m.npz", H=q.H.numpy(), streams=2, power=10.0, noise=1.0)
+    res = runner.invoke(app, ["solve", "-p", "mimo", "-d", str(tmp_path / "m.npz"), "-c",
+                              "structural_mpnn-mimo_infocom_small"])
+    assert res.exit_code == 2
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "N_t = 8 transmit" in res.stderr and "mimo_infocom_small" in res.stderr and "got N_t = 16" in res.stderr
