@@ -303,9 +303,9 @@ def to_markdown(res: dict) -> str:
             if e is None:
                 continue
             L.append(f"| {m} | {s} | {e['serial']['speedup_cpu']:.2f}x [{e['serial']['speedup_wall']:.2f}x] | "
-                     f"{e['batched']['speedup_cpu']:.1f}x [{e['batched']['speedup_wall']:.1f}x] | "
+                     f"{e['batched']['speedup_cpu']:.2f}x [{e['batched']['speedup_wall']:.2f}x] | "
                      f"{e['serial'].get('speedup_cpu_absolute_rule', math.nan):.2f}x | "
-                     f"{e['batched'].get('speedup_cpu_absolute_rule', math.nan):.1f}x | "
+                     f"{e['batched'].get('speedup_cpu_absolute_rule', math.nan):.2f}x | "
                      f"{e['paper_cpu_speedup'] or '–'} | {e['paper_gpu_speedup'] or '–'} |")
     L += ["", "## The paper's WMMSE in these runs", "",
           "| scale | mean iterations, relative rule (absolute rule) [paper] | serial s (CPU) | batched s (CPU) | "
@@ -333,7 +333,7 @@ def to_markdown(res: dict) -> str:
                  f"{'reached' if pf is not None and 100 * f >= pf else 'NOT reached'}")
         if not s.startswith("small"):
             sp = e["batched"]["speedup_cpu"]
-            L.append(f"- {s}: batch of {e['wmmse']['batched']['n']} {sp:.1f}x faster than the paper's WMMSE (CPU "
+            L.append(f"- {s}: batch of {e['wmmse']['batched']['n']} {sp:.2f}x as fast as than the paper's WMMSE (CPU "
                      f"time; wall {e['batched']['speedup_wall']:.1f}x), target {TARGET_BATCH_SPEEDUP:g}x: "
                      f"{'reached' if sp >= TARGET_BATCH_SPEEDUP else 'NOT reached'}")
     if res.get("transfer"):
