@@ -333,8 +333,8 @@ def to_markdown(res: dict) -> str:
                  f"{'reached' if pf is not None and 100 * f >= pf else 'NOT reached'}")
         if not s.startswith("small"):
             sp = e["batched"]["speedup_cpu"]
-            L.append(f"- {s}: batch of {e['wmmse']['batched']['n']} {sp:.2f}x as fast as than the paper's WMMSE (CPU "
-                     f"time; wall {e['batched']['speedup_wall']:.1f}x), target {TARGET_BATCH_SPEEDUP:g}x: "
+            L.append(f"- {s}: batch of {e['wmmse']['batched']['n']} {sp:.2f}x as fast as the paper's WMMSE (CPU "
+                     f"time; wall {e['batched']['speedup_wall']:.2f}x), target {TARGET_BATCH_SPEEDUP:g}x: "
                      f"{'reached' if sp >= TARGET_BATCH_SPEEDUP else 'NOT reached'}")
     if res.get("transfer"):
         L += ["", "## Transfer without retraining (structural_mpnn, % of the paper's WMMSE, mean (p10))", "",
