@@ -114,6 +114,14 @@ SPECS: dict[str, Spec] = {
         "lqn_logistic.toml", {},
         "the example's config unchanged (300 meta-steps of 8 instances, one-step log-gap losses along 30-step "
         "trajectories, float64)"),
+    "lqn-logsumexp_100": Spec(
+        "lqn_logsumexp.toml", {},
+        "the example's config unchanged (300 meta-steps of 8 instances, one-step log-gap losses along 30-step "
+        "trajectories, float64; benchmarks/bench_quasi_newton.py's log-sum-exp model)"),
+    "lqn-ls_100x200": Spec(
+        "lqn_ls.toml", {},
+        "the example's config unchanged (300 meta-steps of 8 instances, one-step log-gap losses along 30-step "
+        "trajectories, float64; benchmarks/bench_quasi_newton.py's least-squares model)"),
     "lista-lasso_50x100": Spec(
         "lista_lasso.toml", {},
         "the example's training (300 meta-steps of 64 instances, 16 untied layers, Adam 5e-4 decayed 10x per "

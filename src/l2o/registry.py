@@ -317,6 +317,12 @@ SOLVERS: dict[str, SolverEntry] = {
     "structural_mpnn_o": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNNO",
                                      "StructuralMPNN-O ablation: no dimension expansion; MIMO sum-rate only",
                                      learned=True),
+    "iaidnn": SolverEntry("l2o.learned.iaidnn:IAIDNN",
+                          "IAIDNN: unfolded WMMSE, learned inverse approximations (TWC 2021); MIMO, fixed sizes",
+                          learned=True),
+    "gcn_wmmse": SolverEntry("l2o.learned.gcn_wmmse:GCNWMMSE",
+                             "GCN-WMMSE: unrolled WMMSE, learned graph filter as V-update (JSAC 2023); MIMO only",
+                             learned=True),
     "lqn": SolverEntry("l2o.learned.lqn:LQN",
                        "LQN: BFGS with learned coordinate-wise step sizes in a descent-safe interval "
                        "(arXiv 2412.00059)",

@@ -59,6 +59,15 @@ never returns a non-finite iterate at a checked point. With m > 1 the iterates
 inside a learned block are unchecked (they are what the learned solver produced);
 the guarantees hold at every check, that is every m iterations.
 
+Host synchronisation. The default (compacting) step steps each solver on the rows it
+owns, which needs the number of those rows on the host: up to three device-to-host
+synchronisations per iteration, free on a CPU but a stall of the queue on a GPU. With
+``sync_free=True`` (the default on CUDA) the step is masked instead: both solvers step the
+whole batch and ``torch.where`` keeps, row by row, what the compacting step would keep (no
+synchronisation; up to twice the arithmetic). The iterates are the same, except for a learned
+solver with a batch-shared counter (an unrolled layer index), which then advances at every
+iteration, also where the whole batch is in a fallback block.
+
 Beyond the horizon: with ``after_horizon="fallback"`` the learned solver is checked
 one last time at its trained horizon and then hands over to the fallback for good
 (no more learned steps or checks); with ``"learned"`` the safeguarded learned
@@ -73,7 +82,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from l2o.optimizers.base import Optimizer, merge_state, select_state
+from l2o.optimizers.base import Optimizer, is_shared, merge_state, select_state
 from l2o.problems.base import Instances
 
 RULES = ("residual", "descent", "finite")
@@ -147,6 +156,8 @@ class Safeguard(Optimizer):
             at every acceptance; the back-off lets the fallback run uninterrupted where the
             learned solver keeps failing (far out of distribution, or at machine
             precision), so the learned solver costs only O(log k) wasted blocks there.
+        sync_free: step without device-to-host synchronisation (masked, see the module
+            docstring); None (default): on CUDA instances, not on the CPU.
 
     Example (an untrained black-box LSTM, safe behind FISTA with restart):
         >>> import torch, l2o
@@ -173,6 +184,7 @@ class Safeguard(Optimizer):
         after_horizon: str = "learned",
         horizon: int | None = None,
         max_backoff: int = 6,
+        sync_free: bool | None = None,
     ):
         if rule not in RULES:
             raise ValueError(f"unknown safeguard rule {rule!r}; valid rules: {', '.join(RULES)}")
@@ -191,6 +203,7 @@ class Safeguard(Optimizer):
         if max_backoff < 0:
             raise ValueError(f"safeguard max_backoff must be >= 0, got {max_backoff}")
         self.max_backoff = int(max_backoff)
+        self.sync_free = sync_free
         self.after_horizon = after_horizon
         self.horizon = int(horizon if horizon is not None else getattr(learned, "horizon", 0) or 0)
         if after_horizon == "fallback" and self.horizon < 1:
@@ -265,6 +278,8 @@ class Safeguard(Optimizer):
                 state, x=fb.x, anchor=fb.x, fallback=fb, fallback_left=torch.zeros_like(state.fallback_left),
                 fired=torch.ones_like(state.fired), k=k,
             )
+        if self.sync_free or (self.sync_free is None and state.x.device.type == "cuda"):
+            return self._masked_step(problem, state, k)
         in_fallback = state.fallback_left > 0
         n_fallback = int(in_fallback.sum())  # one host sync per step
         B = state.x.shape[0]
@@ -356,6 +371,69 @@ class Safeguard(Optimizer):
                 s = dataclasses.replace(s, r_anchor=s.r_anchor.index_copy(0, rows, self._residual(sub_done, x_done)))
             s = dataclasses.replace(s, mu=s.mu.index_copy(0, rows, m))
         return s
+
+
+    # ----- the masked step: no host synchronisation --------------------------------------
+    def _masked_step(self, problem: Instances, s: SafeguardState, k: int) -> SafeguardState:
+        """The step of ``step`` without host synchronisation: both solvers step every row, and
+        ``torch.where`` keeps what the compacting step keeps for that row."""
+        learning = s.fallback_left <= 0  # (B,) rows in a learned block
+        lnew = self.learned.step(problem, s.learned)
+        x = torch.where(learning.unsqueeze(-1), lnew.x.to(s.x.dtype), s.x)
+        s = dataclasses.replace(s, x=x, learned=_where_state(learning, lnew, s.learned),
+                                fired=s.fired & ~learning)
+        stepping = ~learning  # rows that take a fallback step in this iteration
+        at_horizon = self.after_horizon == "fallback" and k == self.horizon
+        if k % self.check_every == 0 or at_horizon:
+            ok, measure, r = self._passes(problem, s.x, s.anchor, s.mu, s.r_anchor)
+            ok_l, rej = ok & learning, ~ok & learning
+            streak = torch.where(learning, torch.where(ok, torch.zeros_like(s.streak), s.streak + 1), s.streak)
+            y = torch.where(ok_l.unsqueeze(-1), s.x, s.anchor)  # finite where accepted
+            length = self.check_every * self._backoff(streak)
+            s = dataclasses.replace(
+                s, checks=s.checks + learning.long(), streak=streak,
+                mu=torch.where(ok_l, measure, s.mu), r_anchor=torch.where(ok_l, r, s.r_anchor),
+                anchor=y, fallback=_where_state(ok_l, self.fallback.init(problem, y), s.fallback),
+                x=torch.where(rej.unsqueeze(-1), s.anchor, s.x), fallbacks=s.fallbacks + rej.long(),
+                fallback_left=torch.where(rej, length, s.fallback_left),
+            )
+            stepping = stepping | rej
+        fnew = self.fallback.step(problem, s.fallback)
+        left = torch.where(stepping, s.fallback_left - 1, s.fallback_left)
+        s = dataclasses.replace(
+            s, x=torch.where(stepping.unsqueeze(-1), fnew.x.to(s.x.dtype), s.x),
+            fallback=_where_state(stepping, fnew, s.fallback), fallback_left=left, fired=s.fired | stepping,
+        )
+        done = stepping & (left == 0)  # a fallback block ends: anchor there, restart the learned solver
+        x_done = torch.where(done.unsqueeze(-1), s.x, s.anchor)
+        m = self._measure(problem, x_done)
+        if self.rule == "residual":
+            m = torch.minimum(m, s.mu)
+        else:
+            s = dataclasses.replace(s, r_anchor=torch.where(done, self._residual(problem, x_done), s.r_anchor))
+        return dataclasses.replace(
+            s, anchor=x_done, mu=torch.where(done, m, s.mu), k=k,
+            learned=_where_state(done, _restart(self.learned, problem, x_done, s.learned), s.learned),
+        )
+
+
+def _where_state(mask: Tensor, new: Any, old: Any) -> Any:
+    """Row by row, ``new``'s state where ``mask`` (``(B,)`` bool) holds, else ``old``'s; fields
+    shared by the batch (Python numbers, ``shared_field``) come from ``new``."""
+    changes = {}
+    for f in dataclasses.fields(old):
+        if not f.init:
+            continue
+        v, p = getattr(old, f.name), getattr(new, f.name)
+        if is_shared(f):
+            changes[f.name] = p
+        elif isinstance(v, Tensor) and v.ndim > 0:
+            changes[f.name] = torch.where(mask.view(-1, *([1] * (v.ndim - 1))), p.to(v.dtype), v)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            changes[f.name] = _where_state(mask, p, v)
+        else:
+            changes[f.name] = p
+    return dataclasses.replace(old, **changes)
 
 
 def _restart(learned: Optimizer, problem: Instances, x: Tensor, old: Any) -> Any:

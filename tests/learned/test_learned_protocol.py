@@ -21,7 +21,9 @@ import torch
 import l2o
 from l2o.learned import (
     ALISTA,
+    GCNWMMSE,
     GNNWMMSE,
+    IAIDNN,
     L2ODM,
     LFISTA,
     LGD,
@@ -37,6 +39,7 @@ from l2o.registry import LEARNED, make_solver
 
 B = 4
 LASSO = l2o.LassoFamily(m=20, n=40, nnz=4, lam=0.1)
+MIMO = MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=2)
 
 PROBLEMS = {
     # LASSO with a shared dictionary (the only one LISTA / ALISTA accept)
@@ -48,7 +51,7 @@ PROBLEMS = {
     # box-constrained QP: r is an indicator, its subdifferential has infinite ends
     "box_qp": lambda: l2o.QuadraticFamily(n=12, condition_number=20.0, box=0.1).sample(B, 0),
     # MIMO weighted sum-rate (per-cell power budgets), 2 cells x 2 users, M = 4, N = d = 2
-    "mimo": lambda: MimoFamily(cells=2, users=2, tx_antennas=4, rx_antennas=2, streams=2).sample(B, 0),
+    "mimo": lambda: MIMO.sample(B, 0),
 }
 #: case id -> factory of a fresh float32 model. LISTA / ALISTA have a short horizon so
 #: that 10-50 steps run past it.
@@ -71,6 +74,10 @@ CASES = {
     # short horizon: the 10-50 step runs below cross into the WMMSE tail
     "gnn_wmmse": lambda: GNNWMMSE(horizon=3, hidden=8),
     "gnn_wmmse_last": lambda: GNNWMMSE(horizon=3, hidden=8, tail="last", momentum=False),
+    "iaidnn": lambda: IAIDNN(MIMO, horizon=3),
+    "iaidnn_exact_last": lambda: IAIDNN(MIMO, horizon=3, inverse="exact", tail="last", init="random"),
+    "gcn_wmmse": lambda: GCNWMMSE(horizon=3),
+    "gcn_wmmse_random_last": lambda: GCNWMMSE(horizon=3, init="random", ma=True, tail="last"),
     "lqn": lambda: LQN(hidden=8),
     "lqn_armijo_kappa": lambda: LQN(hidden=8, line_search="armijo", interval="kappa"),
 }
@@ -308,7 +315,7 @@ def test_generic_learned_solvers_skip_the_mimo_problem_with_a_reason():
     mimo = problem("mimo")
     for case in CASES:
         reason = model(case).skip(mimo)
-        if type(CASES[case]()).name == "gnn_wmmse":
+        if type(CASES[case]()).template == "wmmse":
             assert reason is None
         else:
             assert reason and "\n" not in reason

@@ -344,6 +344,6 @@ def test_tensorboard_scalars_when_available(tmp_path, monkeypatch):
             calls.append(("close",))
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=SummaryWriter))
-    train(lgd_config(steps=3, val_every=3), tmp_path / "run")
+    train(lgd_config(steps=3, val_every=3), tmp_path / "run", tensorboard=tmp_path / "run")
     assert calls[0] == ("open", "run", None) and calls[-1] == ("close",)
     assert ("loss", 3) in calls and ("lr", 1) in calls and ("val_gap", 3) in calls and ("val_gap", 1) not in calls

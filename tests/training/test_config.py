@@ -114,7 +114,7 @@ def test_schedules():
         (with_("training", steps=0), r"\[training\] steps = 0; expected an integer >= 1"),
         (with_("training", lr=-1.0), r"\[training\] lr = -1.0; expected a number > 0"),
         (with_("training", segment=11), r"segment = 11; expected an integer in \[1, unroll = 10\]"),
-        (with_("training", loss="max"), r"loss = 'max'; expected one of 'last', 'mean', 'weighted', 'log_gap'"),
+        (with_("training", loss="max"), r"loss = 'max'; expected one of 'last', 'mean', 'sum', 'weighted', 'log_gap'"),
         (with_("training", reduction="max"), r"reduction = 'max'; expected one of 'mean', 'sum', 'cvar'"),
         (with_("training", reduction="cvar", tail=0.0), r"\[training\] tail = 0.0; expected a fraction in \(0, 1\]"),
         (with_("training", meta_optimizer="rmsprop"),

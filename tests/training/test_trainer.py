@@ -85,6 +85,10 @@ def test_meta_loss_weights():
     w = torch.tensor([1.0, 2.0, 3.0]) / 6
     assert float(MetaLoss("weighted")(out)) == pytest.approx(float((w[:, None] * F).sum(0).mean()))
     assert float(MetaLoss("mean", reduction="sum")(out)) == pytest.approx(2 * F.mean().item())
+    # "sum": the unnormalized sum over the iterations (INFOCOM 2024's sum of sum-rates over layers)
+    assert float(MetaLoss("sum")(out)) == pytest.approx(float(F.sum(0).mean()))
+    assert float(MetaLoss("sum")(out)) == pytest.approx(3 * float(MetaLoss("mean")(out)))
+    assert MetaLoss("sum").iterations(0, 3) == [1, 2, 3]
     last = Unrolled(state=None, iterations=[3], objectives=F[-1:])
     assert MetaLoss("last").iterations(0, 3) == [3]
     assert float(MetaLoss("last")(last)) == pytest.approx(2.0)

@@ -61,6 +61,8 @@ COMMANDS: dict[str, LazyCommand] = {
                         "Train a learned solver and compare it with classical ones: the quickstart's main job.",
                         "l2o.cli.demo:DEMO_HELP"),
     "serving": LazyCommand("l2o.cli.serving:app", "LLM-serving simulator: batching policies under a KV-cache limit."),
+    "decentralized": LazyCommand("l2o.cli.decentralized:decentralized", "Decentralized optimization over a "
+                                 "directed graph.", "l2o.cli.decentralized:DECENTRALIZED_HELP"),
 }
 
 

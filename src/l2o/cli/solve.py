@@ -87,8 +87,9 @@ def solve(
         str, typer.Option("--iterate-dtype", help="auto (float32 iterates for first-order solvers on lasso/qp/"
                           "logistic data, certified in float64), float32 or float64")
     ] = "auto",
+    device: Annotated[str, typer.Option(help="torch device of the solve: cpu or cuda")] = "cpu",
 ) -> None:
-    with user_errors():  # the options are checked here, with their flags, in this order
+    with user_errors({"device": "--device"}):  # the options are checked here, with their flags, in this order
         if problem is None and checkpoint is None:
             raise ValueError("Missing option '--problem' / '-p' (or --checkpoint DIR to solve with a trained solver).")
         if problem is not None and problem not in KINDS:
@@ -107,7 +108,8 @@ def solve(
         with warnings.catch_warnings():  # printed below as one line each
             warnings.simplefilter("ignore", TrainingMismatchWarning)
             solution = solve_file(data, problem, checkpoint=checkpoint, solver=solver, tol=tol, max_iter=max_iter,
-                                  lam=lam, penalty=penalty, names=FLAGS, iterate_dtype=iterate_dtype)
+                                  lam=lam, penalty=penalty, names=FLAGS, iterate_dtype=iterate_dtype,
+                                  device=device)
         for note in solution.notes:  # data unlike the checkpoint's training instances
             print(f"warning: {note}", file=sys.stderr)
         if out_path is not None:

@@ -22,6 +22,29 @@ from l2o.problems.base import Instances
 CRITERIA = ("certificate", "residual")
 
 
+def to_device(solver: Optimizer, problem: Instances, device: str | torch.device) -> tuple[Optimizer, Instances]:
+    """``solver`` and ``problem`` on ``device``: the instances copied there, the solver's
+    ``nn.Module`` parts (a learned model, the learned model inside a wrapper such as the
+    safeguard) moved there in place. ``ValueError`` for CUDA without a GPU.
+
+    >>> import l2o
+    >>> solver, problem = to_device(l2o.make_solver("fista"), l2o.LassoFamily(m=4, n=6, nnz=2).sample(2, 0), "cpu")
+    >>> problem.device.type
+    'cpu'
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a torch device such as 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} needs CUDA, but torch.cuda.is_available() is False here; "
+                         f"use device 'cpu'")
+    for part in (solver, *getattr(solver, "__dict__", {}).values()):
+        if isinstance(part, torch.nn.Module):
+            part.to(device=dev)
+    return solver, (problem if problem.device == dev else problem.to(device=dev))
+
+
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA), so that wall-clock times are right."""
     if device.type == "cuda":
@@ -169,6 +192,7 @@ def solve(
     criterion: str = "certificate",
     stop: StoppingCriterion | None = None,
     iterate_dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
 ) -> SolveResult:
     """Solve every instance until its stopping criterion holds (or ``max_iter``).
 
@@ -204,6 +228,11 @@ def solve(
             needs more accuracy than the dtype has) continue in the instances' dtype from
             where they stalled, within ``max_iter`` iterations in all. The solutions are
             returned in the instances' dtype.
+        device: solve on this device ("cpu", "cuda"; default: where the instances are): the
+            instances are copied there and the solver's learned model moved there
+            (``to_device``); the result's tensors are on it. Between two checks of the
+            criterion the loop makes no host synchronisation (the safeguard steps masked
+            on CUDA, ``l2o.safeguard``).
 
     Returns:
         ``SolveResult``; its objective and certificate are evaluated in float64 at the
@@ -227,6 +256,8 @@ def solve(
         raise ValueError(f"max_iter must be >= 0, got {max_iter}")
     if check_every < 1:
         raise ValueError(f"check_every must be >= 1, got {check_every}")
+    if device is not None:
+        solver, problem = to_device(solver, problem, device)
     B = problem.batch_size
     x = problem.initial_point() if x0 is None else x0.to(dtype=problem.dtype, device=problem.device)
     if x.shape != (B, problem.dim):

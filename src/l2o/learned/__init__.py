@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from l2o.learned.base import CoordLSTM, LearnedOptimizer
 from l2o.learned.blackbox import L2ODM, RNNprop
+from l2o.learned.gcn_wmmse import GCNWMMSE
 from l2o.learned.gnn_wmmse import GNNWMMSE
 from l2o.learned.go_math_l2o import GOMathL2O
+from l2o.learned.iaidnn import IAIDNN
 from l2o.learned.lfista import LFISTA
 from l2o.learned.lgd import LGD
 from l2o.learned.lista import ALISTA, LISTA, analytic_weight
@@ -26,7 +28,9 @@ __all__ = [
     "LGD",
     "LISTA",
     "LQN",
+    "IAIDNN",
     "CoordLSTM",
+    "GCNWMMSE",
     "GNNWMMSE",
     "GOMathL2O",
     "LearnedOptimizer",

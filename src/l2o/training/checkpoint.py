@@ -12,7 +12,6 @@ A run directory holds::
                          ("optim.<param index>.<name>"), the torch generators' states
                          ("rng.<name>", uint8); its metadata carries the scalars as JSON
     state.json           the same scalars as readable JSON (step, best, counters, RNG names)
-    events.out.tfevents.* TensorBoard scalars, when ``torch.utils.tensorboard`` imports
 
 Every file is written atomically: a temporary file in the same directory, flushed and
 fsynced, then ``os.replace``; a failed write leaves the previous file intact and no

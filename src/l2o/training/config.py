@@ -78,6 +78,7 @@ class TrainingConfig:
         loss: meta-loss per segment, averaged over instances:
             "last" F at the segment's last iterate (with full backprop: F(x_K));
             "mean" the mean of F over the segment's iterates;
+            "sum" their sum (the deep-unfolding baselines' sum of sum-rates over the layers);
             "weighted" the mean of F weighted by the iteration number k (later counts more);
             "log_gap" the mean of log(relative gap + log_eps), which needs the
             reference optimum of every training batch;
@@ -116,6 +117,12 @@ class TrainingConfig:
         gradient_checkpointing: recompute each solver step in the backward pass instead
             of storing its activations (``torch.utils.checkpoint``), so the memory of a
             long unroll is K states instead of K sets of network activations.
+        shards: 0 (the default) draws each meta-batch from one stream (one process only);
+            S >= 1 cuts it into S shards of ``batch_size / S`` instances, shard s of step t
+            drawn from a seed of (seed, t, s) alone, with its own meta-gradient, the step's
+            gradient their mean (sum with reduction "sum"; "cvar" is then per shard). The
+            shards divide over the processes of ``torchrun`` (``l2o.training.distributed``):
+            one process or N give the same training.
     """
 
     steps: int = 500
@@ -145,6 +152,7 @@ class TrainingConfig:
     device: str = "cpu"
     checkpoint_every: int = 100
     gradient_checkpointing: bool = True
+    shards: int = 0
 
     @property
     def torch_dtype(self):
@@ -165,7 +173,7 @@ class TrainingConfig:
         for key in ("steps", "batch_size", "unroll", "val_every"):
             if getattr(self, key) < 1:
                 raise bad(key, "an integer >= 1")
-        for key in ("train_set_size", "val_batch", "checkpoint_every", "seed", "decay_every"):
+        for key in ("train_set_size", "val_batch", "checkpoint_every", "seed", "decay_every", "shards"):
             if getattr(self, key) < 0:
                 raise bad(key, "an integer >= 0")
         if not 1 <= self.segment <= self.unroll:
@@ -199,6 +207,8 @@ class TrainingConfig:
             raise bad("decay", "a number in (0, 1]")
         if self.schedule == "step" and self.decay_every < 1:
             raise bad("decay_every", "an integer >= 1 with schedule = 'step'")
+        if self.shards and self.batch_size % self.shards:
+            raise bad("shards", f"a divisor of batch_size = {self.batch_size} (shards of equal size)")
         if self.train_set_size and self.batch_size > self.train_set_size:
             raise bad("batch_size", f"<= train_set_size = {self.train_set_size}")
         try:
@@ -268,8 +278,9 @@ class RunConfig:
         """A fresh (untrained) learned solver.
 
         Solvers tied to the problem data receive it here, not from the config: a
-        constructor argument ``A`` (LISTA, ALISTA: the shared dictionary) gets the family
-        (``family``, default ``self.make_family()``), and a ``dtype`` argument gets
+        constructor argument ``A`` (LISTA, ALISTA: the shared dictionary) or ``family``
+        (IAIDNN: the problem sizes) gets the family (``family``, default
+        ``self.make_family()``), and a ``dtype`` argument gets
         ``dtype`` (so float64 models are built exactly rather than cast).
         """
         factory = learned_factory(self.solver)
@@ -277,6 +288,8 @@ class RunConfig:
         kwargs = dict(self.solver_params)
         if "A" in accepted:
             kwargs["A"] = family if family is not None else self.make_family()
+        if "family" in accepted:
+            kwargs["family"] = family if family is not None else self.make_family()
         if "dtype" in accepted and dtype is not None:
             kwargs["dtype"] = dtype
         return factory(**kwargs)
@@ -477,8 +490,8 @@ def _resolve_solver(table: Mapping[str, Any], training: TrainingConfig) -> tuple
 
 
 #: Constructor arguments that come from the run, not the config: the problem data
-#: (``A``, given the family) and the parameter dtype (given ``[training] dtype``).
-CONTEXT_ARGS = ("A", "dtype")
+#: (``A`` or ``family``, given the family) and the parameter dtype (given ``[training] dtype``).
+CONTEXT_ARGS = ("A", "family", "dtype")
 
 
 def _constructor_params(factory, context: bool = False) -> dict[str, inspect.Parameter]:

@@ -22,7 +22,7 @@ from l2o.evaluation.reference import Reference
 from l2o.optimizers.base import Optimizer
 from l2o.problems.base import Instances
 
-LOSSES = ("last", "mean", "weighted", "log_gap", "one_step")
+LOSSES = ("last", "mean", "sum", "weighted", "log_gap", "one_step")
 REDUCTIONS = ("mean", "sum", "cvar")
 
 
@@ -118,10 +118,13 @@ class MetaLoss:
     is "every instance of the batch below a tolerance".
 
     With per-iteration values v_k (F(x_k), or log(relative gap + eps) for "log_gap") and
-    weights w_k normalized over the segment:
+    weights w_k normalized over the segment (except for "sum"):
 
     * "last":     w = 1 at the segment's last iteration (full backprop: F(x_K));
     * "mean":     w_k = 1 (Math-L2O: the mean of F over the segment);
+    * "sum":      w_k = 1 without the normalization (the sum of F over the segment: the
+      sum of the sum-rates over the unrolled layers of the deep-unfolding baselines of
+      Song et al., INFOCOM 2024; "mean" times the segment length);
     * "weighted": w_k proportional to k (later iterates count more);
     * "log_gap":  w_k = 1 on log((F(x_k) - F*) / d + eps), d the reference's gap
       denominator; its gradient is that of log(F - F*) up to eps, on a scale-free axis;
@@ -172,7 +175,8 @@ class MetaLoss:
             w = torch.tensor(unrolled.iterations, dtype=F.dtype, device=F.device)
         else:
             w = torch.ones(len(unrolled.iterations), dtype=F.dtype, device=F.device)
-        w = w / w.sum()
+        if self.kind != "sum":
+            w = w / w.sum()
         per_instance = (w.unsqueeze(-1) * values).sum(0)
         if unrolled.penalties is not None and unrolled.penalties.numel():
             per_instance = per_instance + unrolled.penalties.to(per_instance.dtype).mean(0)

@@ -266,6 +266,7 @@ def solve_file(
     penalty: str | None = None,
     names: Mapping[str, str] | None = None,
     iterate_dtype: str = "auto",
+    device: str | None = None,
 ) -> FileSolution:
     """Solve the instances in ``data`` to a certificate <= ``tol``.
 
@@ -283,6 +284,8 @@ def solve_file(
         iterate_dtype: "auto" (float32 iterates for a first-order classical solver on
             float64 LASSO, QP or logistic data, see ``FLOAT32_ITERATE_KINDS``), "float32"
             or "float64"; the certificate is evaluated in float64 either way.
+        device: solve on this device ("cpu", "cuda"; default: the CPU); the result comes back
+            to the CPU.
     """
     check_solve_options(problem, checkpoint, solver, tol, max_iter)
     method: Optimizer
@@ -302,7 +305,10 @@ def solve_file(
         method.check_problem(loaded.instances)
     dtype = iterate_dtype_for(iterate_dtype, kind, method, loaded.instances, trained=checkpoint is not None)
     result = solve(method, loaded.instances, tol=tol, max_iter=max_iter, check_every=check_every_for(method),
-                   iterate_dtype=dtype)
+                   iterate_dtype=dtype, device=device)
+    if result.x.device.type != "cpu":  # the solution arrays and the summary are read on the host
+        result = dataclasses.replace(result, **{f: getattr(result, f).cpu() for f in
+                                                ("x", "objective", "certificate", "iterations", "converged")})
     return FileSolution(loaded=loaded, kind=kind, solver=name, result=result,
                         arrays=solution_arrays(result, loaded, name), iterate_dtype=str(dtype).removeprefix("torch."),
                         notes=notes)
