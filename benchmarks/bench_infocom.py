@@ -358,7 +358,10 @@ TRAINING_NOTE = (
     "Training budget (examples/structural_mpnn_*.toml, CPU, one thread, AdamW lr 1e-3 cosine to 1e-5, weight decay "
     "0.01; start: regularized zero-forcing): small 200 meta-steps x 64 samples, moderate 100 x 32, large 40 x 16, "
     "against the paper's 400 epochs over 80k / 96k / 144k training samples: about 1/2500, 1/12000 and 1/90000 of its "
-    "sample-passes. The ablations (-B, -O) got 100 meta-steps x 32 samples at the small scale only. Models are "
+    "sample-passes. The ablations (-B, -O) got 100 meta-steps x 32 samples at the small scale only. iaidnn and "
+    "gcn_wmmse: their example configs (examples/iaidnn_mimo.toml, gcn_wmmse_mimo.toml) with the family set to each "
+    "preset, 60 meta-steps of 32 (small, moderate) or 16 (large) samples, no validation (the paper: 100 epochs). "
+    "Models are "
     "trained on the 2.8 km scenarios; "
     "the 0.5 km "
     "columns run them unchanged unless a run at 0.5 km exists (the source is listed per entry).")
