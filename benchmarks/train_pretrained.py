@@ -48,7 +48,7 @@ from l2o.pretrained import BUNDLE_ROOT, list_pretrained, read_record, write_bund
 from l2o.registry import LEARNED, make_solver
 from l2o.report.table import summarize_comparison
 from l2o.training import RunConfig, train
-from l2o.training.checkpoint import weights_of
+from l2o.training.checkpoint import load_run, weights_of
 from l2o.workflows.load import handover
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,6 +77,8 @@ class Spec:
     max_iter: int | None = None
     #: the ``[problem]`` table's changes (another preset of the example's family)
     problem: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: iteration cap of the reference of the figures (None: ``l2o.reference``'s default)
+    reference_max_iter: int | None = None
 
 
 SPECS: dict[str, Spec] = {
@@ -126,9 +128,22 @@ SPECS: dict[str, Spec] = {
         "third) on lasso_50x100, lasso_250x500 scaled down 5x: LISTA's untied layers on lasso_250x500 are 6.0M "
         "parameters (24 MB in float32), above the bundle's budget of a few MB; at 50 x 100 they are 240k "
         "(about 1 MB)", problem={"family": "lasso_50x100"}),
+    **{
+        f"structural_mpnn-mimo_infocom_{scale}": Spec(
+            f"structural_mpnn_{scale}.toml", {},
+            f"{steps} meta-steps of {batch} fresh instances (paper: 400 epochs of {paper}k samples), "
+            "the example's; measured against its start (zero-forcing) and WMMSE",
+            template="zf", batch=64, max_iter=20, reference_max_iter=300)
+        for scale, steps, batch, paper in (("small", 200, 64, 80), ("moderate", 100, 32, 96), ("large", 40, 16, 144))
+    },
 }
-#: Learned methods with no bundle, and why (none: LISTA is bundled on lasso_50x100, see its Spec).
-NOT_BUNDLED: dict[str, str] = {}
+#: Learned methods with no bundle, and why.
+NOT_BUNDLED: dict[str, str] = {
+    "structural_mpnn_b": "an ablation of StructuralMPNN (Table IV of the INFOCOM 2024 paper), benchmarked in "
+                         "benchmarks/results/infocom.md, not meant for use",
+    "structural_mpnn_o": "an ablation of StructuralMPNN (Table IV of the INFOCOM 2024 paper), benchmarked in "
+                         "benchmarks/results/infocom.md, not meant for use",
+}
 
 
 def spec_config(name: str) -> RunConfig:
@@ -159,7 +174,7 @@ def _median_its(rows: list[dict[str, Any]], solver: str, tol: float) -> float:
 
 
 def measure(solver: Any, method: str, family: Any, config: RunConfig, horizon: int, template: str,
-            batch: int, max_iter: int | None = None) -> dict[str, Any]:
+            batch: int, max_iter: int | None = None, reference_max_iter: int | None = None) -> dict[str, Any]:
     """Figures on ``batch`` fresh instances: the learned solver alone, the same handing
     over to the family's fallback past its horizon, its template and the fallback."""
     seed = eval_seed(config.training.seed)
@@ -172,7 +187,8 @@ def measure(solver: Any, method: str, family: Any, config: RunConfig, horizon: i
     K = max(10 * horizon, 1000) if max_iter is None else max_iter
     start = time.perf_counter()
     with torch.no_grad():
-        comparison = compare(solvers, problem, max_iter=K, stop_at=STOP_AT)
+        ref = None if reference_max_iter is None else l2o.reference(problem, max_iter=reference_max_iter)
+        comparison = compare(solvers, problem, reference=ref, max_iter=K, stop_at=STOP_AT)
     seconds = time.perf_counter() - start
     rows = summarize_comparison(comparison, TOLERANCES)
     out: dict[str, Any] = {}
@@ -224,8 +240,9 @@ def headline(method: str, template: str, horizon: int, out: dict[str, Any], rows
 
 
 def make_bundle(name: str, config: RunConfig, spec: Spec | None, batch: int, threads: int, command: str,
-                root: Path, say=print) -> Path:
-    """Train ``config``, measure, write the bundle ``root/name``; returns its folder."""
+                root: Path, say=print, run_dir: Path | None = None) -> Path:
+    """Train ``config`` (or take the finished run ``run_dir`` trained from it), measure, write
+    the bundle ``root/name``; returns its folder."""
     method = config.solver
     template = template_of(method, spec)
     preset = name.split("-", 1)[1]
@@ -235,18 +252,29 @@ def make_bundle(name: str, config: RunConfig, spec: Spec | None, batch: int, thr
     torch.set_num_threads(threads)
     say(f"{name}: training {method} on {config.family}, {config.training.steps} meta-steps of "
         f"{config.training.batch_size}, unroll {config.training.unroll}")
-    with tempfile.TemporaryDirectory(prefix=f"l2o-pretrained-{name}-") as tmp:
-        start = time.perf_counter()
-        result = train(config, Path(tmp) / "run")
-        train_seconds = time.perf_counter() - start
+    if run_dir is not None:
+        run = load_run(run_dir, "best" if (Path(run_dir) / "best.safetensors").exists() else "last")
+        trained, wanted = run.config.to_dict(), config.to_dict()
+        if any(trained.get(k) != wanted.get(k) for k in ("problem", "solver", "training")):
+            raise ValueError(f"run {run_dir} was not trained from the config of {name}")
+        m = run.metrics
+        result = argparse.Namespace(solver=run.solver, initial_val_gap=m.get("initial_val_gap"),
+                                    best_val_gap=m.get("best_val_gap"), best_step=m.get("best_step"))
+        train_seconds = float(m.get("seconds", math.nan))
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"l2o-pretrained-{name}-") as tmp:
+            start = time.perf_counter()
+            result = train(config, Path(tmp) / "run")
+            train_seconds = time.perf_counter() - start
     solver = result.solver.eval()
     family = config.make_family()
     horizon = int(getattr(solver, "horizon", config.training.unroll))
     batch = batch if spec is None or spec.batch is None else spec.batch
-    say(f"{name}: trained in {train_seconds:.0f} s (validation gap {result.initial_val_gap:.3g} -> "
-        f"{result.best_val_gap:.3g}); measuring on {batch} fresh instances")
+    gaps = (f"{result.initial_val_gap:.3g} -> {result.best_val_gap:.3g}" if result.best_val_gap is not None
+            else "no validation")
+    say(f"{name}: trained in {train_seconds:.0f} s ({gaps}); measuring on {batch} fresh instances")
     figures = measure(solver, method, family, config, horizon, template, batch,
-                      None if spec is None else spec.max_iter)
+                      None if spec is None else spec.max_iter, None if spec is None else spec.reference_max_iter)
     say(f"{name}: {figures['headline']} ({figures['seconds']:.0f} s)")
     overrides = dict(spec_overrides(config))
     tensors = weights_of(solver)
@@ -336,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=BUNDLE_ROOT, help="where the bundles go (the package's folder)")
     ap.add_argument("--list", action="store_true", help="print the names and their configs, train nothing")
     ap.add_argument("--summary", action="store_true", help="only rewrite results/pretrained.{json,md} from the bundles")
+    ap.add_argument("--from-run", type=Path,
+                    help="bundle this finished run (trained from the spec's config; one --only)")
     args = ap.parse_args(argv)
     names = list(SPECS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SPECS]
@@ -347,9 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = "python benchmarks/train_pretrained.py " + shlex.join(
         (["--from-bundle"] if args.from_bundle else []) + ["--threads", str(args.threads), "--batch", str(args.batch)])
+    if args.from_run is not None and len(names) != 1:
+        ap.error("--from-run needs exactly one bundle name in --only")
     for n in [] if args.summary else names:
         config = RunConfig.from_dict(read_record(BUNDLE_ROOT / n)["config"]) if args.from_bundle else spec_config(n)
-        make_bundle(n, config, SPECS[n], args.batch, args.threads, f"{command} --only {n}", args.root)
+        how = f"{command} --only {n}" if args.from_run is None else f"{command} --from-run {args.from_run} --only {n}"
+        make_bundle(n, config, SPECS[n], args.batch, args.threads, how, args.root, run_dir=args.from_run)
     data, md = summary(args.root)
     if args.root == BUNDLE_ROOT:
         data["command"] = " ".join(["python", "benchmarks/train_pretrained.py", *(argv or sys.argv[1:])])

@@ -39,7 +39,7 @@ from l2o.registry import (
     resolve,
 )
 
-MIMO_ONLY = ("wmmse", "mrt", "zf", "rzf")
+MIMO_ONLY = ("wmmse", "wmmse_paper", "mrt", "zf", "rzf")
 
 
 # ----- one registry --------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_solvers_holds_classical_then_learned_keyed_by_class_name():
         assert issubclass(entry.factory, Optimizer)
     assert {"gd", "fista_restart", "newton", *MIMO_ONLY} <= set(CLASSICAL)
     assert {"lgd", "math_l2o", "go_math_l2o", "lista", "alista", "l2o_dm", "rnnprop", "lfista", "gnn_wmmse",
-            "iaidnn", "gcn_wmmse", "lqn"} == set(LEARNED)
+            "iaidnn", "gcn_wmmse", "lqn", "structural_mpnn", "structural_mpnn_b", "structural_mpnn_o"} == set(LEARNED)
     assert l2o.SOLVERS is SOLVERS
 
 

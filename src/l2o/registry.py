@@ -220,6 +220,17 @@ _PRESETS: dict[str, Preset] = {
         _MIMO, {"cells": 3, "users": 4, "tx_antennas": 8, "rx_antennas": 2, "streams": 2, "power": 10.0, "noise": 1.0},
         "MIMO sum-rate: 3 cells x 4 users, M=8, N=2, d=2, P=10, sigma^2=1, Rayleigh",
         ("users_2", "users_8", "cells_5", "power_x10", "power_div10", "geometric")),
+    **{
+        f"mimo_infocom_{scale}{suffix}": Preset(
+            "l2o.problems.mimo.infocom:InfocomMimoFamily",
+            {"cells": b, "users": u, "tx_antennas": m, "rx_antennas": n, "streams": n, "power": 10.0,
+             "inter_bs_distance": dist},
+            f"INFOCOM 2024 {scale} scale: {b} cells x {u} users, M={m}, N=d={n}, P=10 W, SNR 5 dB, "
+            f"inter-BS {dist:g} km ({level} interference)",
+            (f"users_{u // 2}", f"users_{2 * u}", f"cells_{b + 1}", f"distance_{other:g}km"))
+        for scale, (b, u, m, n) in {"small": (2, 4, 8, 2), "moderate": (2, 8, 16, 2), "large": (2, 16, 32, 2)}.items()
+        for suffix, dist, other, level in (("", 2.8, 0.5, "small"), ("_dense", 0.5, 2.8, "large"))
+    },
     "mimo_single_cell_30": Preset(
         _MIMO,
         {"cells": 1, "users": 30, "tx_antennas": 64, "rx_antennas": 2, "streams": 2, "power": 100.0, "noise": 1.0},
@@ -264,6 +275,9 @@ SOLVERS: dict[str, SolverEntry] = {
     "zo_gd": SolverEntry("l2o.zeroth_order.zo_gd:ZOGD", "zeroth-order GD, function values only: ZO-Align (q = n) or "
                          "ZO-Avg, query budget (arXiv 2509.15552)"),
     "wmmse": SolverEntry("l2o.optimizers.wmmse:WMMSE", "WMMSE (Shi et al. 2011), batched; MIMO sum-rate only"),
+    "wmmse_paper": SolverEntry("l2o.optimizers.wmmse_paper:PaperWMMSE",
+                               "WMMSE as INFOCOM 2024 runs it: ZF start, equal power, stop at 1% rate change "
+                               "or 50 iterations; MIMO only"),
     "mrt": SolverEntry("l2o.optimizers.wmmse:MRT",
                        "maximum-ratio (eigen-)beamforming, full power (fixed precoder); MIMO only"),
     "zf": SolverEntry("l2o.optimizers.wmmse:ZeroForcing",
@@ -295,6 +309,14 @@ SOLVERS: dict[str, SolverEntry] = {
     "gnn_wmmse": SolverEntry("l2o.learned.gnn_wmmse:GNNWMMSE",
                              "GNN-WMMSE: unrolled WMMSE steered by a graph neural network; MIMO sum-rate only",
                              learned=True),
+    "structural_mpnn": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNN",
+                                   "StructuralMPNN: learned W_L V W_R updates with dimension expansion "
+                                   "(INFOCOM 2024); MIMO sum-rate only", learned=True),
+    "structural_mpnn_b": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNNB",
+                                     "StructuralMPNN-B ablation: black-box V update; MIMO sum-rate only", learned=True),
+    "structural_mpnn_o": SolverEntry("l2o.learned.structural_mpnn:StructuralMPNNO",
+                                     "StructuralMPNN-O ablation: no dimension expansion; MIMO sum-rate only",
+                                     learned=True),
     "iaidnn": SolverEntry("l2o.learned.iaidnn:IAIDNN",
                           "IAIDNN: unfolded WMMSE, learned inverse approximations (TWC 2021); MIMO, fixed sizes",
                           learned=True),

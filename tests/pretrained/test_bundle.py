@@ -35,7 +35,8 @@ NAMES = bundled_names()
 REQUIRED = {"lfista-lasso_250x500", "lgd-ls_32x25", "go_math_l2o-lasso_250x500", "math_l2o-logistic_1000x50",
             "gnn_wmmse-mimo_medium"}
 #: Learned methods without a bundle (why: benchmarks/train_pretrained.py NOT_BUNDLED).
-NOT_BUNDLED: set[str] = set()  # every learned method is bundled (benchmarks/train_pretrained.py NOT_BUNDLED)
+# reasons: benchmarks/train_pretrained.py NOT_BUNDLED
+NOT_BUNDLED: set[str] = {"structural_mpnn_b", "structural_mpnn_o"}  # the ablations of StructuralMPNN
 #: Fresh instances of the tests: a seed the figures were not measured on.
 SEED = 20261128
 runner = CliRunner()
@@ -53,7 +54,7 @@ def test_the_bundle_has_every_learned_method_and_stays_small():
     methods = {read_record(BUNDLE_ROOT / n)["solver"]["name"] for n in NAMES}
     assert set(LEARNED) - methods == NOT_BUNDLED
     size = sum(p.stat().st_size for n in NAMES for p in (BUNDLE_ROOT / n).iterdir())
-    assert size < 4_000_000  # a few MB in all
+    assert size < 5_000_000  # a few MB in all (the three StructuralMPNN bundles add 2.5 MB)
 
 
 @pytest.mark.parametrize("name", NAMES)

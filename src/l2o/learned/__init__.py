@@ -19,6 +19,7 @@ from l2o.learned.lgd import LGD
 from l2o.learned.lista import ALISTA, LISTA, analytic_weight
 from l2o.learned.lqn import LQN
 from l2o.learned.math_l2o import MathL2O
+from l2o.learned.structural_mpnn import StructuralMPNN, StructuralMPNNB, StructuralMPNNO
 
 __all__ = [
     "ALISTA",
@@ -35,5 +36,8 @@ __all__ = [
     "LearnedOptimizer",
     "MathL2O",
     "RNNprop",
+    "StructuralMPNN",
+    "StructuralMPNNB",
+    "StructuralMPNNO",
     "analytic_weight",
 ]

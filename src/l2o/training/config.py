@@ -46,7 +46,7 @@ from l2o.problems.family import ProblemFamily
 from l2o.registry import FAMILIES, LEARNED, PRESETS, make_family
 from l2o.training.unroll import LOSSES, REDUCTIONS
 
-META_OPTIMIZERS = ("adam", "sgd")
+META_OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 DTYPES = ("float32", "float64")
 
@@ -92,7 +92,8 @@ class TrainingConfig:
             mean over the worst ``tail`` fraction of the batch (trains for the slowest
             instances, for targets on every instance).
         tail: the fraction of the batch "cvar" averages, in (0, 1].
-        meta_optimizer: "adam" or "sgd".
+        meta_optimizer: "adam", "adamw" (decoupled weight decay, Loshchilov and Hutter) or "sgd".
+        weight_decay: AdamW's decoupled weight decay (0.01 is PyTorch's default); must be 0 otherwise.
         lr: learning rate (the initial one under a schedule).
         momentum: SGD momentum (must be 0 with Adam).
         schedule: "constant"; "step" (lr times ``decay`` every ``decay_every`` steps);
@@ -141,6 +142,7 @@ class TrainingConfig:
     decay_every: int = 0
     min_lr: float = 0.0
     grad_clip: float = 0.0
+    weight_decay: float = 0.0
     train_set_size: int = 0
     random_unroll: bool = False
     val_batch: int = 64
@@ -194,8 +196,13 @@ class TrainingConfig:
                 raise bad(key, "a number >= 0")
         if not 0 <= self.momentum < 1:
             raise bad("momentum", "a number in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad("weight_decay", "a number >= 0")
+        if self.weight_decay != 0 and self.meta_optimizer != "adamw":
+            raise bad("weight_decay", "0 unless meta_optimizer = 'adamw'")
         if self.momentum != 0 and self.meta_optimizer != "sgd":
-            raise bad("momentum", "0 with meta_optimizer = 'adam' (momentum is the SGD meta-optimizer's)")
+            raise bad("momentum",
+                      f"0 with meta_optimizer = {self.meta_optimizer!r} (momentum is the SGD meta-optimizer's)")
         if not 0 < self.decay <= 1:
             raise bad("decay", "a number in (0, 1]")
         if self.schedule == "step" and self.decay_every < 1:

@@ -39,6 +39,8 @@ def make_meta_optimizer(cfg: TrainingConfig, params: list[nn.Parameter]) -> torc
         raise ValueError("the solver has no trainable parameters")
     if cfg.meta_optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.meta_optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr)
 
 
