@@ -75,7 +75,8 @@ def family_from_config(config: Mapping[str, Any]) -> ProblemFamily:
 def solver_from_config(config: Mapping[str, Any], family: ProblemFamily) -> nn.Module:
     """A fresh (untrained) learned solver from a recorded training config's ``solver``
     table, in the ``training`` table's dtype: the registry's class with the recorded
-    arguments; ``A`` (the shared dictionary of LISTA / ALISTA) is the family and
+    arguments; ``A`` (the shared dictionary of LISTA / ALISTA) and ``family`` (IAIDNN's
+    sizes) are the family and
     ``dtype`` the training dtype, as ``RunConfig.make_solver`` passes them.
 
     >>> solver_from_config({"solver": {"name": "lgd", "hidden": 8}, "training": {"dtype": "float32"}},
@@ -96,6 +97,8 @@ def solver_from_config(config: Mapping[str, Any], family: ProblemFamily) -> nn.M
     kwargs = {k: _tuples(v) for k, v in table.items()}
     if "A" in accepted:
         kwargs["A"] = family
+    if "family" in accepted:  # IAIDNN: the problem sizes
+        kwargs["family"] = family
     if "dtype" in accepted:
         kwargs["dtype"] = dtype
     return factory(**kwargs).to(dtype=dtype)
