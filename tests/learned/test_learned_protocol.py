@@ -32,6 +32,9 @@ from l2o.learned import (
     GOMathL2O,
     MathL2O,
     RNNprop,
+    StructuralMPNN,
+    StructuralMPNNB,
+    StructuralMPNNO,
 )
 from l2o.optimizers import select_state
 from l2o.problems import MimoFamily
@@ -78,6 +81,10 @@ CASES = {
     "iaidnn_exact_last": lambda: IAIDNN(MIMO, horizon=3, inverse="exact", tail="last", init="random"),
     "gcn_wmmse": lambda: GCNWMMSE(horizon=3),
     "gcn_wmmse_random_last": lambda: GCNWMMSE(horizon=3, init="random", ma=True, tail="last"),
+    # the MIMO problem above: M = 4, N = 2, d = 2; short horizon so that runs cross into the WMMSE tail
+    "structural_mpnn": lambda: StructuralMPNN(tx_antennas=4, rx_antennas=2, streams=2, horizon=3, hidden=8),
+    "structural_mpnn_b": lambda: StructuralMPNNB(tx_antennas=4, rx_antennas=2, streams=2, horizon=3, hidden=8),
+    "structural_mpnn_o": lambda: StructuralMPNNO(tx_antennas=4, rx_antennas=2, streams=2, horizon=3, hidden=8),
     "lqn": lambda: LQN(hidden=8),
     "lqn_armijo_kappa": lambda: LQN(hidden=8, line_search="armijo", interval="kappa"),
 }

@@ -64,6 +64,7 @@ def train(
     out_dir = out if out is not None else Path("runs") / config.stem
     changes = [*(overrides or []), *([] if steps is None else [f"training.steps={steps}"])]
     group = None
+    peers_alive = True
     with user_errors({"backend": "--backend", "timeout": "--dist-timeout"}), _quiet_unless_main(lambda: group):
         run_config = load_config(config, changes)
         try:  # the [evaluation] table: checked now, written to the run's config.toml with its defaults
@@ -83,13 +84,14 @@ def train(
         except PeerError:  # rank 0 found the error and prints it
             raise typer.Exit(2) from None
         except DistributedError as e:
+            peers_alive = False
             error(str(e))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             error(f"interrupted; continue from the last checkpoint with: l2o train {config} --out {out_dir} --resume")
             raise typer.Exit(130) from None
         finally:
-            shutdown()
+            shutdown(peers_alive)
         if group is not None and not group.is_main:
             return
     con = console()

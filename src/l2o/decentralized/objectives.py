@@ -123,6 +123,8 @@ class Objective:
     """Base class: ``grad(x, data, nodes, idx)`` -> (..., k, d) and ``loss(x, data, nodes)`` -> (..., k)."""
 
     name = "objective"
+    #: whether the objective has a regularizer weighted by ``rho`` (its constructor's argument)
+    regularized = True
 
     def dim(self, data: NodeData) -> int:
         """Dimension d of x."""
@@ -228,6 +230,7 @@ class LeastSquares(Objective):
     """
 
     name = "least_squares"
+    regularized = False
 
     def grad(self, x: Tensor, data: NodeData, nodes: Tensor, idx: Tensor | None = None) -> Tensor:
         Xb, yb = _batch(data, nodes, idx)
@@ -322,11 +325,12 @@ def make_objective(name: str, rho: float | None = None) -> Objective:
     """
     if name not in OBJECTIVES:
         raise ValueError(f"objective: unknown name {name!r}; expected one of {', '.join(OBJECTIVES)}")
-    if name == "least_squares":
+    cls = OBJECTIVES[name]
+    if not cls.regularized:
         if rho not in (None, 0, 0.0):
-            raise ValueError("rho: least_squares has no regularizer; omit --rho")
-        return LeastSquares()
-    return OBJECTIVES[name](0.01 if rho is None else rho)
+            raise ValueError(f"rho: {name} has no regularizer; omit --rho")
+        return cls()
+    return cls(0.01 if rho is None else rho)
 
 
 # --------------------------------------------------------------------------- data

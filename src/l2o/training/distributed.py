@@ -220,7 +220,18 @@ def init_from_env(backend: str | None = None, device: str = "cpu",
     return group
 
 
-def shutdown() -> None:
-    """Leave the process group (if one was joined)."""
+def shutdown(peers_alive: bool = True) -> None:
+    """Leave the process group (if one was joined): with ``peers_alive``, a barrier first,
+    so that no rank tears its connections down while another still uses them (gloo aborts
+    the process, SIGABRT, when a peer's socket closes under it, e.g. when rank 0 exits first
+    after an error that every rank agreed on), then ``destroy_process_group``. A failed
+    barrier is ignored: the error that matters has been reported already. After a
+    ``DistributedError`` (a peer died or hung) pass ``peers_alive=False``: no barrier,
+    which would wait for the hung peer another timeout."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        try:
+            if peers_alive:
+                torch.distributed.barrier()
+        except (RuntimeError, ConnectionError):  # DistBackendError is a RuntimeError
+            pass
         torch.distributed.destroy_process_group()

@@ -50,8 +50,10 @@ INFOCOM_SCALES: dict[str, tuple[int, int, int, int]] = {
 def path_loss_db(distance_km: Tensor) -> Tensor:
     """G = 128.1 + 37.6 log10(distance in km), in dB (3GPP macro-cell path loss).
 
-    >>> float(path_loss_db(torch.tensor(1.0)))
+    >>> float(path_loss_db(torch.tensor(1.0, dtype=torch.float64)))
     128.1
+    >>> round(float(path_loss_db(torch.tensor(0.1, dtype=torch.float64))), 10)  # 128.1 - 37.6
+    90.5
     """
     return 128.1 + 37.6 * torch.log10(distance_km)
 
@@ -75,9 +77,9 @@ def zf_equal_power(H: Tensor, streams: int, budget: Tensor) -> Tensor:
     >>> from l2o.problems.mimo import unpack
     >>> problem = InfocomMimoFamily(users=2, tx_antennas=4).sample(3, generator=0)
     >>> V = unpack(zf_equal_power(problem.H, 2, problem.budget), problem.precoder_shape)
-    >>> V.abs().square().sum((-2, -1))[0]  # P / I = 10 / 2 for every user
-    tensor([[5., 5.],
-            [5., 5.]], dtype=torch.float64)
+    >>> power = V.abs().square().sum((-2, -1))[0]  # P / I = 10 / 2 for every user
+    >>> power.shape, bool(torch.allclose(power, torch.full_like(power, 5.0), rtol=1e-12))
+    (torch.Size([2, 2]), True)
     """
     B, K, I, _, N, M = H.shape
     x = zero_forcing(H, streams, budget)
