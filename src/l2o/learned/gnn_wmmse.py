@@ -92,12 +92,12 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.optimizers.wmmse import feasible_start, require_mimo
 from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
     SignalModel,
     StackedChannels,
     abs2,
-    mrt,
     pack,
     scale_packed,
     signal_model,
@@ -270,20 +270,11 @@ class GNNWMMSE(LearnedOptimizer):
             layer.cell_head.bias.fill_(math.log(mu_init - MU_FLOOR))
 
     def check_problem(self, problem: Instances) -> None:
-        if not isinstance(problem, MimoInstances):
-            raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
-                f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
-                f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
-            )
+        require_mimo(self, problem)
 
     def init(self, problem: Instances, x0: Tensor) -> GNNWMMSEState:
         self.check_problem(problem)
-        x = problem.prox(x0, None)
-        zero = problem.power(x) == 0
-        if bool(zero.any()):
-            start = mrt(problem.H, problem.streams, problem.budget).to(x.dtype)
-            B, K = zero.shape
-            x = torch.where(zero.unsqueeze(-1), start.reshape(B, K, -1), x.reshape(B, K, -1)).reshape(x.shape)
+        x = feasible_start(problem, x0)
         ch = stacked_channels(problem.H, problem.noise, problem.budget)
         return GNNWMMSEState(x=x, x_prev=x, channels=ch, k=0)
 

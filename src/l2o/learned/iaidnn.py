@@ -76,10 +76,10 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer
+from l2o.optimizers.wmmse import feasible_start, require_mimo
 from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
     direct_channels,
-    mrt,
     pack,
     scale_to_budget,
     transmit_precoders,
@@ -243,11 +243,7 @@ class IAIDNN(LearnedOptimizer):
                         p.copy_(0.1 * (2 * torch.rand(p.shape, generator=g, dtype=torch.float64) - 1))
 
     def check_problem(self, problem: Instances) -> None:
-        if not isinstance(problem, MimoInstances):
-            raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
-                f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
-                f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
-            )
+        require_mimo(self, problem)
         got = tuple(getattr(problem, k) for k in SIZES)
         fixed = SIZES[2:] if self.shared_users else SIZES
         if any(got[SIZES.index(k)] != self.sizes[SIZES.index(k)] for k in fixed):
@@ -258,12 +254,7 @@ class IAIDNN(LearnedOptimizer):
 
     def init(self, problem: Instances, x0: Tensor) -> IAIDNNState:
         self.check_problem(problem)
-        x = problem.prox(x0, None)
-        zero = problem.power(x) == 0
-        if bool(zero.any()):
-            start = mrt(problem.H, problem.streams, problem.budget).to(x.dtype)
-            B, K = zero.shape
-            x = torch.where(zero.unsqueeze(-1), start.reshape(B, K, -1), x.reshape(B, K, -1)).reshape(x.shape)
+        x = feasible_start(problem, x0)
         return IAIDNNState(x=x, k=0)
 
     def step(self, problem: Instances, state: IAIDNNState) -> IAIDNNState:

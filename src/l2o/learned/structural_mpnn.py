@@ -82,6 +82,7 @@ from torch.nn import functional as F
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
 from l2o.optimizers.base import Optimizer
+from l2o.optimizers.wmmse import require_mimo
 from l2o.optimizers.wmmse_paper import paper_start
 from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import pack, regularized_zero_forcing, scale_to_budget, wmmse_update
@@ -280,11 +281,7 @@ class StructuralMPNN(LearnedOptimizer):
 
     # ----- protocol ------------------------------------------------------------------------------
     def check_problem(self, problem: Instances) -> None:
-        if not isinstance(problem, MimoInstances):
-            raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
-                f"solver '{self.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
-                f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
-            )
+        require_mimo(self, problem)
         got = (problem.tx_antennas, problem.rx_antennas, problem.streams)
         if got != (self.M, self.N, self.d):
             raise ValueError(

@@ -41,15 +41,38 @@ from l2o.problems.mimo.instances import MimoInstances
 
 __all__ = [
     "WMMSE", "WMMSEState", "LinearPrecoder", "LinearPrecoderState", "MRT", "ZeroForcing", "RegularizedZeroForcing",
+    "require_mimo", "feasible_start",
 ]
 
 
-def _require_mimo(solver: Optimizer, problem: Instances) -> None:
+def require_mimo(solver: Optimizer, problem: Instances) -> None:
+    """The ``check_problem`` of every MIMO solver (classical or learned): a one-line
+    ``ValueError`` naming ``solver`` unless ``problem`` is a ``MimoInstances``."""
     if not isinstance(problem, MimoInstances):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (the solver protocol: a problem that does not fit is a ValueError)
             f"solver '{solver.name}' solves the MIMO sum-rate family only ('mimo' and the mimo_* presets), "
             f"got a {getattr(problem, 'problem_kind', 'custom')} problem"
         )
+
+
+def feasible_start(problem: MimoInstances, x0: Tensor) -> Tensor:
+    """``x0`` (B, n) projected onto the power budgets, with maximum-ratio transmission
+    (``channel.mrt``) for every base station whose precoders are all zero (a zero start is a
+    stationary point of the sum-rate that WMMSE-type updates never leave). ``(B, n)``.
+
+    >>> import torch, l2o
+    >>> p = l2o.make_family("mimo_small").sample(2, 0)
+    >>> x = feasible_start(p, torch.zeros(p.batch_size, p.dim, dtype=p.dtype))
+    >>> bool((p.power(x) > 0).all())
+    True
+    """
+    x = problem.prox(x0, None)
+    zero = problem.power(x) == 0  # (B, K)
+    if bool(zero.any()):
+        start = mrt(problem.H, problem.streams, problem.budget).to(x.dtype)
+        B, K = zero.shape
+        x = torch.where(zero.unsqueeze(-1), start.reshape(B, K, -1), x.reshape(B, K, -1)).reshape(x.shape)
+    return x
 
 
 # ----- WMMSE ------------------------------------------------------------------------------------
@@ -95,7 +118,7 @@ class WMMSE(Optimizer):
         self.bisection_iters = bisection_iters
 
     def check_problem(self, problem: Instances) -> None:
-        _require_mimo(self, problem)
+        require_mimo(self, problem)
 
     def init(self, problem: Instances, x0: Tensor) -> WMMSEState:
         self.check_problem(problem)
@@ -130,7 +153,7 @@ class LinearPrecoder(Optimizer):
         raise NotImplementedError
 
     def check_problem(self, problem: Instances) -> None:
-        _require_mimo(self, problem)
+        require_mimo(self, problem)
 
     def init(self, problem: Instances, x0: Tensor) -> LinearPrecoderState:
         self.check_problem(problem)
