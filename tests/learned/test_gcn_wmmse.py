@@ -9,14 +9,12 @@ large starts, rebuild from ``hparams``) run in ``tests/learned/test_learned_prot
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from mimo_unrolled_cases import batch, cli_train_then_eval, cplx, perturb, run, short_training
 
-from l2o.cli import app
 from l2o.learned import GCNWMMSE
 from l2o.learned.gcn_wmmse import crelu, weight_polynomial
 from l2o.optimizers.wmmse import WMMSE
@@ -25,35 +23,11 @@ from l2o.problems.mimo.channel import mmse_receivers, mrt, transmit_covariance, 
 from l2o.registry import LEARNED
 from l2o.training import load_config
 
-SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
 OTHER_SIZES = [
     MimoFamily(cells=2, users=3, tx_antennas=6, rx_antennas=1, streams=1),
     MimoFamily(cells=1, users=5, tx_antennas=8, rx_antennas=2, streams=1, power=100.0),
     MimoFamily(cells=4, users=1, tx_antennas=3, rx_antennas=3, streams=2, channel="geometric"),
 ]
-
-
-def batch(dtype=torch.float64, n=4, seed=0):
-    return SMALL.sample(n, seed, dtype=dtype)
-
-
-def run(solver, p, x0, steps):
-    states = [solver.init(p, x0)]
-    for _ in range(steps):
-        states.append(solver.step(p, states[-1]))
-    return states
-
-
-def perturb(model, scale=0.3, seed=4):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for t in model.parameters():
-            t.add_(scale * torch.randn(t.shape, generator=g, dtype=t.dtype))
-    return model
-
-
-def cplx(p):
-    return torch.view_as_complex(p.detach().double().contiguous())
 
 
 def reference_layer(layer, p, V):
@@ -240,41 +214,12 @@ def test_permutation_equivariance():
 def test_a_short_training_run_increases_the_sum_rate():
     """15 Adam steps from the authors' random initialization on minus the sum of the
     sum-rates over the 3 layers: the mean sum-rate on a held-out batch goes up."""
-    model = GCNWMMSE(horizon=3, init="random", seed=2)
-    val = SMALL.sample(64, 123, dtype=torch.float32)
-
-    def rate():
-        with torch.no_grad():
-            return float(val.sum_rate(run(model, val, val.initial_point(), 3)[-1].x).mean())
-
-    before = rate()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
-    g = torch.Generator().manual_seed(7)
-    for _ in range(15):
-        p = SMALL.sample(32, g, dtype=torch.float32)
-        states = run(model, p, p.initial_point(), 3)
-        loss = sum(p.objective(s.x).mean() for s in states[1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    after = rate()
+    before, after = short_training(GCNWMMSE(horizon=3, init="random", seed=2), lr=3e-2)
     assert after > before + 0.1, (before, after)
 
 
 def test_cli_train_then_eval(tmp_path):
-    config = tmp_path / "tiny.toml"
-    config.write_text(
-        '[problem]\nfamily = "mimo_small"\n\n[solver]\nname = "gcn_wmmse"\nhorizon = 2\n\n'
-        '[training]\nsteps = 2\nbatch_size = 8\nunroll = 2\nloss = "sum"\nval_batch = 0\n'
-        'checkpoint_every = 0\ngradient_checkpointing = false\n'
-    )
-    runner = CliRunner()
-    res = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["eval", str(tmp_path / "run"), "--batch", "4", "--iterations", "4", "--json",
-                              "--out-dir", str(tmp_path / "e")])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
+    out = cli_train_then_eval(tmp_path, "gcn_wmmse")
     assert out["solvers"][0]["name"] == "gcn_wmmse"
     for s in out["solvers"]:
         assert 0.0 < s["sum_rate_fraction_p10"] <= s["sum_rate_fraction_median"] <= 1.0 + 1e-6

@@ -8,46 +8,19 @@ large starts, rebuild from ``hparams``) run in ``tests/learned/test_learned_prot
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from mimo_unrolled_cases import SMALL, batch, cli_train_then_eval, cplx, perturb, run, short_training
 
-from l2o.cli import app
 from l2o.learned import IAIDNN
 from l2o.learned.iaidnn import approximate_inverse_apply
 from l2o.optimizers.wmmse import WMMSE
-from l2o.problems import LassoFamily, MimoFamily
+from l2o.problems import LassoFamily
 from l2o.problems.mimo.channel import mrt, wmmse_update
 from l2o.registry import LEARNED
 from l2o.training import RunConfig, load_config
-
-SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
-
-
-def batch(dtype=torch.float64, n=4, seed=0, family=SMALL):
-    return family.sample(n, seed, dtype=dtype)
-
-
-def run(solver, p, x0, steps):
-    states = [solver.init(p, x0)]
-    for _ in range(steps):
-        states.append(solver.step(p, states[-1]))
-    return states
-
-
-def perturb(model, scale=0.1, seed=4):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for t in model.parameters():
-            t.add_(scale * torch.randn(t.shape, generator=g, dtype=t.dtype))
-    return model
-
-
-def cplx(p):
-    return torch.view_as_complex(p.detach().double().contiguous())
 
 
 def reference_layer(model, layer, p, V):
@@ -269,45 +242,16 @@ def test_a_short_training_run_increases_the_sum_rate():
     """15 Adam steps on minus the sum of the sum-rates over the 3 layers (batches of 32 from
     mimo_small): the mean sum-rate after the layers on a held-out batch goes up."""
     torch.manual_seed(0)
-    model = IAIDNN(SMALL, horizon=3)
-    val = SMALL.sample(64, 123, dtype=torch.float32)
-
-    def rate():
-        with torch.no_grad():
-            return float(val.sum_rate(run(model, val, val.initial_point(), 3)[-1].x).mean())
-
-    before = rate()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(7)
-    for _ in range(15):
-        p = SMALL.sample(32, g, dtype=torch.float32)
-        states = run(model, p, p.initial_point(), 3)
-        loss = sum(p.objective(s.x).mean() for s in states[1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    after = rate()
+    before, after = short_training(IAIDNN(SMALL, horizon=3), lr=1e-2)
     assert after > before + 0.1, (before, after)
 
 
 def test_cli_train_then_eval(tmp_path):
     """``l2o train`` builds the model from the config's family (no sizes in [solver]), trains on
     the sum loss, and ``l2o eval`` reloads it from the run directory."""
-    config = tmp_path / "tiny.toml"
-    config.write_text(
-        '[problem]\nfamily = "mimo_small"\n\n[solver]\nname = "iaidnn"\nhorizon = 2\n\n'
-        '[training]\nsteps = 2\nbatch_size = 8\nunroll = 2\nloss = "sum"\nval_batch = 0\n'
-        'checkpoint_every = 0\ngradient_checkpointing = false\n'
-    )
     assert RunConfig.from_dict({"problem": {"family": "mimo_small"}, "solver": {"name": "iaidnn"},
                                 "training": {"loss": "sum"}}).make_solver().sizes == (3, 2, 4, 2, 2)
-    runner = CliRunner()
-    res = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "run")])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["eval", str(tmp_path / "run"), "--batch", "4", "--iterations", "4", "--json",
-                              "--out-dir", str(tmp_path / "e")])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)
+    out = cli_train_then_eval(tmp_path, "iaidnn")
     assert out["solvers"][0]["name"] == "iaidnn"
     for s in out["solvers"]:
         assert 0.0 < s["sum_rate_fraction_p10"] <= s["sum_rate_fraction_median"] <= 1.0 + 1e-6
