@@ -74,25 +74,19 @@ by default; the layer runs in the problem's dtype (complex128 for float64 proble
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 from torch import Tensor, nn
 
-from l2o.learned.base import LearnedOptimizer
-from l2o.optimizers.wmmse import feasible_start, require_mimo
-from l2o.problems.base import Instances
+from l2o.learned.unrolled_wmmse import UnrolledWMMSE, UnrolledWMMSEState, check_tail
 from l2o.problems.mimo.channel import (
     mmse_receivers,
-    pack,
     transmit_covariance,
     transmit_precoders,
-    wmmse_update,
 )
 from l2o.problems.mimo.instances import MimoInstances
 
-TAILS = ("wmmse", "last")
 INITS = ("wmmse", "random")
 
 
@@ -154,15 +148,11 @@ class GCNWMMSELayer(nn.Module):
         return [t for t in (self.theta_ar, self.theta_ma, self.theta_dl, self.beta, self.rho) if t is not None]
 
 
-@dataclasses.dataclass
-class GCNWMMSEState:
-    """x: ``(B, n)`` packed precoders (every cell within its budget); k: iterations done."""
-
-    x: Tensor
-    k: int = 0
+#: The state: the shared unrolled-WMMSE state (packed precoders x, iterations done k).
+GCNWMMSEState = UnrolledWMMSEState
 
 
-class GCNWMMSE(LearnedOptimizer):
+class GCNWMMSE(UnrolledWMMSE):
     """GCN-WMMSE (Schynol and Pesavento, IEEE JSAC 2023): unrolled WMMSE whose V-update is a
     learned graph filter with the V-subproblem matrix as graph shift operator; see the
     module docstring. MIMO sum-rate family only; any K, I, M, N, d.
@@ -197,7 +187,6 @@ class GCNWMMSE(LearnedOptimizer):
     """
 
     name = "gcn_wmmse"
-    template = "wmmse"
     handles_nonsmooth = True
 
     def __init__(self, horizon: int = 7, channels: int = 4, w_degree: int = 4, ma: bool = False,
@@ -213,8 +202,7 @@ class GCNWMMSE(LearnedOptimizer):
             raise ValueError(f"{self.name}: init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
         if not (math.isfinite(init_noise) and init_noise >= 0):
             raise ValueError(f"{self.name}: init_noise must be a number >= 0, got {init_noise!r}")
-        if tail not in TAILS:
-            raise ValueError(f"{self.name}: tail must be one of {', '.join(map(repr, TAILS))}, got {tail!r}")
+        check_tail(self.name, tail)
         self.channels, self.w_degree, self.tail = channels, w_degree, tail
         self.layers = nn.ModuleList(GCNWMMSELayer(channels, w_degree, bool(ma), bool(diagload), bool(bias))
                                     for _ in range(horizon))
@@ -252,22 +240,6 @@ class GCNWMMSE(LearnedOptimizer):
                     t.zero_()
                 else:  # CN(0, 1) / sqrt(F + 1): real and imaginary parts N(0, 1/2)
                     t.copy_(noise / math.sqrt(2 * (F + 1)))
-
-    def check_problem(self, problem: Instances) -> None:
-        require_mimo(self, problem)
-
-    def init(self, problem: Instances, x0: Tensor) -> GCNWMMSEState:
-        self.check_problem(problem)
-        x = feasible_start(problem, x0)
-        return GCNWMMSEState(x=x, k=0)
-
-    def step(self, problem: Instances, state: GCNWMMSEState) -> GCNWMMSEState:
-        V = problem.unpack(state.x)
-        if state.k >= self.horizon and self.tail == "wmmse":
-            V, _ = wmmse_update(problem.H, V, problem.noise, problem.weights, problem.budget)
-        else:
-            V = self.layer_step(self.layers[min(state.k, self.horizon - 1)], problem, V)
-        return GCNWMMSEState(x=pack(V), k=state.k + 1)
 
     def layer_step(self, layer: GCNWMMSELayer, problem: MimoInstances, V: Tensor) -> Tensor:
         """One unrolled layer: precoders ``(B, K, I, M, d)`` -> the next ones (same shape)."""

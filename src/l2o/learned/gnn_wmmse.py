@@ -92,6 +92,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.learned.unrolled_wmmse import check_tail
 from l2o.optimizers.wmmse import feasible_start, require_mimo
 from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
@@ -109,7 +110,6 @@ from l2o.problems.mimo.channel import (
 from l2o.problems.mimo.instances import MimoInstances
 
 NODE_FEATURES = 7
-TAILS = ("wmmse", "last")
 #: Lower bound of mu_k / lbar_k: keeps A_k + mu_k I well conditioned (float32 Cholesky)
 #: whatever the network outputs (condition number <= M / MU_FLOOR).
 MU_FLOOR = 1e-3
@@ -242,8 +242,7 @@ class GNNWMMSE(LearnedOptimizer):
                          seed=seed)
         self.momentum = bool(momentum)
         self.outputs = 3 if self.momentum else 2
-        if tail not in TAILS:
-            raise ValueError(f"{self.name}: tail must be one of {', '.join(map(repr, TAILS))}, got {tail!r}")
+        check_tail(self.name, tail)
         if not (isinstance(hidden, int) and hidden >= 1):
             raise ValueError(f"{self.name}: hidden must be a positive integer, got {hidden!r}")
         if not (isinstance(rounds, int) and rounds >= 0):

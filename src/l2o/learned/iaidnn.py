@@ -70,24 +70,19 @@ the layer runs in the problem's dtype (complex128 for float64 problems).
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import Tensor, nn
 
-from l2o.learned.base import LearnedOptimizer
-from l2o.optimizers.wmmse import feasible_start, require_mimo
+from l2o.learned.unrolled_wmmse import UnrolledWMMSE, UnrolledWMMSEState, check_tail
+from l2o.optimizers.wmmse import require_mimo
 from l2o.problems.base import Instances
 from l2o.problems.mimo.channel import (
     direct_channels,
-    pack,
     scale_to_budget,
     transmit_precoders,
-    wmmse_update,
 )
 from l2o.problems.mimo.instances import MimoInstances
 
-TAILS = ("wmmse", "last")
 INVERSES = ("approx", "exact")
 INITS = ("jacobi", "random")
 SIZES = ("cells", "users", "tx_antennas", "rx_antennas", "streams")
@@ -135,15 +130,11 @@ class IAIDNNLayer(nn.Module):
             self.Xv = self.Yv = self.Zv = self.Ov = None
 
 
-@dataclasses.dataclass
-class IAIDNNState:
-    """x: ``(B, n)`` packed precoders (every cell within its budget); k: iterations done."""
-
-    x: Tensor
-    k: int = 0
+#: The state: the shared unrolled-WMMSE state (packed precoders x, iterations done k).
+IAIDNNState = UnrolledWMMSEState
 
 
-class IAIDNN(LearnedOptimizer):
+class IAIDNN(UnrolledWMMSE):
     """IAIDNN (Hu et al., IEEE TWC 2021): deep-unfolded WMMSE with learned approximations of
     its matrix inverses; see the module docstring. MIMO sum-rate family only, at the sizes
     it was built for.
@@ -176,7 +167,6 @@ class IAIDNN(LearnedOptimizer):
     """
 
     name = "iaidnn"
-    template = "wmmse"
     handles_nonsmooth = True
 
     def __init__(self, family=None, horizon: int = 7, cells: int | None = None, users: int | None = None,
@@ -206,8 +196,7 @@ class IAIDNN(LearnedOptimizer):
             raise ValueError(f"{self.name}: inverse must be one of {', '.join(map(repr, INVERSES))}, got {inverse!r}")
         if init not in INITS:
             raise ValueError(f"{self.name}: init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
-        if tail not in TAILS:
-            raise ValueError(f"{self.name}: tail must be one of {', '.join(map(repr, TAILS))}, got {tail!r}")
+        check_tail(self.name, tail)
         self.sizes = tuple(given[k] for k in SIZES)
         K, I, M, N, d = self.sizes
         self.exact = inverse == "exact"
@@ -251,19 +240,6 @@ class IAIDNN(LearnedOptimizer):
             have = ", ".join(f"{k}={got[SIZES.index(k)]}" for k in fixed)
             raise ValueError(f"solver '{self.name}' was built for {want}; the problem has {have} "
                              f"(its per-user matrices have fixed sizes; use shared_users=True for other K, I)")
-
-    def init(self, problem: Instances, x0: Tensor) -> IAIDNNState:
-        self.check_problem(problem)
-        x = feasible_start(problem, x0)
-        return IAIDNNState(x=x, k=0)
-
-    def step(self, problem: Instances, state: IAIDNNState) -> IAIDNNState:
-        V = problem.unpack(state.x)
-        if state.k >= self.horizon and self.tail == "wmmse":
-            V, _ = wmmse_update(problem.H, V, problem.noise, problem.weights, problem.budget)
-        else:
-            V = self.layer_step(self.layers[min(state.k, self.horizon - 1)], problem, V)
-        return IAIDNNState(x=pack(V), k=state.k + 1)
 
     def _user(self, p: Tensor, K: int, I: int, ctype: torch.dtype) -> Tensor:
         """A ``(P, r, c, 2)`` parameter as complex ``(K, I, r, c)`` (or ``(1, 1, r, c)`` if shared)."""

@@ -81,6 +81,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
+from l2o.learned.unrolled_wmmse import TAILS
 from l2o.optimizers.base import Optimizer
 from l2o.optimizers.wmmse import require_mimo
 from l2o.optimizers.wmmse_paper import paper_start
@@ -93,7 +94,6 @@ __all__ = ["StructuralMPNN", "StructuralMPNNB", "StructuralMPNNO", "StructuralMP
            "structural_update", "unitary_rows"]
 
 UPDATES = ("structural", "blackbox")
-TAILS = ("wmmse", "last")
 STARTS = ("zf", "rzf", "x0")
 #: The heads' initial weights are PyTorch's defaults times this (Delta_L, Delta_R ~ 0).
 HEAD_SCALE = 1e-2
