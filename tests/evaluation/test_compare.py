@@ -28,7 +28,6 @@ from l2o.evaluation.compare import (
     trajectories_from_records,
 )
 from l2o.learned.lgd import LGD
-from l2o.utils.progress import Progress
 
 
 @functools.cache
@@ -247,24 +246,12 @@ def test_a_negative_warm_up_is_refused():
         compare({"gd": l2o.make_solver("gd")}, ls(), max_iter=2, warmup=-1)
 
 
-class Recording(Progress):
-    """Records the phases it is given."""
 
-    enabled = True
-
-    def __init__(self):
-        self.phases = []
-
-    def phase(self, description, total=None):
-        self.phases.append(description)
-        return super().phase(description, total)
-
-
-def test_compare_reports_the_reference_and_each_solver():
-    rec = Recording()
+def test_compare_reports_the_reference_and_each_solver(recording):
+    rec = recording()
     compare({"gd": l2o.make_solver("gd"), "nesterov": l2o.make_solver("nesterov")}, ls(), max_iter=3, progress=rec)
     assert rec.phases == ["reference optimum of 6 instances", "gd: 3 iterations on 6 instances",
                           "nesterov: 3 iterations on 6 instances"]
-    rec = Recording()
+    rec = recording()
     compare({"gd": l2o.make_solver("gd")}, ls(), reference=False, max_iter=3, progress=rec)
     assert rec.phases == ["gd: 3 iterations on 6 instances"]  # no reference computed, none reported

@@ -9,25 +9,15 @@ import io
 
 from rich.console import Console
 
-from l2o.utils.progress import Progress, RichProgress
+from l2o.utils.progress import RichProgress
 from l2o.workflows.robustness import evaluate_ood
 
 SPLITS = ["data_scale_2", "noise_0.1"]
 
 
-class Recording(Progress):
-    enabled = True
 
-    def __init__(self):
-        self.phases = []
-
-    def phase(self, description, total=None):
-        self.phases.append(description)
-        return super().phase(description, total)
-
-
-def test_evaluate_ood_reports_the_phases_of_every_split(go_run, tmp_path):
-    rec = Recording()
+def test_evaluate_ood_reports_the_phases_of_every_split(go_run, tmp_path, recording):
+    rec = recording()
     outcome = evaluate_ood(go_run, splits=SPLITS, baselines=["ista"], batch=3, iterations=4, out_dir=tmp_path,
                            phases=rec)
     solvers = ["go_math_l2o", "safeguarded_go_math_l2o", "ista", outcome.summary["fallback"]]

@@ -11,7 +11,7 @@ import torch
 from rich.console import Console
 
 import l2o.training.trainer as trainer_module
-from l2o.utils.progress import Progress, RichProgress
+from l2o.utils.progress import RichProgress
 from l2o.workflows.demo import run_demo
 from l2o.workflows.evaluate import evaluate_run
 
@@ -25,16 +25,6 @@ CONFIG = {
 }
 
 
-class Recording(Progress):
-    enabled = True
-
-    def __init__(self):
-        self.phases = []
-
-    def phase(self, description, total=None):
-        self.phases.append(description)
-        return super().phase(description, total)
-
 
 @pytest.fixture(scope="module")
 def ls_run(tmp_path_factory):
@@ -43,8 +33,8 @@ def ls_run(tmp_path_factory):
     return out
 
 
-def test_evaluate_run_reports_every_phase(ls_run, tmp_path):
-    rec = Recording()
+def test_evaluate_run_reports_every_phase(ls_run, tmp_path, recording):
+    rec = recording()
     evaluate_run(ls_run, baselines=["gd", "nesterov"], batch=3, iterations=4, out_dir=tmp_path, progress=rec)
     assert rec.phases == [
         "sampling 3 instances of least_squares", "reference optimum of 3 instances", "lgd: 4 iterations on 3 instances",
@@ -64,16 +54,16 @@ def test_evaluate_run_shows_the_phases_on_the_given_console_only(ls_run, tmp_pat
         assert torch.equal(a.objective, b.objective)  # the same results
 
 
-def test_run_demo_reports_its_phases():
-    rec = Recording()
+def test_run_demo_reports_its_phases(recording):
+    rec = recording()
     run_demo(batch=2, iterations=3, train=False, progress=rec)
     assert rec.phases[:2] == ["sampling 2 instances of lasso_250x500", "reference optimum of 2 instances"]
     assert rec.phases[2:] == [f"{s}: 3 iterations on 2 instances" for s in ("ista", "fista", "fista_restart", "adam")]
 
 
-def test_training_reports_the_reference_optima_before_its_bar(tmp_path, monkeypatch):
+def test_training_reports_the_reference_optima_before_its_bar(tmp_path, monkeypatch, recording):
     """The set-up of training (15-40 s of references on the presets) used to show nothing."""
-    rec = Recording()
+    rec = recording()
     monkeypatch.setattr(trainer_module, "as_progress", lambda progress: rec)
     training.train(training.RunConfig.from_dict(CONFIG), tmp_path / "run")
     assert rec.phases == ["sampling 16 training instances", "reference optima of the 16 training instances",
