@@ -322,7 +322,7 @@ def test_generic_learned_solvers_skip_the_mimo_problem_with_a_reason():
     mimo = problem("mimo")
     for case in CASES:
         reason = model(case).skip(mimo)
-        if type(CASES[case]()).template == "wmmse" or case.startswith("structural_mpnn"):  # built for MIMO
+        if type(CASES[case]()).solves_mimo:
             assert reason is None
         else:
             assert reason and "\n" not in reason

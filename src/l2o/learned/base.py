@@ -29,11 +29,6 @@ from torch import Tensor, nn
 from l2o.optimizers.base import Optimizer
 from l2o.problems import Instances, MimoInstances
 
-#: Templates of the learned solvers meant for the MIMO sum-rate problem. The other
-#: (generic) learned solvers skip it: they would accept its projection onto the power
-#: budgets, but they are not designed for precoders.
-MIMO_TEMPLATES = ("wmmse",)
-
 
 class LearnedOptimizer(nn.Module, Optimizer):
     """Base class: subclasses set ``name``, store ``hparams`` and implement init/step."""
@@ -41,6 +36,10 @@ class LearnedOptimizer(nn.Module, Optimizer):
     name: ClassVar[str] = "learned"
     #: The classical method the untrained (or template-initialized) model reproduces.
     template: ClassVar[str | None] = None
+    #: Whether the solver is built for the MIMO sum-rate problem (GNN-WMMSE, the unrolled
+    #: WMMSE solvers, StructuralMPNN). The other (generic) learned solvers skip it: they
+    #: would accept its projection onto the power budgets, but are not designed for precoders.
+    solves_mimo: ClassVar[bool] = False
 
     def __init__(self, horizon: int = 100, **hparams: Any):
         nn.Module.__init__(self)
@@ -51,11 +50,11 @@ class LearnedOptimizer(nn.Module, Optimizer):
 
     def skip(self, problem: Instances) -> str | None:
         """``Optimizer.skip``; a generic learned solver also skips the MIMO sum-rate problem
-        (``MimoInstances``), which only the solvers built on WMMSE (``MIMO_TEMPLATES``) are for."""
+        (``MimoInstances``), which only the solvers that declare ``solves_mimo`` are for."""
         reason = super().skip(problem)
-        if reason is None and isinstance(problem, MimoInstances) and self.template not in MIMO_TEMPLATES:
+        if reason is None and isinstance(problem, MimoInstances) and not self.solves_mimo:
             return (f"solver '{self.name}' is a generic learned solver, not meant for the MIMO sum-rate problem; "
-                    f"use a learned solver built on WMMSE ('gnn_wmmse')")
+                    f"use a learned MIMO solver ('gnn_wmmse', 'structural_mpnn')")
         return reason
 
     def to_net(self, t: Tensor) -> Tensor:

@@ -234,6 +234,7 @@ class GNNWMMSE(LearnedOptimizer):
 
     name = "gnn_wmmse"
     template = "wmmse"
+    solves_mimo = True
     handles_nonsmooth = True
 
     def __init__(self, horizon: int = 6, hidden: int = 16, rounds: int = 1, momentum: bool = True, mu_init: float = 0.1,

@@ -82,7 +82,6 @@ from torch.nn import functional as F
 
 from l2o.learned.base import LearnedOptimizer, seeded_default_init
 from l2o.learned.unrolled_wmmse import TAILS
-from l2o.optimizers.base import Optimizer
 from l2o.optimizers.wmmse import require_mimo
 from l2o.optimizers.wmmse_paper import paper_start
 from l2o.problems.base import Instances
@@ -214,6 +213,7 @@ class StructuralMPNN(LearnedOptimizer):
 
     name = "structural_mpnn"
     template = None
+    solves_mimo = True
     #: (hyperparameter, value) an ablation fixes (None: none)
     fixed: tuple[str, object] | None = None
     handles_nonsmooth = True
@@ -288,9 +288,6 @@ class StructuralMPNN(LearnedOptimizer):
                 f"solver '{self.name}' was built for N_t = {self.M} transmit and N_r = {self.N} receive antennas "
                 f"with d = {self.d} streams (presets {_presets_for(self.M, self.N)}; any number of cells and "
                 f"users), got N_t = {got[0]}, N_r = {got[1]}, d = {got[2]}")
-
-    def skip(self, problem: Instances) -> str | None:
-        return Optimizer.skip(self, problem)
 
     def init(self, problem: Instances, x0: Tensor) -> StructuralMPNNState:
         self.check_problem(problem)

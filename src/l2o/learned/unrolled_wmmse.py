@@ -48,6 +48,7 @@ class UnrolledWMMSE(LearnedOptimizer):
     tail past the horizon); subclasses provide ``layers``, ``tail`` and ``layer_step``."""
 
     template = "wmmse"
+    solves_mimo = True
 
     def check_problem(self, problem: Instances) -> None:
         require_mimo(self, problem)
