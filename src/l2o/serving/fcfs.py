@@ -76,6 +76,28 @@ class _FCFS(Policy):
         self.ev = state.evictions
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _next_admissible(self, n_arrived: int, residents: int, mem: int) -> int | None:
+        """The next request in FCFS order (the evicted ones first, then the arrived fresh
+        ones) if it fits beside ``residents`` running requests holding ``mem`` KV tokens
+        (the batch cap, and the memory limit unless it would run alone); else None."""
+        if self.restart:
+            i = self.restart[0]
+        elif self.fresh < n_arrived:
+            i = self.fresh
+        else:
+            return None
+        if residents >= self.cap or (residents > 0 and mem + self.l[i] > self.limit):
+            return None
+        return i
+
+    def _admit(self, i: int) -> None:
+        """Take ``i`` (what ``_next_admissible`` returned) off its queue into prefill."""
+        if self.restart:
+            self.restart.popleft()
+        else:
+            self.fresh += 1
+        self.state[i] = PREFILL
+
     def held(self) -> int:
         """KV tokens held by the resident decoding requests."""
         return self.sum_l + self.n_run * self.G - self.sum_g
@@ -173,25 +195,13 @@ class VLLM(_FCFS):
         mem = held
         batch: list[int] = []
         maxl = 0
-        l, restart, cap, limit, max_tokens = self.l, self.restart, self.cap, self.limit, self.max_tokens
-        while True:
-            if restart:
-                i = restart[0]
-            elif self.fresh < n_arrived:
-                i = self.fresh
-            else:
-                break
+        l, max_tokens = self.l, self.max_tokens
+        while (i := self._next_admissible(n_arrived, residents, mem)) is not None:
             li = l[i]
-            if residents >= cap or (residents > 0 and mem + li > limit):
-                break
             if batch and (len(batch) + 1) * max(maxl, li) > max_tokens:
                 break
-            if restart:
-                restart.popleft()
-            else:
-                self.fresh += 1
+            self._admit(i)
             batch.append(i)
-            self.state[i] = PREFILL
             mem += li
             residents += 1
             if li > maxl:
@@ -268,22 +278,9 @@ class Sarathi(_FCFS):
             computed += c
             budget -= c
         residents = nd + len(self.partial)
-        restart, cap, limit = self.restart, self.cap, self.limit
-        while budget > 0:
-            if restart:
-                i = restart[0]
-            elif self.fresh < n_arrived:
-                i = self.fresh
-            else:
-                break
+        while budget > 0 and (i := self._next_admissible(n_arrived, residents, mem)) is not None:
             li = l[i]
-            if residents >= cap or (residents > 0 and mem + li > limit):
-                break
-            if restart:
-                restart.popleft()
-            else:
-                self.fresh += 1
-            self.state[i] = PREFILL
+            self._admit(i)
             entry = [i, 0]
             self.partial.append(entry)
             self.partial_mem += li
