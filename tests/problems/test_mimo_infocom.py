@@ -8,6 +8,7 @@ import torch
 
 import l2o
 from l2o.optimizers.wmmse_paper import PaperWMMSE, paper_start, solve_paper_wmmse
+from l2o.problems import MimoFamily
 from l2o.problems.mimo import unpack, user_rates
 from l2o.problems.mimo.infocom import InfocomMimoFamily, path_loss_db, zf_equal_power
 from l2o.registry import PRESETS, make_family
@@ -106,6 +107,10 @@ def test_validation_messages():
         InfocomMimoFamily(min_distance_km=0.4)
     with pytest.raises(ValueError, match="streams"):
         InfocomMimoFamily(streams=3)
+    with pytest.raises(ValueError, match=r"channel must be 'infocom', got 'rayleigh'"):
+        InfocomMimoFamily(channel="rayleigh")
+    with pytest.raises(ValueError, match=r"channel must be 'rayleigh' or 'geometric', got 'infocom'"):
+        MimoFamily(channel="infocom")  # the base family draws only its own channels
 
 
 def test_zf_equal_power_cancels_intra_cell_interference():

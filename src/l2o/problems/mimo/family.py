@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -102,6 +103,9 @@ class MimoFamily(ProblemFamily):
         True
     """
 
+    #: The channel models this family draws (a subclass draws its own).
+    CHANNELS: ClassVar[tuple[str, ...]] = ("rayleigh", "geometric")
+
     cells: int = 3
     users: int = 2
     tx_antennas: int = 4
@@ -171,8 +175,9 @@ class MimoFamily(ProblemFamily):
                 raise ValueError(f"{self.name}: weights must be finite numbers >= 0, got {w!r}")
             if not any(a > 0 for a in w):
                 raise ValueError(f"{self.name}: weights must not all be 0, got {w!r}")
-        if self.channel not in ("rayleigh", "geometric"):
-            raise ValueError(f"{self.name}: channel must be 'rayleigh' or 'geometric', got {self.channel!r}")
+        if self.channel not in self.CHANNELS:
+            raise ValueError(f"{self.name}: channel must be {' or '.join(map(repr, self.CHANNELS))}, "
+                             f"got {self.channel!r}")
         if self.layout not in ("hexagonal", "circular"):
             raise ValueError(f"{self.name}: layout must be 'hexagonal' or 'circular', got {self.layout!r}")
         if self.min_distance >= self.cell_radius:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -119,6 +120,7 @@ class InfocomMimoFamily(MimoFamily):
     power: float = 10.0
     noise: float = 1.0
     channel: str = "infocom"
+    CHANNELS: ClassVar[tuple[str, ...]] = ("infocom",)
     inter_bs_distance: float = 2.8
     min_distance_km: float = 0.1
     max_distance_km: float = 0.3
@@ -138,11 +140,7 @@ class InfocomMimoFamily(MimoFamily):
         return out
 
     def validate(self) -> None:
-        MimoFamily(cells=self.cells, users=self.users, tx_antennas=self.tx_antennas, rx_antennas=self.rx_antennas,
-                   streams=self.streams, power=self.power, weights=self.weights, x0_shift=self.x0_shift,
-                   objective_shift=self.objective_shift)
-        if self.channel != "infocom":
-            raise ValueError(f"{self.name}: channel must be 'infocom' for the INFOCOM scenarios, got {self.channel!r}")
+        super().validate()  # sizes, power, weights, shifts; channel in CHANNELS
         if self.noise != 1.0:
             raise ValueError(f"{self.name}: noise must be 1 (the per-cell noise is folded into the channels; "
                              f"set snr_db instead), got {self.noise!r}")
