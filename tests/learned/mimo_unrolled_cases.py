@@ -1,6 +1,6 @@
-"""Shared pieces of the tests of the unrolled-WMMSE solvers (``test_iaidnn.py``,
-``test_gcn_wmmse.py``): the mimo_small family, runs, perturbations, a short training run
-and the CLI train -> eval round trip."""
+"""Shared pieces of the tests of the WMMSE-based learned solvers (``test_iaidnn.py``,
+``test_gcn_wmmse.py``, ``test_gnn_wmmse.py``): the mimo_small family, runs, perturbations,
+a short training run and the CLI train -> eval round trip."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import json
 
 import pytest
 import torch
+from mimo_unrolled_cases import SMALL, run
 from typer.testing import CliRunner
 
 from l2o.cli import app
@@ -37,7 +38,6 @@ from l2o.problems.mimo.channel import (
 from l2o.registry import LEARNED
 from l2o.safeguard import Safeguard
 
-SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
 OTHER_SIZES = [
     MimoFamily(cells=2, users=3, tx_antennas=6, rx_antennas=1, streams=1),
     MimoFamily(cells=1, users=5, tx_antennas=8, rx_antennas=2, streams=1, power=100.0),
@@ -48,13 +48,6 @@ OTHER_SIZES = [
 @functools.cache
 def batch(dtype: torch.dtype = torch.float64, n: int = 4, seed: int = 0):
     return SMALL.sample(n, seed, dtype=dtype)
-
-
-def run(solver, p, x0, steps):
-    states = [solver.init(p, x0)]
-    for _ in range(steps):
-        states.append(solver.step(p, states[-1]))
-    return states
 
 
 def assert_feasible(p, x, rtol=1e-6):
