@@ -22,7 +22,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import l2o.sklearn as l2sk
 from l2o.learned.lfista import LFISTA
-from l2o.sklearn import InterceptLogisticInstances, Lasso, LogisticRegression, balance_dual
+from l2o.problems.logistic import LogisticInstances, balance_dual
+from l2o.sklearn import Lasso, LogisticRegression
 
 # ----- scikit-learn's conformance checks --------------------------------------------------------------
 
@@ -174,10 +175,10 @@ def test_intercept_dual_is_a_lower_bound_and_tight_at_the_optimum(cancer):
     g = torch.Generator().manual_seed(0)
     for penalty, C in [("l2", 1.0), ("l1", 0.1)]:  # references shared with the tests above
         ref = sklearn_logistic(X, y, C, penalty)
-        p = InterceptLogisticInstances(Xa, Y, 1.0 / (C * n), penalty)
+        p = LogisticInstances(Xa, Y, 1.0 / (C * n), penalty, intercept=True)
         f_star = logistic_objective(X, y, C, penalty, ref.coef_, ref.intercept_) / (C * n)  # the mean form
         w = torch.randn(20, X.shape[1] + 1, generator=g, dtype=torch.float64)
-        batch = InterceptLogisticInstances(Xa, Y.expand(20, -1), 1.0 / (C * n), penalty)
+        batch = LogisticInstances(Xa, Y.expand(20, -1), 1.0 / (C * n), penalty, intercept=True)
         assert bool((batch.dual_objective(w) <= f_star + 1e-12).all())
         w_star = torch.from_numpy(np.concatenate([ref.coef_.ravel(), ref.intercept_])).unsqueeze(0)
         assert abs(float(p.objective(w_star)) - f_star) <= 1e-12 * f_star

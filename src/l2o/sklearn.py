@@ -51,10 +51,8 @@ from l2o.evaluation.compare import learned_module
 from l2o.evaluation.defaults import default_fallback
 from l2o.evaluation.solve import solve
 from l2o.optimizers.base import Optimizer
-from l2o.problems.base import column
 from l2o.problems.lasso import LassoFamily, LeastSquaresInstances
-from l2o.problems.logistic import LogisticFamily, LogisticInstances, _log1p_exp, binary_entropy, logistic_solver
-from l2o.problems.parts import rmatvec, soft_threshold
+from l2o.problems.logistic import LogisticFamily, LogisticInstances, logistic_solver
 from l2o.registry import CLASSICAL, LEARNED, make_solver
 from l2o.safeguard import Safeguard
 from l2o.workflows.load import load_solver as _bundled_loader  # bundled pretrained solvers by name
@@ -69,7 +67,7 @@ PRETRAINED_LOADER: Callable[[str], Any] | None = _bundled_loader
 #: every iteration, handing over to the fallback for good after the trained horizon.
 SAFEGUARD_RULE = "descent"
 
-__all__ = ["Lasso", "LogisticRegression", "InterceptLogisticInstances", "resolve_solver", "PRETRAINED_LOADER"]
+__all__ = ["Lasso", "LogisticRegression", "resolve_solver", "PRETRAINED_LOADER"]
 
 
 # ----- solvers ---------------------------------------------------------------------------------------
@@ -308,112 +306,6 @@ class Lasso(RegressorMixin, BaseEstimator):
 # ----- logistic regression ----------------------------------------------------------------------------
 
 
-def balance_dual(u: Tensor, y: Tensor, max_iter: int = 64) -> Tensor:
-    """The dual point of a logistic regression with an intercept made feasible:
-
-        u' = clip(u - t y, 0, 1)   with t such that  g(t) = sum_i y_i u'_i = 0,
-
-    the intercept's dual constraint. g is nonincreasing and piecewise linear, with slope
-    -#{i: 0 < u_i - t y_i < 1} and g(-1) = #positives >= 0 >= -#negatives = g(1); the root
-    is found by Newton steps kept inside a bisection bracket of [-1, 1] (exact once a
-    step lands on the root's linear piece, usually the first: near the optimum t ~ 0 and
-    no u_i is clipped), to |g| <= N eps. ``u``, ``y``: ``(B, N)``.
-
-    >>> balance_dual(torch.tensor([[0.9, 0.2]], dtype=torch.float64), torch.tensor([[1.0, -1.0]], dtype=torch.float64))
-    tensor([[0.5500, 0.5500]], dtype=torch.float64)
-    """
-    lo = torch.full(u.shape[:-1], -1.0, dtype=u.dtype, device=u.device)
-    hi = torch.ones_like(lo)
-    t = torch.zeros_like(lo)
-    enough = u.shape[-1] * torch.finfo(u.dtype).eps
-    for _ in range(max_iter):
-        v = u - t.unsqueeze(-1) * y
-        g = (y * v.clamp(0.0, 1.0)).sum(-1)
-        if bool((g.abs() <= enough).all()):
-            break
-        lo, hi = torch.where(g > 0, t, lo), torch.where(g < 0, t, hi)
-        slope = ((v > 0) & (v < 1)).sum(-1).to(u.dtype)
-        newton = t + g / slope.clamp(min=1.0)
-        inside = (slope > 0) & (newton > lo) & (newton < hi)
-        t = torch.where(g.abs() <= enough, t, torch.where(inside, newton, 0.5 * (lo + hi)))
-    return (u - t.unsqueeze(-1) * y).clamp(0.0, 1.0)
-
-
-class InterceptLogisticInstances(LogisticInstances):
-    """Regularized logistic regression whose LAST coordinate is an unpenalized intercept:
-
-        F(w, b) = (1/N) sum_i log(1 + exp(-y_i (a_i^T w + b))) + lam r(w),
-
-    with X ``(N, d + 1)`` or ``(B, N, d + 1)`` holding the features and a last column of
-    ones, and r as in ``LogisticInstances`` ("l1" or "l2") applied to w only.
-
-    Certificate: the relative duality gap. The intercept adds the dual constraint
-    sum_i y_i u_i = 0 to the dual of ``LogisticInstances``; the dual point sigma(-z) is
-    made feasible by ``balance_dual`` (then scaled into ||X^T (y u)|| / N <= lam for l1),
-    so D is a lower bound on F* (up to the bisection's float64 resolution) and the gap is
-    0 exactly at the optimum, where sum_i y_i sigma(-z_i) = 0 is the intercept's
-    stationarity.
-    """
-
-    def __init__(self, X: Tensor, y: Tensor, lam: Tensor | float, penalty: str = "l1", x0_shift: float = 0.0):
-        super().__init__(X, y, lam, penalty, x0_shift)
-        pen = torch.ones(self.dim, dtype=self.dtype, device=self.device)
-        pen[-1] = 0.0
-        self._pen = pen  # 1 on the penalized coordinates, 0 on the intercept
-
-    def smooth_objective(self, w: Tensor) -> Tensor:
-        f = _log1p_exp(-self.margins(w)).mean(-1)
-        if self._l2():
-            f = f + 0.5 * self.lam * (w * self._pen).square().sum(-1)
-        return f
-
-    def value_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.margins(w)
-        f = _log1p_exp(-z).mean(-1)
-        g = rmatvec(self.X, -self.y * torch.sigmoid(-z)) / self.n_samples
-        if self._l2():
-            wp = w * self._pen
-            f = f + 0.5 * self.lam * wp.square().sum(-1)
-            g = g + self.lam.unsqueeze(-1) * wp
-        return f, g
-
-    def strong_convexity(self) -> Tensor:
-        """0: the penalty does not reach the intercept."""
-        return torch.zeros(self.batch_size, dtype=self.dtype, device=self.device)
-
-    def hessian(self, w: Tensor) -> Tensor:
-        H = super().hessian(w)
-        if self._l2():
-            H[:, -1, -1] -= self.lam
-        return H
-
-    def nonsmooth_objective(self, w: Tensor) -> Tensor:
-        if self.penalty != "l1":
-            return torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
-        return self.lam * (w.abs() * self._pen).sum(-1)
-
-    def prox(self, v: Tensor, step) -> Tensor:
-        if self.penalty != "l1":
-            return v
-        return soft_threshold(v, column(self.lam) * column(step) * self._pen)
-
-    def subdifferential_bounds(self, w: Tensor) -> tuple[Tensor, Tensor]:
-        lower, upper = super().subdifferential_bounds(w)
-        return lower * self._pen, upper * self._pen
-
-    def dual_objective(self, w: Tensor) -> Tensor:
-        """D(u) at the balanced dual point built from w (a lower bound on F*): ``(B,)``."""
-        u = balance_dual(torch.sigmoid(-self.margins(w)), self.y)
-        s = (rmatvec(self.X, self.y * u) / self.n_samples)[..., :-1]
-        if self._l2():
-            return binary_entropy(u).mean(-1) - s.square().sum(-1) / (2 * self.lam)
-        scale = torch.clamp(s.abs().amax(-1) / self.lam, min=1.0)
-        return binary_entropy(u / scale.unsqueeze(-1)).mean(-1)
-
-    def polish(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-
-
 class LogisticRegression(ClassifierMixin, BaseEstimator):
     """Logistic regression with an l1 or l2 penalty, scikit-learn's objective:
 
@@ -422,7 +314,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     (scikit-learn 1.8+ spells the penalty ``l1_ratio=0`` / ``1``). Solved by l2o as the
     mean loss plus lam r(w) with lam = 1 / (C n_samples) (the same minimizer), the
-    intercept an unpenalized extra coordinate (``InterceptLogisticInstances``), until the
+    intercept an unpenalized extra coordinate (``LogisticInstances(..., intercept=True)``), until the
     relative duality gap is <= ``tol``. More than two classes: one-vs-rest (class k
     against the rest), the binary problems solved as one batch, probabilities normalized
     over the classes.
@@ -488,8 +380,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             X64 = np.hstack([X64, np.ones((n, 1))])
         Xt, Yt = torch.from_numpy(X64).to(dev), torch.from_numpy(Y).to(dev)
         lam = 0.0 if math.isinf(self.C) else 1.0 / (float(self.C) * n)
-        kind = InterceptLogisticInstances if self.fit_intercept else LogisticInstances
-        problem = kind(Xt, Yt, lam, self.penalty)
+        problem = LogisticInstances(Xt, Yt, lam, self.penalty, intercept=self.fit_intercept)
         solver, self.solver_ = resolve_solver(self.solver, self.safeguard, logistic_solver(problem),
                                               default_fallback(LogisticFamily))
         if not bool(Xt.any()):  # no features and no intercept: w = 0 is optimal, and L = 0

@@ -204,6 +204,61 @@ def test_dual_objective_matches_its_definition(case):
     np.testing.assert_allclose(inst.certificate(w).numpy(), np.maximum(primal - dual, 0) / denom, rtol=1e-8, atol=1e-12)
 
 
+# ----- an unpenalized intercept (the last column of ones) ------------------------------------
+
+
+@st.composite
+def intercept_case(draw):
+    """A logistic case whose X gains a last column of ones, built with ``intercept=True``."""
+    inst, g = draw(logistic_case())
+    ones = torch.ones(*inst.X.shape[:-1], 1, dtype=torch.float64)
+    return LogisticInstances(torch.cat([inst.X, ones], -1), inst.y, inst.lam, inst.penalty, intercept=True), g
+
+
+@PROPERTY
+@given(intercept_case())
+def test_intercept_objective_gradient_hessian_against_closed_form_and_autograd(case):
+    inst, g = case
+    w = points(inst, g)
+    z = inst.y.numpy() * np.einsum("bnd,bd->bn", batch_X(inst), w.numpy())
+    loss, lam, wp = np.logaddexp(0.0, -z).mean(-1), inst.lam.numpy(), w.numpy()[:, :-1]
+    penalty = lam * np.abs(wp).sum(-1) if inst.penalty == "l1" else 0.5 * lam * (wp**2).sum(-1)
+    np.testing.assert_allclose(inst.objective(w).numpy(), loss + penalty, rtol=1e-12)
+    wg = w.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(inst.smooth_objective(wg).sum(), wg)
+    assert rel_norm(inst.grad(w), auto) < 1e-12
+    for b in range(inst.batch_size):
+        def f_b(x, b=b):
+            return inst.smooth_objective(torch.cat([w[:b], x[None], w[b + 1:]]))[b]
+
+        torch.testing.assert_close(inst.hessian(w)[b], torch.autograd.functional.hessian(f_b, w[b]),
+                                   rtol=1e-10, atol=1e-13)
+    assert bool((inst.strong_convexity() == 0).all())
+    # prox and subdifferential leave the intercept alone, and act as before on w
+    v = points(inst, g)
+    p = inst.prox(v, 0.3)
+    torch.testing.assert_close(p[:, -1], v[:, -1], rtol=0, atol=0)
+    plain = LogisticInstances(inst.X[..., :-1], inst.y, inst.lam, inst.penalty)
+    torch.testing.assert_close(p[:, :-1], plain.prox(v[:, :-1], 0.3), rtol=0, atol=0)
+    lower, upper = inst.subdifferential_bounds(v)
+    assert bool((lower[:, -1] == 0).all() and (upper[:, -1] == 0).all())
+    # index and to keep the intercept
+    assert inst.index(torch.tensor([0])).intercept and inst.to(dtype=torch.float32).intercept
+
+
+@PROPERTY
+@given(intercept_case())
+def test_intercept_weak_duality(case):
+    """The balanced dual point gives D <= F at any two points, so the gap certifies."""
+    inst, g = case
+    for _ in range(3):
+        w, v = points(inst, g), points(inst, g)
+        dual = inst.dual_objective(w)
+        assert bool(torch.isfinite(dual).all())
+        assert bool((dual <= inst.objective(v) + 1e-12).all())
+        assert bool((inst.certificate(w) >= 0).all())
+
+
 # ----- references against scikit-learn ------------------------------------------------------
 
 

@@ -1,18 +1,22 @@
-"""Regularized logistic regression (no intercept):
+"""Regularized logistic regression:
 
     F(w) = (1/N) sum_i log(1 + exp(-y_i a_i^T w)) + lam ||w||_1          (penalty "l1")
     F(w) = (1/N) sum_i log(1 + exp(-y_i a_i^T w)) + (lam/2) ||w||^2      (penalty "l2")
 
 labels y_i in {-1, +1}. With "l2" the penalty is part of the smooth f (so Newton and
 L-BFGS apply); with "l1" it is the nonsmooth r. The same problem in scikit-learn is
-``LogisticRegression(C=1/(N lam), fit_intercept=False)``.
+``LogisticRegression(C=1/(N lam), fit_intercept=False)``. With ``intercept=True`` the
+LAST column of A is a column of ones whose coordinate b is not penalized (scikit-learn's
+``fit_intercept=True``); the penalties then apply to w = x[:-1] only.
 
 Duality (certificate): with z_i = y_i a_i^T w and u_i in [0, 1],
     D(u) = (1/N) sum_i H(u_i)  s.t. ||s||_inf <= lam         (l1),
     D(u) = (1/N) sum_i H(u_i) - ||s||^2 / (2 lam)            (l2),
 where s = A^T (y * u) / N and H(u) = -u log u - (1-u) log(1-u); the dual point
 u = sigma(-z) (scaled into the constraint for l1) gives a gap that is 0 exactly at
-the optimum.
+the optimum. With an intercept the dual gains the constraint sum_i y_i u_i = 0 (the
+intercept's stationarity); ``balance_dual`` makes sigma(-z) satisfy it, and s drops
+the intercept's coordinate.
 """
 
 from __future__ import annotations
@@ -43,6 +47,37 @@ def binary_entropy(u: Tensor) -> Tensor:
     return -(torch.xlogy(u, u) + torch.xlogy(1 - u, 1 - u))
 
 
+def balance_dual(u: Tensor, y: Tensor, max_iter: int = 64) -> Tensor:
+    """The dual point of a logistic regression with an intercept made feasible:
+
+        u' = clip(u - t y, 0, 1)   with t such that  g(t) = sum_i y_i u'_i = 0,
+
+    the intercept's dual constraint. g is nonincreasing and piecewise linear, with slope
+    -#{i: 0 < u_i - t y_i < 1} and g(-1) = #positives >= 0 >= -#negatives = g(1); the root
+    is found by Newton steps kept inside a bisection bracket of [-1, 1] (exact once a
+    step lands on the root's linear piece, usually the first: near the optimum t ~ 0 and
+    no u_i is clipped), to |g| <= N eps. ``u``, ``y``: ``(B, N)``.
+
+    >>> balance_dual(torch.tensor([[0.9, 0.2]], dtype=torch.float64), torch.tensor([[1.0, -1.0]], dtype=torch.float64))
+    tensor([[0.5500, 0.5500]], dtype=torch.float64)
+    """
+    lo = torch.full(u.shape[:-1], -1.0, dtype=u.dtype, device=u.device)
+    hi = torch.ones_like(lo)
+    t = torch.zeros_like(lo)
+    enough = u.shape[-1] * torch.finfo(u.dtype).eps
+    for _ in range(max_iter):
+        v = u - t.unsqueeze(-1) * y
+        g = (y * v.clamp(0.0, 1.0)).sum(-1)
+        if bool((g.abs() <= enough).all()):
+            break
+        lo, hi = torch.where(g > 0, t, lo), torch.where(g < 0, t, hi)
+        slope = ((v > 0) & (v < 1)).sum(-1).to(u.dtype)
+        newton = t + g / slope.clamp(min=1.0)
+        inside = (slope > 0) & (newton > lo) & (newton < hi)
+        t = torch.where(g.abs() <= enough, t, torch.where(inside, newton, 0.5 * (lo + hi)))
+    return (u - t.unsqueeze(-1) * y).clamp(0.0, 1.0)
+
+
 class LogisticInstances(Instances):
     """A batch of regularized logistic regressions.
 
@@ -51,11 +86,20 @@ class LogisticInstances(Instances):
         y: labels in {-1, +1}, ``(N,)`` shared or ``(B, N)``.
         lam: scalar or ``(B,)``, >= 0.
         penalty: "l1" or "l2".
+        intercept: the last column of X is the intercept's column of ones, and its
+            coordinate is not penalized (then strong convexity is 0 and the duality-gap
+            certificate uses ``balance_dual``).
+
+    >>> X = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [2.0, 1.0]], dtype=torch.float64)
+    >>> p = LogisticInstances(X, torch.tensor([[1.0, -1.0, -1.0]], dtype=torch.float64), 0.1, "l2", intercept=True)
+    >>> p.smooth_objective(torch.tensor([[0.0, 3.0]], dtype=torch.float64))  # the intercept is not penalized
+    tensor([2.0486], dtype=torch.float64)
     """
 
     problem_kind = "logistic regression"
 
-    def __init__(self, X: Tensor, y: Tensor, lam: Tensor | float, penalty: str = "l1", x0_shift: float = 0.0):
+    def __init__(self, X: Tensor, y: Tensor, lam: Tensor | float, penalty: str = "l1", x0_shift: float = 0.0,
+                 intercept: bool = False):
         if penalty not in PENALTIES:
             raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
         self.X = X
@@ -67,7 +111,13 @@ class LogisticInstances(Instances):
         self.penalty = penalty
         self.x0_shift = x0_shift
         self.has_nonsmooth = penalty == "l1" and bool((self.lam > 0).any())
-        self._l1 = L1(self.lam)
+        self.intercept = intercept
+        # 1 on the penalized coordinates, 0 on the intercept (None: every coordinate penalized)
+        self._pen: Tensor | None = None
+        if intercept:
+            self._pen = torch.ones(X.shape[-1], dtype=self.y.dtype, device=self.y.device)
+            self._pen[-1] = 0.0
+        self._l1 = L1(self.lam, self._pen)
         self._L: Tensor | None = None
 
     @property
@@ -96,7 +146,7 @@ class LogisticInstances(Instances):
 
     def index(self, idx: Tensor) -> LogisticInstances:
         X = self.X if self.shared_matrix else self.X[idx]
-        out = type(self)(X, self.y[idx], self.lam[idx], self.penalty, self.x0_shift)
+        out = type(self)(X, self.y[idx], self.lam[idx], self.penalty, self.x0_shift, self.intercept)
         if self._L is not None:
             out._L = self._L[idx]
         return out
@@ -105,7 +155,7 @@ class LogisticInstances(Instances):
         def conv(t: Tensor) -> Tensor:
             return t.to(dtype=dtype or t.dtype, device=device or t.device)
 
-        return type(self)(conv(self.X), conv(self.y), conv(self.lam), self.penalty, self.x0_shift)
+        return type(self)(conv(self.X), conv(self.y), conv(self.lam), self.penalty, self.x0_shift, self.intercept)
 
     # ----- smooth part ---------------------------------------------------------------------
     def margins(self, w: Tensor) -> Tensor:
@@ -115,10 +165,14 @@ class LogisticInstances(Instances):
     def _l2(self) -> bool:
         return self.penalty == "l2"
 
+    def _penalized(self, w: Tensor) -> Tensor:
+        """w with the intercept's coordinate zeroed (w itself without an intercept)."""
+        return w if self._pen is None else w * self._pen
+
     def smooth_objective(self, w: Tensor) -> Tensor:
         f = _log1p_exp(-self.margins(w)).mean(-1)
         if self._l2():
-            f = f + 0.5 * self.lam * w.square().sum(-1)
+            f = f + 0.5 * self.lam * self._penalized(w).square().sum(-1)
         return f
 
     def value_and_grad(self, w: Tensor) -> tuple[Tensor, Tensor]:
@@ -127,8 +181,9 @@ class LogisticInstances(Instances):
         # d/dz log(1 + e^{-z}) = -sigma(-z)
         g = rmatvec(self.X, -self.y * torch.sigmoid(-z)) / self.n_samples
         if self._l2():
-            f = f + 0.5 * self.lam * w.square().sum(-1)
-            g = g + self.lam.unsqueeze(-1) * w
+            wp = self._penalized(w)
+            f = f + 0.5 * self.lam * wp.square().sum(-1)
+            g = g + self.lam.unsqueeze(-1) * wp
         return f, g
 
     def grad(self, w: Tensor) -> Tensor:
@@ -142,7 +197,7 @@ class LogisticInstances(Instances):
         return self._L
 
     def strong_convexity(self) -> Tensor:
-        if self._l2():
+        if self._l2() and not self.intercept:
             return self.lam.clone()
         return super().strong_convexity()
 
@@ -154,7 +209,8 @@ class LogisticInstances(Instances):
         else:
             H = torch.einsum("bni,bn,bnj->bij", self.X, s, self.X)
         if self._l2():
-            H = H + self.lam[:, None, None] * torch.eye(self.dim, dtype=H.dtype, device=H.device)
+            eye = torch.eye(self.dim, dtype=H.dtype, device=H.device)
+            H = H + self.lam[:, None, None] * (eye if self._pen is None else torch.diag(self._pen))
         return H
 
     # ----- nonsmooth part ------------------------------------------------------------------
@@ -171,7 +227,11 @@ class LogisticInstances(Instances):
     def dual_objective(self, w: Tensor) -> Tensor:
         """D(u) at the dual point built from w (a lower bound on F*): ``(B,)``."""
         u = torch.sigmoid(-self.margins(w))
+        if self.intercept:
+            u = balance_dual(u, self.y)
         s = rmatvec(self.X, self.y * u) / self.n_samples
+        if self.intercept:
+            s = s[..., :-1]
         if self._l2():
             return binary_entropy(u).mean(-1) - s.square().sum(-1) / (2 * self.lam)
         scale = torch.clamp(s.abs().amax(-1) / self.lam, min=1.0)

@@ -57,24 +57,35 @@ class Penalty(Protocol):
 
 
 class L1:
-    """r(x) = lam ||x||_1 with a per-instance weight ``lam`` of shape ``(B,)``."""
+    """r(x) = lam sum_i w_i |x_i| with a per-instance weight ``lam`` of shape ``(B,)`` and
+    optional per-coordinate weights ``w`` of shape ``(n,)`` (None: all ones; a 0 leaves that
+    coordinate unpenalized, e.g. an intercept).
 
-    def __init__(self, lam: Tensor):
+    >>> L1(torch.tensor([1.0]), torch.tensor([1.0, 0.0])).prox(torch.tensor([[2.0, 2.0]]), 0.5)
+    tensor([[1.5000, 2.0000]])
+    """
+
+    def __init__(self, lam: Tensor, weights: Tensor | None = None):
         self.lam = lam
+        self.weights = weights
+
+    def _weighted(self, x: Tensor) -> Tensor:
+        return x if self.weights is None else x * self.weights
 
     def value(self, x: Tensor) -> Tensor:
-        return self.lam * x.abs().sum(-1)
+        return self.lam * self._weighted(x.abs()).sum(-1)
 
     def prox(self, v: Tensor, step: Tensor | float) -> Tensor:
-        return soft_threshold(v, column(self.lam) * column(step))
+        threshold = column(self.lam) * column(step)
+        return soft_threshold(v, threshold if self.weights is None else threshold * self.weights)
 
     def subdifferential_bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
         lam = column(self.lam)
         sign = torch.sign(x)
-        # x_i != 0: both ends lam sign(x_i); x_i = 0: the interval [-lam, lam].
+        # x_i != 0: both ends lam sign(x_i); x_i = 0: the interval [-lam, lam] (times w_i).
         lower = torch.where(sign == 0, -lam.expand_as(x), lam * sign)
         upper = torch.where(sign == 0, lam.expand_as(x), lam * sign)
-        return lower, upper
+        return self._weighted(lower), self._weighted(upper)
 
 
 class Box:
