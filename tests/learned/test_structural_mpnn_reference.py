@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import l2o.learned.structural_mpnn as smp
 from l2o.learned.structural_mpnn import StructuralMPNN, StructuralMPNNB, StructuralMPNNO, structural_update
 from l2o.problems.mimo.channel import scale_to_budget
 from l2o.problems.mimo.infocom import InfocomMimoFamily
@@ -157,3 +158,29 @@ def test_no_grad_cache_follows_the_weights():
         b = m.iteration(p, V)
         torch.testing.assert_close(b, reference_iteration(m, p, V), rtol=1e-10, atol=1e-10)
     assert (a - b).abs().max() > 1e-3
+
+
+def test_chunks_of_the_batch_give_the_same_iterates_and_gradients(monkeypatch):
+    """Cache-sized chunks (``CHUNK``, here one instance per chunk) change nothing but the rounding."""
+    p = InfocomMimoFamily(cells=2, users=3, tx_antennas=4).sample(4, 1, dtype=torch.float64)
+    m = perturbed(StructuralMPNN, torch.float64, tx_antennas=4, hidden=8)
+    runs = []
+    for chunk in (smp.CHUNK, 1):
+        monkeypatch.setattr(smp, "CHUNK", chunk)
+        m.zero_grad()
+        out = iterates(m, p, lambda m, p, V: m.iteration(p, V), 3)
+        sum(-p.sum_rate(p.pack(V)).mean() for V in out).backward()
+        runs.append((out, [t.grad.clone() for t in m.parameters()]))
+    for a, b in zip(runs[0][0] + runs[0][1], runs[1][0] + runs[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_inference_mode_and_no_grad_give_the_reference():
+    p = InfocomMimoFamily(cells=2, users=2, tx_antennas=4).sample(3, 2, dtype=torch.float64)
+    m = perturbed(StructuralMPNN, torch.float64, tx_antennas=4, hidden=8)
+    V = p.unpack(m.init(p, p.initial_point()).x)
+    with torch.no_grad():
+        ref = reference_iteration(m, p, V)
+    for mode in (torch.no_grad, torch.inference_mode, torch.no_grad):
+        with mode():
+            torch.testing.assert_close(m.iteration(p, V), ref, rtol=1e-10, atol=1e-10)
