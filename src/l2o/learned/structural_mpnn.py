@@ -69,7 +69,7 @@ V sqrt(I / P_k) so that they are scale-free.
 **Computation** (the same map, arranged for speed; ``tests/learned/test_structural_mpnn_reference.py``
 checks every iterate and gradient against the straightforward form): D is folded into the
 weights where it is linear (the V-maps act on vec(V), M d, instead of vec(D^H V), M' d; the left
-head outputs E = D Delta_L D^H, M x M, and V <- (V + E V) W_R, since D D^H = I); every complex
+head outputs E = D Delta_L D^H, M x M, and V <- (I + E) V W_R, since D D^H = I); every complex
 layer is one real matrix product on stacked (real, imaginary) vectors, maps that share an input
 are one product; the pools over the other users are sums minus the own term, the interference
 features are computed on the pairs they pool (the same cell's for maps 1, 3; the other cells'
@@ -86,6 +86,7 @@ directly, a head of M' d complex numbers, instead of W_L V' W_R) and ``expand=Fa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -191,6 +192,7 @@ def _linear(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
     return torch.addmm(b, x.reshape(-1, x.shape[-1]), W).reshape(*x.shape[:-1], W.shape[1])
 
 
+@functools.lru_cache(maxsize=64)
 def _other_cells(K: int, device) -> tuple[Tensor, Tensor]:
     """The ordered pairs (k, j) of cells with j != k, as two index vectors of length K (K - 1)."""
     pairs = [(k, j) for k in range(K) for j in range(K) if j != k]
@@ -373,8 +375,8 @@ class StructuralMPNN(LearnedOptimizer):
     def iteration(self, problem: MimoInstances, V: Tensor) -> Tensor:
         """``(B, K, I, M, d)`` -> the next precoders (same shape, every cell at its budget).
 
-        Computed as ``V <- (V + E V) W_R``, normalised, with E = D Delta_L D^H the M x M left
-        factor (``D W_L D^H = I + D Delta_L D^H`` since D D^H = I): the same map as
+        Computed as ``V <- (I + E) V W_R``, normalised, with E = D Delta_L D^H (M x M;
+        ``D W_L D^H = I + D Delta_L D^H`` since D D^H = I): the same map as
         ``structural_update(V, I + Delta_L, I + Delta_R, budget, D)`` (tested against it), at
         the cost of an M x M instead of an M' x M' head and product. The instances are
         independent: they are run in chunks (``CHUNK`` real numbers per feature tensor) so that
@@ -382,9 +384,11 @@ class StructuralMPNN(LearnedOptimizer):
         """
         f = self.folded()
         B, K, I = V.shape[:3]
-        Wz, Wm, b1 = f["fc1"]
         c = max(K * I - 1, 1)  # fc1 on [z, (sum - z) / c] = (W_z - W_m / c) z + (W_m / c) sum
-        fc1 = (*_stacked([Wz - Wm / c], [b1]), _stacked([Wm / c], [torch.zeros_like(b1)])[0])
+        if ("fc1", c) not in f:
+            Wz, Wm, b1 = f["fc1"]
+            f["fc1", c] = (*_stacked([Wz - Wm / c], [b1]), _stacked([Wm / c], [torch.zeros_like(b1)])[0])
+        fc1 = f["fc1", c]
         widest = max(f["fc1"][0].shape[1], f["v"][0].shape[1], *(w.shape[1] for w, _ in f["heads"]))
         chunk = max(1, CHUNK // (K * I * 2 * widest))
         H, noise, budget = problem.H, problem.noise, problem.budget
@@ -399,23 +403,24 @@ class StructuralMPNN(LearnedOptimizer):
         if self.update == "blackbox":  # V = D V' folded into the head: M d outputs
             Vn = torch.view_as_complex(_linear(h, *f["heads"][0]).reshape(B, K, I, M, d, 2))
             return scale_to_budget(Vn.to(cdt), budget)
+        # the heads' biases hold the identities: I + E and W_R = I + Delta_R
         (WL, bL), (WR, bR) = f["heads"]
-        E = torch.view_as_complex(_linear(h, WL, bL).reshape(B, K, I, M, M, 2)).to(cdt)
+        W_L = torch.view_as_complex(_linear(h, WL, bL).reshape(B, K, I, M, M, 2)).to(cdt)
         W_R = torch.view_as_complex(_linear(h, WR, bR).reshape(B, K, I, d, d, 2)).to(cdt)
-        W_R = W_R + torch.eye(d, dtype=cdt, device=V.device)
-        return scale_to_budget((V + E @ V) @ W_R, budget)
+        return scale_to_budget(W_L @ V @ W_R, budget)
 
     def folded(self) -> dict:
         """Every complex layer as one real map ``(W (2 in, 2 out), b (2 out))`` on stacked
         vectors, with D folded in where it is linear: the V-maps act on vec(V) (M d) instead of
-        vec(D^H V) (M' d), the left head gives E = D Delta_L D^H (M^2 outputs), the black-box
-        head D V' (M d). The three V-maps are one map (M d -> 3 f_v), HV-maps 1 and 3 (the same
-        cell's pairs) and 2 and 4 (the other cells') one each (N d -> 2 f_h). Inputs of the V-
-        and HV-maps are interleaved (re, im per entry, ``view_as_real``), of fc2 and the heads
-        [re | im]; outputs [re | im] per map, the heads' interleaved (``view_as_complex``).
-        ``fc1``: its complex (W_z, W_m, b) (W_m acts on the mean of the other users' z), combined
-        per call. Cached under no_grad until a parameter changes (its version counter); with
-        grad on, recomputed so that training differentiates through it."""
+        vec(D^H V) (M' d), the left head gives I + E, E = D Delta_L D^H (M^2 outputs), the right
+        one W_R = I + Delta_R (the identities in their biases), the black-box head D V' (M d).
+        The three V-maps are one map (M d -> 3 f_v), HV-maps 1 and 3 (the same cell's pairs) and
+        2 and 4 (the other cells') one each (N d -> 2 f_h). Inputs of the V- and HV-maps are
+        interleaved (re, im per entry, ``view_as_real``), of fc2 and the heads [re | im]; outputs
+        [re | im] per map, the heads' interleaved (``view_as_complex``). ``fc1``: its complex
+        (W_z, W_m, b) (W_m acts on the mean of the other users' z), combined per number of users.
+        Cached under no_grad until a parameter changes (its version counter); with grad on,
+        recomputed so that training differentiates through it."""
         params = list(self.parameters())
         key = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in params)
         if not torch.is_grad_enabled() and self._folded_cache is not None and self._folded_cache[0] == key:
@@ -446,8 +451,11 @@ class StructuralMPNN(LearnedOptimizer):
             if D is not None:  # E = D Delta_L D^H, entrywise linear in the head's output
                 W = torch.einsum("mp,pqh,nq->mnh", D, W.reshape(Mx, Mx, -1), D.conj()).reshape(M * M, -1)
                 b = (D @ b.reshape(Mx, Mx) @ D.mH).reshape(M * M)
-            out["heads"] = [_stacked([W], [b], interleaved_out=True),
-                            _stacked(*zip(_cweights(self.head_right)), interleaved_out=True)]
+            WR, bR = _cweights(self.head_right)
+            out["heads"] = [_stacked([W], [b + torch.eye(M, dtype=b.dtype, device=b.device).flatten()],
+                                     interleaved_out=True),
+                            _stacked([WR], [bR + torch.eye(d, dtype=bR.dtype, device=bR.device).flatten()],
+                                     interleaved_out=True)]
         if not torch.is_grad_enabled():
             self._folded_cache = (key, out)
         return out
