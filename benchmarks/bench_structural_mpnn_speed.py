@@ -208,8 +208,8 @@ def render(data: dict) -> str:
         bound = e["flops"]["model_solve"] / (last["gemm_gflops"] * 1e9)
         L.append(f"- {scale}: {TARGET:g}x over the paper's WMMSE (relative rule, {w:.3f} s for the batch of "
                  f"{e['batch']}, {e['wmmse_mean_iterations']['wmmse_paper']:.1f} iterations on average) needs the "
-                 f"model's solve in {w / TARGET:.3f} s; its matrix products alone "
-                 f"({e['flops']['model_solve'] / 1e9:.1f} GFLOP) take {bound:.3f} s at this machine's GEMM rate, "
+                 f"model's solve in {w / TARGET:.3f} s; the matrix products of its {e['horizon']} iterations "
+                 f"alone ({e['flops']['model_solve'] / 1e9:.1f} GFLOP) take {bound:.3f} s at this machine's GEMM rate, "
                  f"{bound / (w / TARGET):.1f}x that budget; "
                  f"measured {e['methods']['structural_mpnn']['batched']['cpu_s_min']:.3f} s.")
     L += ["", f"Labels in this file: {', '.join(labels)}."]
