@@ -66,6 +66,18 @@ V sqrt(I / P_k) so that they are scale-free.
   run improves monotonically from where the learned iterations left it; ``"last"``
   repeats the shared learned iteration.
 
+**Computation** (the same map, arranged for speed; ``tests/learned/test_structural_mpnn_reference.py``
+checks every iterate and gradient against the straightforward form): D is folded into the
+weights where it is linear (the V-maps act on vec(V), M d, instead of vec(D^H V), M' d; the left
+head outputs E = D Delta_L D^H, M x M, and V <- (I + E) V W_R, since D D^H = I); every complex
+layer is one real matrix product on stacked (real, imaginary) vectors, maps that share an input
+are one product; the pools over the other users are sums minus the own term, the interference
+features are computed on the pairs they pool (the same cell's for maps 1, 3; the other cells'
+for maps 2, 4); fc1 on [z, mean of the others] is (W_z - W_m / (n-1)) z + W_m (sum z) / (n-1);
+the batch is run in chunks whose intermediates stay cache-sized (``CHUNK``); under no_grad the
+folded weights are cached until a parameter changes. ``benchmarks/bench_structural_mpnn_speed.py``
+measures it.
+
 Ablations of Table IV: ``update="blackbox"`` (StructuralMPNN-B: the decoder outputs V'
 directly, a head of M' d complex numbers, instead of W_L V' W_R) and ``expand=False``
 (StructuralMPNN-O: no D, M' = M). Registered as ``structural_mpnn_b`` / ``structural_mpnn_o``.
@@ -74,6 +86,7 @@ directly, a head of M' d complex numbers, instead of W_L V' W_R) and ``expand=Fa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -123,18 +136,6 @@ class ComplexLinear(nn.Module):
         return self.fc_r(xr) - self.fc_i(xi), self.fc_r(xi) + self.fc_i(xr)
 
 
-def _cgelu(x: Pair) -> Pair:
-    return F.gelu(x[0]), F.gelu(x[1])
-
-
-def _map(f, x: Pair) -> Pair:
-    return f(x[0]), f(x[1])
-
-
-def _pairs(z: Tensor) -> Pair:
-    return z.real, z.imag
-
-
 def unitary_rows(A: Tensor) -> Tensor:
     """D = Q^H for the QR factorization Q R = A of ``A`` ``(M', M)`` complex (M' >= M): ``(M, M')``
     with D D^H = I_M.
@@ -161,6 +162,68 @@ def structural_update(V: Tensor, W_L: Tensor, W_R: Tensor, budget: Tensor, D: Te
     Vp = V if D is None else D.mH @ V
     Vp = W_L @ Vp @ W_R
     return scale_to_budget(Vp if D is None else D @ Vp, budget)
+
+
+def _cweights(layer: ComplexLinear) -> tuple[Tensor, Tensor]:
+    """The complex ``(W (out, in), b (out,))`` of ``layer``: y = W x + b."""
+    Wr, Wi, br, bi = layer.fc_r.weight, layer.fc_i.weight, layer.fc_r.bias, layer.fc_i.bias
+    return torch.complex(Wr, Wi), torch.complex(br - bi, br + bi)
+
+
+def _stacked(Ws, bs, interleaved: bool = False, interleaved_out: bool = False) -> tuple[Tensor, Tensor]:
+    """Complex maps ``W_p (out_p, in)``, ``b_p`` side by side as one real map on stacked vectors:
+    ``(2 in, sum 2 out_p)`` and its bias. The input is [re | im] or (``interleaved``) re, im per
+    entry; the output [re | im] per map or (``interleaved_out``, one map) re, im per entry."""
+    cols, bias = [], []
+    for W, b in zip(Ws, bs):
+        Wr, Wi = W.real.T, W.imag.T
+        top, bot = torch.cat([Wr, Wi], 1), torch.cat([-Wi, Wr], 1)  # the rows of Re x and of Im x
+        cols.append(torch.stack([top, bot], 1).reshape(-1, top.shape[1]) if interleaved else torch.cat([top, bot]))
+        bias += [b.real, b.imag]
+    W, b = torch.cat(cols, 1), torch.cat(bias)
+    if interleaved_out:
+        n = W.shape[1] // 2
+        W, b = torch.stack([W[:, :n], W[:, n:]], 2).reshape(W.shape), torch.stack([b[:n], b[n:]], 1).reshape(-1)
+    return W, b
+
+
+def _linear(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """x @ W + b over the last dimension, as one matrix product."""
+    return torch.addmm(b, x.reshape(-1, x.shape[-1]), W).reshape(*x.shape[:-1], W.shape[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _other_cells(K: int, device) -> tuple[Tensor, Tensor]:
+    """The ordered pairs (k, j) of cells with j != k, as two index vectors of length K (K - 1)."""
+    pairs = [(k, j) for k in range(K) for j in range(K) if j != k]
+    return (torch.tensor([k for k, _ in pairs], device=device), torch.tensor([j for _, j in pairs], device=device))
+
+
+#: Instances per chunk of an iteration: about this many real numbers in its widest per-user feature
+#: tensor, and at most this many in the pair features (cache-sized).
+CHUNK = 1 << 20
+
+
+def _pair_pool(P: Tensor, Wb: tuple[Tensor, Tensor], I: int, exclude_own: bool) -> tuple[Tensor, Tensor]:
+    """Two HV-maps (one stacked map, [map A | map B]) + GELU on the user pairs ``P (B, X, I, I, 2 N d)``
+    (receiver i, transmitter l), summed: map A over l (what user i receives), map B over i
+    (what user l causes); ``exclude_own``: without the pair i = l, divided by max(I - 1, 1)
+    (sum minus own term). -> two ``(B, X, I, 2 f_h)``. Computed in chunks of the batch so that
+    the pair features stay cache-sized."""
+    B, X = P.shape[:2]
+    W, b = Wb
+    half = W.shape[1] // 2
+    chunk = max(1, CHUNK // max(X * I * I * W.shape[1], 1))
+    rx, tx = [], []
+    for s in range(0, B, chunk):
+        e = F.gelu(_linear(P[s:s + chunk], W, b))  # (b, X, I, I, 4 f_h)
+        r, t = e[..., :half].sum(3), e[..., half:].sum(2)
+        if exclude_own:
+            own = torch.diagonal(e, dim1=2, dim2=3).transpose(-1, -2)  # (b, X, I, 4 f_h)
+            r, t = (r - own[..., :half]) / max(I - 1, 1), (t - own[..., half:]) / max(I - 1, 1)
+        rx.append(r)
+        tx.append(t)
+    return torch.cat(rx), torch.cat(tx)
 
 
 # ----- the solver -----------------------------------------------------------------------------------
@@ -257,6 +320,7 @@ class StructuralMPNN(LearnedOptimizer):
             self.head_v = ComplexLinear(hidden, Mx * d)
         if self.expand:
             self.expansion = nn.Parameter(torch.empty(Mx, M, 2))
+        self._folded_cache: tuple | None = None  # (parameter key, ``folded()``) under no_grad
         self.reset_parameters(seed)
 
     @torch.no_grad()
@@ -309,67 +373,129 @@ class StructuralMPNN(LearnedOptimizer):
 
     # ----- one learned iteration -------------------------------------------------------------------
     def iteration(self, problem: MimoInstances, V: Tensor) -> Tensor:
-        """``(B, K, I, M, d)`` -> the next precoders (same shape, every cell at its budget)."""
-        D = self.expansion_matrix()
-        out = self.decode(problem, V, D)
-        cdt = V.dtype
-        Dc = None if D is None else D.to(cdt)
-        if self.update == "blackbox":
-            Vp = torch.complex(*out).to(cdt).reshape(*V.shape[:3], self.Mx, self.d)
-            return scale_to_budget(Vp if Dc is None else Dc @ Vp, problem.budget)
-        (lr, li), (rr, ri) = out
-        B, K, I = V.shape[:3]
-        W_L = torch.complex(lr, li).to(cdt).reshape(B, K, I, self.Mx, self.Mx)
-        W_R = torch.complex(rr, ri).to(cdt).reshape(B, K, I, self.d, self.d)
-        W_L = W_L + torch.eye(self.Mx, dtype=cdt, device=V.device)
-        W_R = W_R + torch.eye(self.d, dtype=cdt, device=V.device)
-        return structural_update(V, W_L, W_R, problem.budget, Dc)
+        """``(B, K, I, M, d)`` -> the next precoders (same shape, every cell at its budget).
 
-    def decode(self, problem: MimoInstances, V: Tensor, D: Tensor | None):
-        """The encoder-decoder: heads' outputs as (real, imaginary) pairs, ``(B, K, I, .)``."""
+        Computed as ``V <- (I + E) V W_R``, normalised, with E = D Delta_L D^H (M x M;
+        ``D W_L D^H = I + D Delta_L D^H`` since D D^H = I): the same map as
+        ``structural_update(V, I + Delta_L, I + Delta_R, budget, D)`` (tested against it), at
+        the cost of an M x M instead of an M' x M' head and product. The instances are
+        independent: they are run in chunks (``CHUNK`` real numbers per feature tensor) so that
+        every intermediate stays cache-sized.
+        """
+        f = self.folded()
+        B, K, I = V.shape[:3]
+        c = max(K * I - 1, 1)  # fc1 on [z, (sum - z) / c] = (W_z - W_m / c) z + (W_m / c) sum
+        if ("fc1", c) not in f:
+            Wz, Wm, b1 = f["fc1"]
+            f["fc1", c] = (*_stacked([Wz - Wm / c], [b1]), _stacked([Wm / c], [torch.zeros_like(b1)])[0])
+        fc1 = f["fc1", c]
+        widest = max(f["fc1"][0].shape[1], f["v"][0].shape[1], *(w.shape[1] for w, _ in f["heads"]))
+        chunk = max(1, CHUNK // (K * I * 2 * widest))
+        H, noise, budget = problem.H, problem.noise, problem.budget
+        out = [self._iterate(H[s:s + chunk], noise[s:s + chunk], budget[s:s + chunk], V[s:s + chunk], f, fc1)
+               for s in range(0, B, chunk)]
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    def _iterate(self, H: Tensor, noise: Tensor, budget: Tensor, V: Tensor, f: dict, fc1: tuple) -> Tensor:
         B, K, I, M, d = V.shape
-        N = problem.rx_antennas
+        cdt = V.dtype
+        h = self._hidden(H, noise, budget, V, f, fc1)
+        if self.update == "blackbox":  # V = D V' folded into the head: M d outputs
+            Vn = torch.view_as_complex(_linear(h, *f["heads"][0]).reshape(B, K, I, M, d, 2))
+            return scale_to_budget(Vn.to(cdt), budget)
+        # the heads' biases hold the identities: I + E and W_R = I + Delta_R
+        (WL, bL), (WR, bR) = f["heads"]
+        W_L = torch.view_as_complex(_linear(h, WL, bL).reshape(B, K, I, M, M, 2)).to(cdt)
+        W_R = torch.view_as_complex(_linear(h, WR, bR).reshape(B, K, I, d, d, 2)).to(cdt)
+        return scale_to_budget(W_L @ V @ W_R, budget)
+
+    def folded(self) -> dict:
+        """Every complex layer as one real map ``(W (2 in, 2 out), b (2 out))`` on stacked
+        vectors, with D folded in where it is linear: the V-maps act on vec(V) (M d) instead of
+        vec(D^H V) (M' d), the left head gives I + E, E = D Delta_L D^H (M^2 outputs), the right
+        one W_R = I + Delta_R (the identities in their biases), the black-box head D V' (M d).
+        The three V-maps are one map (M d -> 3 f_v), HV-maps 1 and 3 (the same cell's pairs) and
+        2 and 4 (the other cells') one each (N d -> 2 f_h). Inputs of the V- and HV-maps are
+        interleaved (re, im per entry, ``view_as_real``), of fc2 and the heads [re | im]; outputs
+        [re | im] per map, the heads' interleaved (``view_as_complex``). ``fc1``: its complex
+        (W_z, W_m, b) (W_m acts on the mean of the other users' z), combined per number of users.
+        Cached under no_grad until a parameter changes (its version counter); with grad on,
+        recomputed so that training differentiates through it."""
+        params = list(self.parameters())
+        key = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in params)
+        if not torch.is_grad_enabled() and self._folded_cache is not None and self._folded_cache[0] == key:
+            return self._folded_cache[1]
+        D = self.expansion_matrix()
+        M, d, Mx = self.M, self.d, self.Mx
+        out: dict = {}
+        vW, vb = zip(*(_cweights(layer) for layer in self.v_maps))
+        if D is not None:  # W vec(D^H V) = W' vec(V): W'[o, (m, s)] = sum_q W[o, (q, s)] conj(D[m, q])
+            vW = [torch.einsum("oqs,mq->oms", W.reshape(-1, Mx, d), D.conj()).reshape(-1, M * d) for W in vW]
+        out["v"] = _stacked(vW, vb, interleaved=True)
+        hW, hb = zip(*(_cweights(layer) for layer in self.hv_maps))
+        out["sig"] = _stacked([hW[0]], [hb[0]], interleaved=True)
+        out["same"] = _stacked([hW[1], hW[3]], [hb[1], hb[3]], interleaved=True)
+        out["other"] = _stacked([hW[2], hW[4]], [hb[2], hb[4]], interleaved=True)
+        W1, b1 = _cweights(self.fc1)
+        width = W1.shape[1] // 2
+        out["fc1"] = (W1[:, :width], W1[:, width:], b1)
+        out["fc2"] = _stacked(*zip(_cweights(self.fc2)))
+        if self.update == "blackbox":
+            W, b = _cweights(self.head_v)
+            if D is not None:  # D V': W'[(m, s), h] = sum_q D[m, q] W[(q, s), h]
+                W = torch.einsum("mq,qsh->msh", D, W.reshape(Mx, d, -1)).reshape(M * d, -1)
+                b = (D @ b.reshape(Mx, d)).reshape(M * d)
+            out["heads"] = [_stacked([W], [b], interleaved_out=True)]
+        else:
+            W, b = _cweights(self.head_left)
+            if D is not None:  # E = D Delta_L D^H, entrywise linear in the head's output
+                W = torch.einsum("mp,pqh,nq->mnh", D, W.reshape(Mx, Mx, -1), D.conj()).reshape(M * M, -1)
+                b = (D @ b.reshape(Mx, Mx) @ D.mH).reshape(M * M)
+            WR, bR = _cweights(self.head_right)
+            out["heads"] = [_stacked([W], [b + torch.eye(M, dtype=b.dtype, device=b.device).flatten()],
+                                     interleaved_out=True),
+                            _stacked([WR], [bR + torch.eye(d, dtype=bR.dtype, device=bR.device).flatten()],
+                                     interleaved_out=True)]
+        if not torch.is_grad_enabled():
+            self._folded_cache = (key, out)
+        return out
+
+    def _hidden(self, H: Tensor, noise: Tensor, budget: Tensor, V: Tensor, f: dict, fc1: tuple) -> Tensor:
+        """The encoder and the decoder's two FC layers: ``(B, K, I, 2 hidden)`` stacked [re | im]."""
+        B, K, I, M, d = V.shape
+        N = H.shape[-2]
         net = self.fc1.fc_r.weight
         cnet = torch.complex64 if net.dtype == torch.float32 else torch.complex128
-        scale = (I / problem.budget).sqrt().to(net.dtype)[:, :, None, None, None]  # (B, K, 1, 1, 1)
-        Vn = V.to(cnet) * scale.to(cnet)
-        Hn = (problem.H / problem.noise.sqrt().reshape(B, 1, 1, 1, 1, 1).to(problem.H.dtype)).to(cnet)
-        Vp = Vn if D is None else D.mH.to(cnet) @ Vn
-        vec_v = _pairs(Vp.reshape(B, K, I, self.Mx * d))
-        # V-features
-        own = _cgelu(self.v_maps[0](vec_v))
-        e = _cgelu(self.v_maps[1](vec_v))
-        intra = _map(lambda t: (t.sum(2, keepdim=True) - t) / max(I - 1, 1), e)
-        e = _cgelu(self.v_maps[2](vec_v))
-        others = max((K - 1) * I, 1)
-        inter = _map(lambda t: ((t.sum((1, 2), keepdim=True) - t.sum(2, keepdim=True)) / others).expand(t.shape), e)
-        # HV-features: G[b, k, i, j, l] = H_{ki,j} V_{jl}
-        G = torch.einsum("bkijnm,bjlms->bkijlns", Hn, Vn).reshape(B, K, I, K, I, N * d)
-        Gs = torch.diagonal(G, dim1=1, dim2=3).permute(0, 4, 1, 2, 3)  # (b, k, i, l, Nd): same cell
-        sig = _cgelu(self.hv_maps[0](_pairs(torch.diagonal(Gs, dim1=2, dim2=3).permute(0, 1, 3, 2))))
-        eye_i = torch.eye(I, dtype=torch.bool, device=V.device)[None, None, :, :, None]
-        other_user = (~eye_i).to(net.dtype) / max(I - 1, 1)
-        e = _cgelu(self.hv_maps[1](_pairs(Gs)))
-        intra_rx = _map(lambda t: (t * other_user).sum(3), e)
-        e = _cgelu(self.hv_maps[3](_pairs(Gs)))
-        intra_tx = _map(lambda t: (t * other_user).sum(2), e)
-        eye_k = torch.eye(K, dtype=torch.bool, device=V.device)[None, :, None, :, None, None]
-        other_cell = (~eye_k).to(net.dtype) / max((K - 1) * I, 1)
-        pG = _pairs(G)
-        e = _cgelu(self.hv_maps[2](pG))
-        inter_rx = _map(lambda t: (t * other_cell).sum((3, 4)), e)
-        e = _cgelu(self.hv_maps[4](pG))
-        inter_tx = _map(lambda t: (t * other_cell).sum((1, 2)), e)
+        # the features see V sqrt(I / P_k), the HV-features H V sqrt(I / P_k) / sigma
+        Vn = V.to(cnet) * (I / budget).sqrt().to(net.dtype)[:, :, None, None, None]
+        # V-features: the three maps in one product, pooled as (sum - own) / count
+        e = F.gelu(_linear(torch.view_as_real(Vn).reshape(B, K, I, 2 * M * d), *f["v"]))
+        fv = e.shape[-1] // 6
+        own, e_intra, e_inter = e.split(2 * fv, -1)
+        intra = (e_intra.sum(2, keepdim=True) - e_intra) / max(I - 1, 1)
+        cell = e_inter.sum(2, keepdim=True)
+        inter = ((cell.sum(1, keepdim=True) - cell) / max((K - 1) * I, 1)).expand(B, K, I, 2 * fv)
+        # HV-features: G[b, k, i, j, l] = H_{ki,j} V_{jl} / sigma, its (n, s) entries interleaved re, im
+        Vs = Vn * noise.rsqrt().to(net.dtype).reshape(B, 1, 1, 1, 1)
+        G = torch.einsum("bkijnm,bjlms->bkijlns", H.to(cnet), Vs)
+        G = torch.view_as_real(G).reshape(B, K, I, K, I, 2 * N * d)
+        Gs = torch.diagonal(G, dim1=1, dim2=3).permute(0, 4, 1, 2, 3)  # (b, k, i, l): the same cell
+        sig = F.gelu(_linear(torch.diagonal(Gs, dim1=2, dim2=3).transpose(2, 3), *f["sig"]))
+        intra_rx, intra_tx = _pair_pool(Gs, f["same"], I, exclude_own=True)
+        if K > 1:  # the other cells' pairs (k, j != k) as one batch dimension
+            kk, jj = _other_cells(K, V.device)
+            rx, tx = _pair_pool(G[:, kk, :, jj].movedim(0, 1), f["other"], I, exclude_own=False)  # (B, P, I, .)
+            c = (K - 1) * I
+            inter_rx = rx.new_zeros(B, K, I, rx.shape[-1]).index_add(1, kk, rx) / c
+            inter_tx = tx.new_zeros(B, K, I, tx.shape[-1]).index_add(1, jj, tx) / c
+        else:
+            inter_rx = inter_tx = intra_rx.new_zeros(intra_rx.shape)
         parts = [own, intra, inter, sig, intra_rx, inter_rx, intra_tx, inter_tx]
-        z = tuple(torch.cat([p[c] for p in parts], -1) for c in (0, 1))
-        # MPNN decoder over the complete user graph: the mean of the other users' features
-        n = K * I
-        msg = _map(lambda t: (t.sum((1, 2), keepdim=True) - t) / max(n - 1, 1), z)
-        h = (torch.cat([z[0], msg[0]], -1), torch.cat([z[1], msg[1]], -1))
-        h = _cgelu(self.fc2(_cgelu(self.fc1(h))))
-        if self.update == "blackbox":
-            return self.head_v(h)
-        return self.head_left(h), self.head_right(h)
+        z = torch.cat([p[..., : p.shape[-1] // 2] for p in parts] + [p[..., p.shape[-1] // 2:] for p in parts], -1)
+        # MPNN decoder: fc1 on [z, mean of the other users' z] = (W_z - W_m / c) z + (W_m / c) (sum z)
+        W_own, b_own, W_sum = fc1
+        h = F.gelu(_linear(z, W_own, b_own) + z.sum((1, 2), keepdim=True) @ W_sum)
+        return F.gelu(_linear(h, *f["fc2"]))
 
 
 class StructuralMPNNB(StructuralMPNN):
