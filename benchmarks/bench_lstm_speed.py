@@ -320,6 +320,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "note": args.note, "l2o_source": str(Path(l2o.__file__).resolve().parent),
         "torch": torch.__version__, "threads": args.threads, "clock": args.clock, "allocator_tuned": allocator,
+        "cell_backend": coordinatewise.cell_backend() if hasattr(coordinatewise, "cell_backend") else "eager",
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "seconds": time.perf_counter() - t0,
         "preset": PRESET, "batch": args.batch, "n": n, "repeats": args.repeats,
@@ -346,7 +347,7 @@ def markdown(runs: dict) -> str:
     for label, r in runs.items():
         lines += [f"## {label} ({r['date']})", "",
                   f"Command: `{r['command']}`; {r['machine']}; torch {r['torch']}, threads {r['threads']}, "
-                  f"clock {r.get('clock', 'wall')}, "
+                  f"clock {r.get('clock', 'wall')}, cell update on CPU: {r.get('cell_backend', 'eager')}, "
                   f"allocator tuned: {r['allocator_tuned']}; load average at start / end: "
                   f"{[round(x, 2) for x in r['load_average_start_end'][0]]} / "
                   f"{[round(x, 2) for x in r['load_average_start_end'][1]]} (shared machine: ratios +-20%)."
@@ -377,8 +378,9 @@ def markdown(runs: dict) -> str:
                     f"{1e3 * s['step_median_s']:.2f} | {s['vs_fista_restart']:.1f}x | {s['ratio']:.2f} | "
                     f"{s['ratio_peak']:.2f} | {'reached' if s['target_reached'] else 'NOT reached'} |")
         if any("floor" in s for per in r["solvers"].values() for s in per.values()):
-            lines += ["", "What bounds the ratio (f): the unavoidable non-GEMM work, each part timed alone; floor = "
-                      "arithmetic + nonlinearities + state; floor / arithmetic is the least reachable ratio:", "",
+            lines += ["", "What bounds the ratio (f): the non-GEMM work no implementation avoids, each part "
+                      "timed alone (the nonlinearities at torch.sigmoid's speed); floor = arithmetic + nonlinearities + state; "
+                      "floor / arithmetic is the least ratio reachable at that speed:", "",
                       "| solver | dtype | chunk (instances x columns) | arithmetic ms | nonlinearities ms (5H sigmoids "
                       "per layer, + ELU) | state read + write ms | floor ms | floor / arithmetic | step / floor |",
                       "|---|---|---|---|---|---|---|---|---|"]
