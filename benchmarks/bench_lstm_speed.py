@@ -379,8 +379,8 @@ def markdown(runs: dict) -> str:
                     f"{s['ratio_peak']:.2f} | {'reached' if s['target_reached'] else 'NOT reached'} |")
         if any("floor" in s for per in r["solvers"].values() for s in per.values()):
             lines += ["", "What bounds the ratio (f): the non-GEMM work no implementation avoids, each part "
-                      "timed alone (the nonlinearities at torch.sigmoid's speed); floor = arithmetic + nonlinearities + state; "
-                      "floor / arithmetic is the least ratio reachable at that speed:", "",
+                      "timed alone (the nonlinearities at torch.sigmoid's speed); floor = arithmetic + "
+                      "nonlinearities + state; floor / arithmetic is the least ratio reachable at that speed:", "",
                       "| solver | dtype | chunk (instances x columns) | arithmetic ms | nonlinearities ms (5H sigmoids "
                       "per layer, + ELU) | state read + write ms | floor ms | floor / arithmetic | step / floor |",
                       "|---|---|---|---|---|---|---|---|---|"]
