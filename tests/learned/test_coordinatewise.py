@@ -257,13 +257,24 @@ def test_float32_network_on_float64_problem(name, monkeypatch):
     assert_close_lists(got, want, TOL[torch.float32])
 
 
-@pytest.mark.parametrize("backend", ["native", "eager"])
+@pytest.fixture
+def three_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", ["native", "eager", "native, rows split among 3 threads"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_core_state_and_outputs_equal_textbook_lstm_with_saturated_gates(dtype, backend, monkeypatch):
+def test_core_state_and_outputs_equal_textbook_lstm_with_saturated_gates(dtype, backend, monkeypatch, request):
     """One no-grad step of the core (chunks that split instances) against ``ref_lstm``: outputs, h and c,
     with pre-activations from -90 to 90 (the native exp clamps at +-708 / +-87) and a large cell state."""
     monkeypatch.setattr(coordinatewise, "CHUNK", 7)
-    use_backend(backend, monkeypatch)
+    use_backend(backend.split(",")[0], monkeypatch)
+    if "threads" in backend:
+        request.getfixturevalue("three_threads")
+        monkeypatch.setattr(coordinatewise, "_PARALLEL_GRAIN", 1)
     gen = torch.Generator().manual_seed(11)
     core = CoordinatewiseLSTM(3, hidden_size=4, layers=2).to(dtype)
     head = torch.nn.Linear(4, 2).to(dtype)

@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -268,9 +270,9 @@ static inline float exp32(float x) {
 #define CELL(NAME, T, EXP)                                                                                \
 void NAME(const T *g, int64_t gb, int64_t gr, const T *co, int64_t cob, int64_t cor,                     \
           T *cn, int64_t cnb, int64_t cnr, T *hn, int64_t hnb, int64_t hnr, T *hs, int64_t hsb,          \
-          int64_t hsr, int64_t m, int64_t H, int64_t w) {                                                 \
-    for (int64_t b = 0; b < m; b++)                                                                       \
-        for (int64_t r = 0; r < H; r++) {                                                                 \
+          int64_t hsr, int64_t q0, int64_t q1, int64_t H, int64_t w) {                                    \
+    for (int64_t q = q0; q < q1; q++) {  /* rows q = b H + r of instance b, hidden unit r */             \
+            int64_t b = q / H, r = q % H;                                                                 \
             const T *gi = g + b * gb + r * gr, *gf = gi + H * gr, *gu = gf + H * gr, *go = gu + H * gr;   \
             const T *c0 = co + b * cob + r * cor;                                                         \
             T *c1 = cn + b * cnb + r * cnr, *h1 = hn + b * hnb + r * hnr, *h2 = hs + b * hsb + r * hsr;   \
@@ -283,7 +285,7 @@ void NAME(const T *g, int64_t gb, int64_t gr, const T *co, int64_t cob, int64_t 
                 T h = o - (T)2 * o * t;                                                                   \
                 c1[j] = c; h1[j] = h; h2[j] = h;                                                          \
             }                                                                                             \
-        }                                                                                                 \
+    }                                                                                                     \
 }
 CELL(l2o_cell_f64, double, exp64)
 CELL(l2o_cell_f32, float, exp32)
@@ -368,7 +370,7 @@ def _build_native():
     lib = ctypes.CDLL(str(target))
     for fn in (lib.l2o_cell_f64, lib.l2o_cell_f32):
         fn.restype = None
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 5 + [ctypes.c_int64] * 3
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 5 + [ctypes.c_int64] * 4
     for fn in (lib.l2o_exp_f64, lib.l2o_exp_f32):
         fn.restype = None
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
@@ -377,7 +379,9 @@ def _build_native():
 
 def _native_step(fn, g: Tensor, c_old: Tensor, c_out: Tensor, h_out: Tensor, h_slot: Tensor) -> bool:
     """One cell update of a chunk with the native ``fn`` (all ``(m, rows, w)`` views of one dtype); False,
-    having done nothing, where a view's columns are not contiguous (the caller then runs the eager ops)."""
+    having done nothing, where a view's columns are not contiguous (the caller then runs the eager ops).
+    With ``torch.get_num_threads()`` > 1 the m H rows are split among that many threads (ctypes releases
+    the GIL), as PyTorch would parallelize the eager ops."""
     m, H, w = c_old.shape
     tensors = (g, c_old, c_out, h_out, h_slot)
     if w > 1 and any(t.stride(2) != 1 for t in tensors):
@@ -385,8 +389,23 @@ def _native_step(fn, g: Tensor, c_old: Tensor, c_out: Tensor, h_out: Tensor, h_s
     args = []
     for t in tensors:
         args += [t.data_ptr(), t.stride(0), t.stride(1)]
-    fn(*args, m, H, w)
+    rows = m * H
+    parts = min(torch.get_num_threads(), max(1, rows * w // _PARALLEL_GRAIN), rows)
+    if parts <= 1:
+        fn(*args, 0, rows, H, w)
+        return True
+    pool = _POOL.get(parts)
+    if pool is None:
+        pool = _POOL[parts] = ThreadPoolExecutor(parts, thread_name_prefix="l2o-cell")
+    edges = [rows * i // parts for i in range(parts + 1)]
+    for f in [pool.submit(fn, *args, q0, q1, H, w) for q0, q1 in itertools.pairwise(edges)]:
+        f.result()
     return True
+
+
+#: Elements per thread below which the native cell update stays on one thread (as PyTorch's grain size).
+_PARALLEL_GRAIN = 32768
+_POOL: dict[int, ThreadPoolExecutor] = {}
 
 
 def chunk_shape(batch: int, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[int, int]:
