@@ -29,7 +29,7 @@ Two evaluation paths compute the same thing:
   ``[x; h_1; ...; h_L]`` block, each layer reads its ``[x; h]`` as a slice of it and writes
   its new h back in place), with in-place activations. On CPU each layer's cell update (the
   gate sigmoids, c', h') is one fused C loop where a C compiler is available (see
-  ``cell_backend``), else eight in-place PyTorch ops.
+  ``cell_backend``), else seven in-place PyTorch ops.
 
 Parameter names and shapes are those of ``torch.nn.LSTM`` (``lstm.weight_ih_l0`` ...), so
 weights saved from the previous ``CoordLSTM`` implementation load unchanged.
@@ -299,7 +299,7 @@ _NATIVE: dict[str, object] = {}  # "lib": the loaded library (or None), "reason"
 def cell_backend() -> str:
     """Which cell update the no-grad CPU path runs: ``"native"``, or ``"eager (reason)"``.
 
-    ``"native"``: the fused C loop ``_CELL_C`` (one pass over each chunk instead of eight PyTorch ops,
+    ``"native"``: the fused C loop ``_CELL_C`` (one pass over each chunk instead of seven PyTorch ops,
     with an exp the compiler vectorizes inline), compiled once with the system's C compiler ``cc``
     (cached under ``$L2O_CACHE``, else ``$XDG_CACHE_HOME/l2o`` or ``~/.cache/l2o``, keyed by source,
     flags and CPU) and called through ctypes. ``"eager"``: those PyTorch ops, where no compiler is found,
