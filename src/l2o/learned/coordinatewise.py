@@ -394,9 +394,10 @@ def _native_step(fn, g: Tensor, c_old: Tensor, c_out: Tensor, h_out: Tensor, h_s
     if parts <= 1:
         fn(*args, 0, rows, H, w)
         return True
-    pool = _POOL.get(parts)
+    key = (os.getpid(), parts)  # a forked child does not inherit the threads: it starts its own pool
+    pool = _POOL.get(key)
     if pool is None:
-        pool = _POOL[parts] = ThreadPoolExecutor(parts, thread_name_prefix="l2o-cell")
+        pool = _POOL[key] = ThreadPoolExecutor(parts, thread_name_prefix="l2o-cell")
     edges = [rows * i // parts for i in range(parts + 1)]
     for f in [pool.submit(fn, *args, q0, q1, H, w) for q0, q1 in itertools.pairwise(edges)]:
         f.result()
@@ -405,7 +406,7 @@ def _native_step(fn, g: Tensor, c_old: Tensor, c_out: Tensor, h_out: Tensor, h_s
 
 #: Elements per thread below which the native cell update stays on one thread (as PyTorch's grain size).
 _PARALLEL_GRAIN = 32768
-_POOL: dict[int, ThreadPoolExecutor] = {}
+_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def chunk_shape(batch: int, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[int, int]:
