@@ -29,8 +29,16 @@ contention, not the code; ``l2o.utils.performance.tune_allocator()`` applied):
     GEMM's throughput instead (a stricter yardstick, reported alongside).
 (e) For training: one forward + backward of a 10-step unroll (meta-loss F(x_10), batch
     ``--train-batch``, best of 3), per step: the autograd path, not the target's subject.
+(f) What bounds the ratio: the non-GEMM work that no implementation of one step avoids, each
+    part timed alone (best of ``--gemm-repeats``): the LSTM's nonlinearities, one sigmoid per
+    layer and coordinate for each of the 4H gates and for tanh(c') (5H values; tanh evaluated
+    as a sigmoid, the cheapest exact form here), over chunk workspaces of the implementation's
+    size (in cache), plus RNNprop's ELU input layer (H values); and reading the recurrent state
+    h, c ``(B, layers, H, n)`` and writing the new one (one copy of each into a fresh tensor).
+    floor = arithmetic + those; ``floor / arithmetic`` is the least ratio step / arithmetic
+    that an implementation doing nothing else could reach; ``step / floor`` is the rest.
 
-    python benchmarks/bench_lstm_speed.py --label before|after [--batch 128] [--repeats 15]
+    python benchmarks/bench_lstm_speed.py --label before|after|before2|after2 [--batch 128] [--repeats 15]
 
 merges the run under its label into ``benchmarks/results/lstm_speed.json`` and rewrites
 ``lstm_speed.md`` from all labels (each with its date, command and load average).
@@ -55,6 +63,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import l2o
 from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
 from l2o import make_family, make_solver
+from l2o.learned import coordinatewise
 from l2o.utils.performance import tune_allocator
 
 RESULTS = Path(__file__).parent / "results"
@@ -165,6 +174,47 @@ def measure_gemms(solvers: dict[str, nn.Module], batch: int, n: int, repeats: in
     return out
 
 
+def chunk_shape(batch: int, n: int, dtype: torch.dtype) -> tuple[int, int]:
+    """``coordinatewise.chunk_shape`` on CPU (its rule written out when measuring older code, which lacks it)."""
+    if hasattr(coordinatewise, "chunk_shape"):
+        return coordinatewise.chunk_shape(batch, n, dtype)
+    cols = coordinatewise.CHUNK * 8 // torch.empty((), dtype=dtype).element_size()
+    return min(batch, max(1, cols // min(n, cols))), min(n, cols)
+
+
+def measure_floor(batch: int, n: int, hidden: int, layers: int, repeats: int) -> dict:
+    """Seconds, per dtype, of the unavoidable non-GEMM work of one step, each part alone (see (f)):
+    ``sigmoid_layer``: 5 hidden sigmoids per coordinate (one layer), chunked as the implementation chunks;
+    ``elu``: hidden ELUs per coordinate, chunked alike; ``state``: h and c copied once into fresh tensors."""
+    out = {}
+    gen = torch.Generator().manual_seed(3)
+    for dtype in DTYPES:
+        cb, cw = chunk_shape(batch, n, dtype)
+        chunks = -(-batch // cb) * -(-n // cw)
+        src = torch.randn(cb, 5 * hidden, cw, generator=gen, dtype=dtype)
+        dst = torch.empty_like(src)
+        elu_src, elu_dst = src[:, :hidden], dst[:, :hidden]
+
+        def sigmoids(src=src, dst=dst, chunks=chunks):
+            for _ in range(chunks):
+                torch.sigmoid(src, out=dst)
+
+        def elus(src=elu_src, dst=elu_dst, chunks=chunks):
+            for _ in range(chunks):
+                torch.ops.aten.elu.out(src, 1.0, 1, 1, out=dst)  # F.elu without allocating
+
+        h = torch.randn(batch, layers, hidden, n, generator=gen, dtype=dtype)
+        c = torch.randn_like(h)
+
+        def state(h=h, c=c):
+            torch.empty_like(h).copy_(h)
+            torch.empty_like(c).copy_(c)
+
+        out[dname(dtype)] = {"chunk": [cb, cw], "sigmoid_layer_s": best_time(sigmoids, repeats),
+                             "elu_s": best_time(elus, repeats), "state_s": best_time(state, repeats)}
+    return out
+
+
 def count_flops(solver, problem, state) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         solver.step(problem, state)
@@ -237,6 +287,8 @@ def run(args: argparse.Namespace) -> dict:
     gemms = measure_gemms(modules, args.batch, n, args.gemm_repeats)
     steps = measure_steps([*SOLVERS, BASELINE], args.batch, args.repeats, args.seed)
     training = measure_training(list(SOLVERS), args.train_batch, args.seed)
+    shapes = {(mod.lstm.hidden_size, mod.lstm.layers) for mod in modules.values()}
+    floors = {hl: measure_floor(args.batch, n, *hl, args.gemm_repeats) for hl in sorted(shapes)}
     solvers = {}
     for dt in map(dname, DTYPES):
         g = gemms[dt]
@@ -248,12 +300,19 @@ def run(args: argparse.Namespace) -> dict:
             arith_s += GRADS_PER_STEP[name] * g["gram_product_s"]
             peak_s = fl["total"] / (g["square_1000_gflops"] * 1e9)
             meas = steps[dt][name]["median_s"]
+            fl_parts = floors[(mod.lstm.hidden_size, mod.lstm.layers)][dt]
+            nonlin_s = mod.lstm.layers * fl_parts["sigmoid_layer_s"]
+            nonlin_s += fl_parts["elu_s"] if getattr(mod, "inp", None) is not None else 0.0  # RNNprop's ELU layer
+            floor_s = arith_s + nonlin_s + fl_parts["state_s"]
             solvers.setdefault(name, {})[dt] = {
                 "flops": fl, "flop_counter": steps[dt][name]["flop_counter"],
                 "gemm_gflops": fl["total"] / arith_s / 1e9, "arithmetic_s": arith_s,
                 "step_median_s": meas, "step_min_s": steps[dt][name]["min_s"],
                 "vs_fista_restart": meas / base, "ratio": meas / arith_s, "ratio_peak": meas / peak_s,
                 "target_reached": meas / arith_s <= 2.0,
+                "floor": {"chunk": fl_parts["chunk"], "nonlinearities_s": nonlin_s, "state_s": fl_parts["state_s"],
+                          "floor_s": floor_s, "floor_over_arithmetic": floor_s / arith_s,
+                          "step_over_floor": meas / floor_s},
             }
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -261,12 +320,22 @@ def run(args: argparse.Namespace) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "note": args.note, "l2o_source": str(Path(l2o.__file__).resolve().parent),
         "torch": torch.__version__, "threads": args.threads, "clock": args.clock, "allocator_tuned": allocator,
+        "cell_backend": coordinatewise.cell_backend() if hasattr(coordinatewise, "cell_backend") else "eager",
         "load_average_start_end": [list(load_start), list(os.getloadavg())],
         "seconds": time.perf_counter() - t0,
         "preset": PRESET, "batch": args.batch, "n": n, "repeats": args.repeats,
         "train_batch": args.train_batch, "training_step_s": training,
         "gemm": gemms, "fista_restart": {dt: steps[dt][BASELINE] for dt in steps}, "solvers": solvers,
     }
+
+
+def comparisons(runs: dict) -> list[tuple[str, str]]:
+    """(before, after) label pairs: ``afterX`` against every ``beforeX`` and ``beforeX-...`` (same suffix X)."""
+    pairs = []
+    for after in [label for label in runs if label.startswith("after")]:
+        suffix = after[len("after"):]
+        pairs += [(b, after) for b in runs if b.startswith("before") and b[len("before"):].split("-")[0] == suffix]
+    return pairs
 
 
 def markdown(runs: dict) -> str:
@@ -278,7 +347,7 @@ def markdown(runs: dict) -> str:
     for label, r in runs.items():
         lines += [f"## {label} ({r['date']})", "",
                   f"Command: `{r['command']}`; {r['machine']}; torch {r['torch']}, threads {r['threads']}, "
-                  f"clock {r.get('clock', 'wall')}, "
+                  f"clock {r.get('clock', 'wall')}, cell update on CPU: {r.get('cell_backend', 'eager')}, "
                   f"allocator tuned: {r['allocator_tuned']}; load average at start / end: "
                   f"{[round(x, 2) for x in r['load_average_start_end'][0]]} / "
                   f"{[round(x, 2) for x in r['load_average_start_end'][1]]} (shared machine: ratios +-20%)."
@@ -308,6 +377,22 @@ def markdown(runs: dict) -> str:
                     f"{s['flop_counter'] / 1e6:.0f} | {s['gemm_gflops']:.1f} | {1e3 * s['arithmetic_s']:.2f} | "
                     f"{1e3 * s['step_median_s']:.2f} | {s['vs_fista_restart']:.1f}x | {s['ratio']:.2f} | "
                     f"{s['ratio_peak']:.2f} | {'reached' if s['target_reached'] else 'NOT reached'} |")
+        if any("floor" in s for per in r["solvers"].values() for s in per.values()):
+            lines += ["", "What bounds the ratio (f): the non-GEMM work no implementation avoids, each part "
+                      "timed alone (the nonlinearities at torch.sigmoid's speed); floor = arithmetic + "
+                      "nonlinearities + state; floor / arithmetic is the least ratio reachable at that speed:", "",
+                      "| solver | dtype | chunk (instances x columns) | arithmetic ms | nonlinearities ms (5H sigmoids "
+                      "per layer, + ELU) | state read + write ms | floor ms | floor / arithmetic | step / floor |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for name, per in r["solvers"].items():
+                for dt, s in per.items():
+                    f = s.get("floor")
+                    if f is not None:
+                        lines.append(
+                            f"| {name} | {dt} | {f['chunk'][0]} x {f['chunk'][1]} | {1e3 * s['arithmetic_s']:.2f} | "
+                            f"{1e3 * f['nonlinearities_s']:.2f} | {1e3 * f['state_s']:.2f} | "
+                            f"{1e3 * f['floor_s']:.2f} | "
+                            f"{f['floor_over_arithmetic']:.2f} | {f['step_over_floor']:.2f} |")
         if "training_step_s" in r:
             lines += ["", f"Training (autograd path): ms per step of a 10-step unroll, forward + backward, batch "
                       f"{r['train_batch']}, best of 3:", "", "| solver | " + " | ".join(r["training_step_s"]) + " |",
@@ -316,15 +401,13 @@ def markdown(runs: dict) -> str:
                 lines.append(f"| {name} | " + " | ".join(f"{1e3 * r['training_step_s'][dt][name]:.1f}"
                                                         for dt in r["training_step_s"]) + " |")
         lines.append("")
-    for before in [label for label in runs if label.startswith("before")]:
-        if "after" not in runs:
-            break
-        b, a = runs[before]["solvers"], runs["after"]["solvers"]
-        clocks = runs[before].get("clock", "wall"), runs["after"].get("clock", "wall")
+    for before, after in comparisons(runs):
+        b, a = runs[before]["solvers"], runs[after]["solvers"]
+        clocks = runs[before].get("clock", "wall"), runs[after].get("clock", "wall")
         caveat = ("" if clocks[0] == clocks[1] else
                   f" Different clocks ({clocks[0]} / {clocks[1]}) and loads: not a like-for-like comparison.")
-        lines += [f"## {before} -> after", "", f"{before}: {runs[before]['date']}, clock {clocks[0]}; after: "
-                  f"{runs['after']['date']}, clock {clocks[1]}.{caveat}", "",
+        lines += [f"## {before} -> {after}", "", f"{before}: {runs[before]['date']}, clock {clocks[0]}; {after}: "
+                  f"{runs[after]['date']}, clock {clocks[1]}.{caveat}", "",
                   "| solver | dtype | step ms before -> after | speedup | "
                   "x fista_restart before -> after | ratio before -> after |", "|---|---|---|---|---|---|"]
         for name in a:

@@ -160,11 +160,22 @@ def assert_close_lists(got, want, tol, scale=None):
 
 
 # ----- tests -----------------------------------------------------------------------------
+def use_backend(backend: str, monkeypatch) -> None:
+    """Run the no-grad path's cell update natively (skipped where no C compiler builds it) or eagerly."""
+    if backend == "native":
+        if coordinatewise.cell_backend() != "native":
+            pytest.skip(f"native cell unavailable: {coordinatewise.cell_backend()}")
+    else:
+        monkeypatch.setitem(coordinatewise._NATIVE, "lib", None)
+
+
+@pytest.mark.parametrize("backend", ["native", "eager"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", SOLVERS)
 @pytest.mark.parametrize("chunk", [4096, 10, 3])  # one chunk; 1-2 instances per chunk; 3-6 columns (splits instances)
-def test_no_grad_iterates_equal_reference(name, dtype, chunk, monkeypatch):
+def test_no_grad_iterates_equal_reference(name, dtype, chunk, backend, monkeypatch):
     monkeypatch.setattr(coordinatewise, "CHUNK", chunk)
+    use_backend(backend, monkeypatch)
     solver, problem = make(name, dtype)
     with torch.no_grad():
         got = run(solver, problem, STEPS)
@@ -244,3 +255,96 @@ def test_float32_network_on_float64_problem(name, monkeypatch):
         want = ref_run(solver, problem, STEPS)
     assert got[-1].dtype == torch.float64
     assert_close_lists(got, want, TOL[torch.float32])
+
+
+@pytest.fixture
+def three_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", ["native", "eager", "native, rows split among 3 threads"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_core_state_and_outputs_equal_textbook_lstm_with_saturated_gates(dtype, backend, monkeypatch, request):
+    """One no-grad step of the core (chunks that split instances) against ``ref_lstm``: outputs, h and c,
+    with pre-activations from -90 to 90 (the native exp clamps at +-708 / +-87) and a large cell state."""
+    monkeypatch.setattr(coordinatewise, "CHUNK", 7)
+    use_backend(backend.split(",")[0], monkeypatch)
+    if "threads" in backend:
+        request.getfixturevalue("three_threads")
+        monkeypatch.setattr(coordinatewise, "_PARALLEL_GRAIN", 1)
+    gen = torch.Generator().manual_seed(11)
+    core = CoordinatewiseLSTM(3, hidden_size=4, layers=2).to(dtype)
+    head = torch.nn.Linear(4, 2).to(dtype)
+    B, n = 3, 9
+    feats = [30 * torch.randn(B, n, generator=gen, dtype=dtype) for _ in range(3)]
+    h = torch.randn(B, 2, 4, n, generator=gen, dtype=dtype)
+    c = 50 * torch.randn(B, 2, 4, n, generator=gen, dtype=dtype)
+    with torch.no_grad():
+        out, h1, c1 = core(feats, h, c, heads=[head])
+        x = torch.stack(feats, -1).reshape(B * n, 3)
+        def to_rows(t):  # (B, L, H, n) -> (L, B n, H), the reference's layout
+            return t.permute(1, 0, 3, 2).reshape(2, B * n, 4)
+
+        top, h_ref, c_ref = ref_lstm(core.lstm, x, to_rows(h), to_rows(c))
+        out_ref = (top @ head.weight.T + head.bias).reshape(B, n, 2).permute(0, 2, 1)
+    assert_close_lists([out, to_rows(h1), to_rows(c1)], [out_ref, h_ref, c_ref], TOL[dtype])
+
+
+@pytest.mark.parametrize("backend", ["native", "eager"])
+def test_nan_in_the_state_propagates(backend, monkeypatch):
+    use_backend(backend, monkeypatch)
+    core = CoordinatewiseLSTM(2, hidden_size=3, layers=1).double()
+    h, c = core.initial_state(2, 4)
+    c[0, 0, 1, 2] = float("nan")
+    with torch.no_grad():
+        out, h1, c1 = core([torch.ones(2, 4, dtype=torch.float64)] * 2, h, c, heads=[torch.nn.Linear(3, 1).double()])
+    assert torch.isnan(c1[0, 0, 1, 2]) and torch.isnan(h1[0, 0, 1, 2]) and torch.isnan(out[0, 0, 2])
+    assert torch.isfinite(c1[1]).all() and torch.isfinite(out[1]).all() and int(torch.isnan(c1).sum()) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_exp_within_one_ulp_of_torch_exp(dtype):
+    """The native cell's inlined exp (range reduction and a Chebyshev polynomial) against torch.exp
+    evaluated in float64 (float32) or float64 with a relative-error bound of 2 ulp (float64: torch.exp's own
+    error adds up to half an ulp); clamping at the ends of the range and NaN propagation."""
+    if coordinatewise.cell_backend() != "native":
+        pytest.skip(f"native cell unavailable: {coordinatewise.cell_backend()}")
+    lib = coordinatewise._load_native()
+    fn = lib.l2o_exp_f64 if dtype == torch.float64 else lib.l2o_exp_f32
+    top = 700.0 if dtype == torch.float64 else 87.0
+    x = torch.cat([torch.linspace(-top, top, 200_001, dtype=torch.float64), torch.tensor([0.0, 1e-300, -1e-300])])
+    x = x.to(dtype)
+    y = torch.empty_like(x)
+    fn(x.data_ptr(), y.data_ptr(), x.numel())
+    ref = torch.exp(x.double())
+    rel = ((y.double() - ref).abs() / ref).max().item()
+    assert rel <= 2 * torch.finfo(dtype).eps, f"max relative error {rel:.3g}"
+    ends = torch.tensor([-1e4, 1e4, float("-inf"), float("inf"), float("nan")], dtype=dtype)
+    y = torch.empty_like(ends)
+    fn(ends.data_ptr(), y.data_ptr(), ends.numel())
+    lo, hi = (-708.0, 708.0) if dtype == torch.float64 else (-87.0, 88.0)
+    want = torch.exp(torch.tensor([lo, hi, lo, hi], dtype=torch.float64))
+    assert torch.allclose(y[:4].double(), want, rtol=4 * torch.finfo(dtype).eps, atol=0)
+    assert torch.isnan(y[4])
+
+
+def test_backend_fallbacks(monkeypatch):
+    """L2O_NATIVE_CELL=0 or no compiler: the eager ops, saying why; columns not contiguous: eager for that call."""
+    monkeypatch.setattr(coordinatewise, "_NATIVE", {})
+    monkeypatch.setenv("L2O_NATIVE_CELL", "0")
+    assert coordinatewise.cell_backend() == "eager (L2O_NATIVE_CELL=0)"
+    monkeypatch.setattr(coordinatewise, "_NATIVE", {})
+    monkeypatch.delenv("L2O_NATIVE_CELL")
+    monkeypatch.setattr(coordinatewise.shutil, "which", lambda name: None)
+    assert coordinatewise.cell_backend().startswith("eager (no C compiler")
+    assert coordinatewise._native_cell(torch.float64) is None
+
+    def never(*args):
+        raise AssertionError("the native function must not be called on strided columns")
+
+    g = torch.zeros(1, 8, 6, dtype=torch.float64)[:, :, ::2]
+    c = torch.zeros(1, 2, 3, dtype=torch.float64)
+    assert not coordinatewise._native_step(never, g, c, c.clone(), c.clone(), c.clone())
