@@ -163,8 +163,24 @@ class NonconvexLogistic(Instances):
         return L.expand(self.batch_size).clone()
 
 
-def make_problems(n: int, seeds: int) -> dict[str, dict]:
-    """name -> {problem (seeds instances), x0, measure(x) -> (B,) relative measure, what}."""
+def data_checksum(*tensors: Tensor) -> str:
+    """A CRC-32 of the bytes of ``tensors`` (the key under which an F* is cached: same data, same F*)."""
+    crc = 0
+    for t in tensors:
+        crc = zlib.crc32(t.detach().cpu().contiguous().numpy().tobytes(), crc)
+    return f"{crc:08x}"
+
+
+def make_problems(n: int, seeds: int, samples: int | None = None, problems: list[str] | None = None,
+                  f_star_cache: dict[str, list[float]] | None = None) -> dict[str, dict]:
+    """name -> {problem (seeds instances), x0, measure(x) -> (B,) relative measure, what}.
+
+    ``samples``: the number N of data points of both logistic problems (None: N = 2n for
+    ``logistic_l2``, 5n for ``nonconvex_logistic``). The data of every problem are drawn in the
+    same order whatever ``problems`` selects (the quadratics first, so N does not change them);
+    F* and the scale of the measure are computed for the selected ``problems`` only (None: all).
+    ``f_star_cache``: key (n, problem, seeds, N, checksum of the data) -> F* per instance; an F*
+    found there is not recomputed, one computed here is added."""
     g = torch.Generator().manual_seed(1000 + n)
     out = {}
     for kappa in (10, 100):
@@ -173,31 +189,44 @@ def make_problems(n: int, seeds: int) -> dict[str, dict]:
         out[f"quadratic_k{kappa}"] = {
             "problem": DiagonalQuadratic(d, c), "x0": torch.zeros(seeds, n, dtype=torch.float64),
             "what": f"1/2 x'Dx + c'x, D = diag of a spectrum log-spaced in [1, {kappa}]"}
-    N = 2 * n
+    N = 2 * n if samples is None else samples
     X = torch.randn(N, n, generator=g, dtype=torch.float64)
     w = torch.randn(seeds, n, generator=g, dtype=torch.float64) / math.sqrt(n)
     y = torch.sign(X @ w.T + 0.5 * torch.randn(N, seeds, generator=g, dtype=torch.float64)).T
     y = torch.where(y == 0, torch.ones_like(y), y)
     out["logistic_l2"] = {"problem": l2o.LogisticInstances(X, y.contiguous(), 0.01, penalty="l2"),
-                          "x0": torch.zeros(seeds, n, dtype=torch.float64),
-                          "what": "l2 logistic, lam = 0.01, N = 2n shared Gaussian samples, labels of a planted "
-                                  "vector with label noise"}
-    N = 5 * n
+                          "x0": torch.zeros(seeds, n, dtype=torch.float64), "samples": N,
+                          "what": "l2 logistic, lam = 0.01, N shared Gaussian samples (N = 2n unless the run says "
+                                  "otherwise), labels of a planted vector with label noise"}
+    N = 5 * n if samples is None else samples
     H = torch.randn(N, n, generator=g, dtype=torch.float64)
     x_opt = torch.randn(seeds, n, generator=g, dtype=torch.float64)
     z = torch.rand(seeds, N, generator=g, dtype=torch.float64)
     y = torch.where(1 / z > 1 + torch.exp(-(x_opt @ H.T)), 1.0, -1.0)
     out["nonconvex_logistic"] = {
         "problem": NonconvexLogistic(H, y), "x0": 0.01 * torch.randn(seeds, n, generator=g, dtype=torch.float64),
-        "what": "non-convex logistic (RESEARCH-2 §3), rho = 0.01, N = 5n; measure ||grad f||^2 / ||grad f(x0)||^2",
+        "samples": N,
+        "what": "non-convex logistic (RESEARCH-2 §3), rho = 0.01, N samples (N = 5n unless the run says otherwise); "
+                "measure ||grad f||^2 / ||grad f(x0)||^2",
         "gradient_norm": True}
-    for v in out.values():
+    for name, v in out.items():
+        if problems is not None and name not in problems:
+            continue
         p = v["problem"]
         if v.get("gradient_norm"):
             v["scale"] = p.grad(v["x0"]).square().sum(-1)
+            continue
+        if isinstance(p, l2o.LogisticInstances):
+            key = f"n={n} {name} seeds={seeds} N={v['samples']} data={data_checksum(p.X, p.y)}"
+            if f_star_cache is not None and key in f_star_cache:
+                v["f_star"] = torch.tensor(f_star_cache[key], dtype=torch.float64)
+            else:
+                v["f_star"] = l2o.reference(p).objective
+                if f_star_cache is not None:
+                    f_star_cache[key] = [float(f) for f in v["f_star"]]
         else:
-            v["f_star"] = l2o.reference(p).objective if isinstance(p, l2o.LogisticInstances) else p.minimum()
-            v["scale"] = p.objective(v["x0"]) - v["f_star"]
+            v["f_star"] = p.minimum()
+        v["scale"] = p.objective(v["x0"]) - v["f_star"]
     return out
 
 
@@ -219,19 +248,21 @@ def q_values(n: int) -> list[int]:
 
 # ----- one run: a batch of (instance, step) rows ---------------------------------------------------
 def sweep_run(spec: dict, rule: str, q: int, differences: str, noise: float, mu: float, grid: Tensor,
-              record: dict[str, list[int]], seed: int) -> dict[str, Tensor]:
+              record: dict[str, list[int]], seed: int, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
     """Run zo_gd on every (instance, step) row, the steps being c / L for c in ``grid`` and the
     theory step ``descent_factor / L`` last; the relative measure ``(fractions, seeds, G + 1)``
-    at the iterations listed in ``record`` (accounting -> iterations)."""
+    at the iterations listed in ``record`` (accounting -> iterations). ``dtype``: the precision of
+    the objective and the iterates (the measure is computed in float64 from the iterate)."""
     base = spec["problem"]
     S, G, n = base.batch_size, grid.numel(), base.dim
     theory = descent_factor(rule, DIRECTIONS[rule], q, n)
     c = torch.cat([grid, torch.tensor([theory], dtype=grid.dtype)])
     rows = torch.arange(S).repeat_interleave(G + 1)
-    p = base.index(rows)
+    p64 = base.index(rows)
+    p = p64 if dtype == torch.float64 else p64.to(dtype=dtype)
     solver = ZOGD(rule=rule, queries=q, directions=DIRECTIONS[rule], differences=differences, mu=mu,
-                  lr=c.repeat(S) / p.smoothness(), noise=noise, independent=True, seed=seed)
-    state = solver.init(p, spec["x0"][rows])
+                  lr=(c.repeat(S) / p64.smoothness()).to(dtype), noise=noise, independent=True, seed=seed)
+    state = solver.init(p, spec["x0"][rows].to(dtype))
     wanted = sorted({k for ks in record.values() for k in ks})
     gaps: dict[int, Tensor] = {}
     if 0 in wanted:
@@ -239,7 +270,7 @@ def sweep_run(spec: dict, rule: str, q: int, differences: str, noise: float, mu:
     for k in range(1, max(wanted) + 1):
         state = solver.step(p, state)
         if k in wanted:
-            gap = relative_measure(spec, p, state.x, rows)
+            gap = relative_measure(spec, p64, state.x.to(torch.float64), rows)
             gap = torch.where(torch.isfinite(gap) & ~state.failed, gap, torch.full_like(gap, math.inf))
             gaps[k] = gap.reshape(S, G + 1)
     return {name: torch.stack([gaps[k] for k in ks]) for name, ks in record.items()}  # (fractions, S, G + 1)
@@ -272,11 +303,15 @@ def step_grid(rule: str, q: int, n: int, exponents: list[float], relative: bool)
 
 def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
           log, problems: list[str] | None = None, relative: bool = False, done=None,
-          noise_levels: tuple[bool, ...] = (False, True)) -> list[dict]:
+          noise_levels: tuple[bool, ...] = (False, True), samples: int | None = None,
+          f_star_cache: dict | None = None, dtype: torch.dtype = torch.float64) -> list[dict]:
     """The q-sweep at dimension n for ``problems`` (None: all); ``done(rows)`` is called with
-    the rows of a problem measured so far after each noise level."""
+    the rows of a problem measured so far after each noise level. ``samples``, ``f_star_cache``:
+    see ``make_problems``; ``dtype``: see ``sweep_run``. A (q, differences) run whose budget
+    affords no iteration under any of its accountings is skipped, and an accounting with no
+    iteration gives no row."""
     rows = []
-    specs = make_problems(n, seeds)
+    specs = make_problems(n, seeds, samples, problems, f_star_cache)
     for pname, spec in specs.items():
         if problems is not None and pname not in problems:
             continue
@@ -291,17 +326,20 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
                     grid = step_grid(rule, q, n, grid_exponents, relative)
                     for differences, names in (("forward", ("q+1", "q")), ("central", ("2q",))):
                         record = {name: [int(f * budget) // ACCOUNTINGS[name].charge(q) for f in FRACTIONS]
-                                  for name in names}
+                                  for name in names if budget // ACCOUNTINGS[name].charge(q) >= 1}
+                        if not record:
+                            continue
                         seed = zlib.crc32(repr((n, pname, noisy, rule, q, differences)).encode())
-                        got = sweep_run(spec, rule, q, differences, noise, mu, grid, record, seed)
-                        for name in names:
+                        got = sweep_run(spec, rule, q, differences, noise, mu, grid, record, seed, dtype)
+                        for name in record:
                             t = tune(got[name], theory_in_grid=relative)
                             i = t["step_index"]
                             c = float(grid[i]) if i < grid.numel() else descent_factor(rule, DIRECTIONS[rule], q, n)
                             prows.append({
                                 "n": n, "problem": pname, "noisy": noisy, "noise_sigma": noise, "mu": mu,
                                 "rule": rule, "q": q, "accounting": name, "budget": budget,
-                                "iterations": record[name][-1], "step_c": c,
+                                "iterations": record[name][-1], "step_c": c, "samples": spec.get("samples"),
+                                "dtype": str(dtype).removeprefix("torch."),
                                 **{k: v for k, v in t.items() if k != "step_index"},
                             })
                 log(f"n={n} {pname:15s} {'noisy' if noisy else 'exact'} {rule:5s} {time.perf_counter() - t0:6.1f} s")
@@ -348,7 +386,8 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 best_q = min(gap, key=lambda q: (gap[q], q))
                 v[f"{rule}_{step}_best_q"] = best_q
                 v[f"{rule}_{step}_claim_holds"] = best_q == claimed
-                v[f"{rule}_{step}_ratio"] = gap[claimed] / gap[best_q] if gap[best_q] > 0 else math.nan
+                v[f"{rule}_{step}_ratio"] = (gap[claimed] / gap[best_q] if claimed in gap and gap[best_q] > 0
+                                             else math.nan)
         out.append(v)
     return out
 
@@ -417,7 +456,7 @@ def speed(cases: list[tuple[int, int, int]], repeats: int, min_seconds: float = 
 
 # ----- merging runs ----------------------------------------------------------------------------------
 RUN_KEYS = ("budget_per_dim", "seeds", "grid", "grid_kind", "noise_rel", "noise_mu", "fractions", "machine", "threads",
-            "load_average", "seconds", "cpu_seconds")
+            "load_average", "seconds", "cpu_seconds", "samples", "dtype")
 
 
 def git_date(path: Path) -> str | None:
@@ -509,7 +548,7 @@ def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[d
     return {"runs": runs, "problems": {k: v for k, v in all_problems.items() if k in measured},
             "accountings": {k: v.describe() for k, v in ACCOUNTINGS.items()},
             "sweep": sweep_rows, "verdicts": verdicts(sweep_rows), "speed": speeds,
-            "plots": list(prev.get("plots", []))}
+            "plots": list(prev.get("plots", [])), "f_star_cache": dict(prev.get("f_star_cache", {}))}
 
 
 # ----- report ----------------------------------------------------------------------------------------
@@ -519,7 +558,9 @@ def fmt(v: float) -> str:
 
 def _best(v: dict, rule: str, step: str, claimed: int) -> str:
     q, ratio = v[f"{rule}_{step}_best_q"], v[f"{rule}_{step}_ratio"]
-    return f"{q}" if q == claimed else f"{q} (q={claimed}: x{ratio:.3g})"
+    if q == claimed:
+        return f"{q}"
+    return f"{q} (q={claimed}: x{ratio:.3g})" if math.isfinite(ratio) else f"{q} (q={claimed}: not run)"
 
 
 def dims_of(res: dict) -> list[int]:
@@ -588,7 +629,10 @@ def to_markdown(res: dict) -> str:
                  f"below n, then n); budget Q = {r['budget_per_dim']} n queries per instance ({budgets}); {r['seeds']} "
                  f"instances per problem; steps c / L with {_grid_text(r)}, all in one batch. Noisy runs: "
                  f"sigma = {r['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), "
-                 f"mu = {r['noise_mu']:g}.")
+                 f"mu = {r['noise_mu']:g}."
+                 + (f" Both logistic problems with N = {r['samples']} samples." if r.get("samples") else "")
+                 + (f" Objective and iterates in {r['dtype']} (the measure in float64)."
+                    if r.get("dtype", "float64") != "float64" else ""))
     L += ["* The theory step: c = `descent_factor`, q/(q+n+1) for ZO-Avg and 1 for ZO-Align, the step that "
           "maximises the expected one-step decrease. The tuned step is the grid c with the smallest median final gap "
           "over the instances, per (problem, n, noise, rule, q, accounting); * marks a tuned c at the edge of the "
@@ -649,7 +693,11 @@ def to_markdown(res: dict) -> str:
                         for acc in ACCOUNTINGS:
                             cells = []
                             for q in qs:
-                                r = next(r for r in sel if (r["rule"], r["accounting"], r["q"]) == (rule, acc, q))
+                                r = next((r for r in sel if (r["rule"], r["accounting"], r["q"]) == (rule, acc, q)),
+                                         None)
+                                if r is None:  # the budget affords no iteration of this q
+                                    cells.append("-")
+                                    continue
                                 cells.append(fmt(r[key]) + ("*" if step == "tuned" and r["at_edge"] else ""))
                             L.append(f"| {rule} | {step} | {acc} | " + " | ".join(cells) + " |")
                 L.append("")
@@ -741,6 +789,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--values", choices=("exact", "noisy", "both"), default="both",
                     help="exact function values, noisy ones, or both (default)")
     ap.add_argument("--noise-mu", type=float, default=1e-4, help="smoothing radius mu of the noisy runs")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="data points N of both logistic problems (default: N = 2n for logistic_l2, 5n for "
+                         "nonconvex_logistic)")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="precision of the objective and the iterates (default float64; the measure is float64)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: short budget, 4 steps, 2 instances")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -756,6 +809,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [p for p in problems or [] if p not in PROBLEMS]
     if unknown or problems == []:
         raise SystemExit(f"error: --problems must name some of {', '.join(PROBLEMS)}; got {args.problems!r}")
+    if args.samples is not None and args.samples < 1:
+        raise SystemExit(f"error: --samples must be a positive number of data points, got {args.samples}")
     if any(n < 2 for n in dims):
         raise SystemExit(f"error: --dims must be integers >= 2, got {args.dims!r}")
     relative = args.grid == "relative"
@@ -785,8 +840,13 @@ def main(argv: list[str] | None = None) -> dict:
            "grid_kind": args.grid, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
            "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-           "threads": args.threads, "load_average": round(load, 2)}
-    descriptions = {k: v["what"] for k, v in make_problems(dims[0], 1).items() if problems is None or k in problems}
+           "threads": args.threads, "load_average": round(load, 2), "samples": args.samples, "dtype": args.dtype}
+    # descriptions only: no F* is computed for them (problems=[])
+    descriptions = {k: v["what"] for k, v in make_problems(2, 1, problems=[]).items()
+                    if problems is None or k in problems}
+    previous = load_previous(args.out / f"{stem}.json")
+    f_star_cache: dict[str, list[float]] = {} if args.fresh or previous is None else dict(
+        previous.get("f_star_cache", {}))
     fresh = [args.fresh]
 
     def log(msg: str) -> None:
@@ -802,6 +862,7 @@ def main(argv: list[str] | None = None) -> dict:
             previous = None if fresh[0] else load_previous(args.out / f"{stem}.json")
             fresh[0] = False
             res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
+            res["f_star_cache"] = {**res["f_star_cache"], **f_star_cache}
             run["id"] = res["runs"][-1]["id"]
             write_results(args.out, stem, res, to_markdown(res))  # before plotting: a failed plot loses nothing
             if plots:
@@ -818,7 +879,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     for n in dims:
         levels = {"exact": (False,), "noisy": (True,), "both": (False, True)}[args.values]
-        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels)
+        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels,
+              args.samples, f_star_cache, getattr(torch, args.dtype))
     speeds = None
     if not args.no_speed:
         speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
