@@ -304,13 +304,15 @@ def step_grid(rule: str, q: int, n: int, exponents: list[float], relative: bool)
 def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
           log, problems: list[str] | None = None, relative: bool = False, done=None,
           noise_levels: tuple[bool, ...] = (False, True), samples: int | None = None,
-          f_star_cache: dict | None = None, dtype: torch.dtype = torch.float64) -> list[dict]:
+          f_star_cache: dict | None = None, dtype: torch.dtype = torch.float64,
+          qs: list[int] | None = None) -> list[dict]:
     """The q-sweep at dimension n for ``problems`` (None: all); ``done(rows)`` is called with
     the rows of a problem measured so far after each noise level. ``samples``, ``f_star_cache``:
     see ``make_problems``; ``dtype``: see ``sweep_run``. A (q, differences) run whose budget
     affords no iteration under any of its accountings is skipped, and an accounting with no
-    iteration gives no row."""
+    iteration gives no row. ``qs``: the q values (None: ``q_values(n)``; those above n are dropped)."""
     rows = []
+    qs = q_values(n) if qs is None else [q for q in qs if q <= n]
     specs = make_problems(n, seeds, samples, problems, f_star_cache)
     for pname, spec in specs.items():
         if problems is not None and pname not in problems:
@@ -322,7 +324,7 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
             noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
             for rule in RULES:
                 t0 = time.perf_counter()
-                for q in q_values(n):
+                for q in qs:
                     grid = step_grid(rule, q, n, grid_exponents, relative)
                     for differences, names in (("forward", ("q+1", "q")), ("central", ("2q",))):
                         record = {name: [int(f * budget) // ACCOUNTINGS[name].charge(q) for f in FRACTIONS]
@@ -625,8 +627,10 @@ def to_markdown(res: dict) -> str:
         if not dims:
             continue
         budgets = ", ".join(f"{r['budget_per_dim'] * n} at n = {n}" for n in dims)
-        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {{1, 2, 4, ..., n}} (the powers of 2 "
-                 f"below n, then n); budget Q = {r['budget_per_dim']} n queries per instance ({budgets}); {r['seeds']} "
+        qtext = ("{1, 2, 4, ..., n} (the powers of 2 below n, then n)" if not r.get("qs") else
+                 "{" + ", ".join(map(str, r["qs"])) + "}")
+        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {qtext}; budget Q = {r['budget_per_dim']} "
+                 f"n queries per instance ({budgets}); {r['seeds']} "
                  f"instances per problem; steps c / L with {_grid_text(r)}, all in one batch. Noisy runs: "
                  f"sigma = {r['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), "
                  f"mu = {r['noise_mu']:g}."
@@ -789,6 +793,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--values", choices=("exact", "noisy", "both"), default="both",
                     help="exact function values, noisy ones, or both (default)")
     ap.add_argument("--noise-mu", type=float, default=1e-4, help="smoothing radius mu of the noisy runs")
+    ap.add_argument("--qs", default=None,
+                    help="comma-separated q values (default: 1, 2, 4, ..., the powers of 2 below n, then n)")
     ap.add_argument("--samples", type=int, default=None,
                     help="data points N of both logistic problems (default: N = 2n for logistic_l2, 5n for "
                          "nonconvex_logistic)")
@@ -809,6 +815,9 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [p for p in problems or [] if p not in PROBLEMS]
     if unknown or problems == []:
         raise SystemExit(f"error: --problems must name some of {', '.join(PROBLEMS)}; got {args.problems!r}")
+    qs = None if args.qs is None else parse_list(args.qs, int, "--qs")
+    if qs is not None and (not qs or min(qs) < 1):
+        raise SystemExit(f"error: --qs must be positive integers, got {args.qs!r}")
     if args.samples is not None and args.samples < 1:
         raise SystemExit(f"error: --samples must be a positive number of data points, got {args.samples}")
     if any(n < 2 for n in dims):
@@ -840,7 +849,8 @@ def main(argv: list[str] | None = None) -> dict:
            "grid_kind": args.grid, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
            "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-           "threads": args.threads, "load_average": round(load, 2), "samples": args.samples, "dtype": args.dtype}
+           "threads": args.threads, "load_average": round(load, 2), "samples": args.samples, "dtype": args.dtype,
+           "qs": qs}
     # descriptions only: no F* is computed for them (problems=[])
     descriptions = {k: v["what"] for k, v in make_problems(2, 1, problems=[]).items()
                     if problems is None or k in problems}
@@ -880,7 +890,7 @@ def main(argv: list[str] | None = None) -> dict:
     for n in dims:
         levels = {"exact": (False,), "noisy": (True,), "both": (False, True)}[args.values]
         sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels,
-              args.samples, f_star_cache, getattr(torch, args.dtype))
+              args.samples, f_star_cache, getattr(torch, args.dtype), qs)
     speeds = None
     if not args.no_speed:
         speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
