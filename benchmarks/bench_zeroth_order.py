@@ -521,11 +521,39 @@ def folder_lock(folder: Path):
         os.close(fd)
 
 
+#: what must agree for rows of one setting measured by two runs (different q values) to stand side by side
+ROW_SETTINGS = ("budget", "noise_sigma", "mu")
+RUN_SETTINGS = ("seeds", "grid", "grid_kind", "noise_rel", "noise_mu", "fractions", "samples", "dtype")
+
+
+def completes(old: dict, rows: list[dict], run: dict, runs: list[dict]) -> bool:
+    """Whether ``old``, a row of a setting (n, problem, noise level) that ``rows`` of ``run`` measure
+    again, stays beside them: its q is not among theirs (a run with ``--qs`` adds q values to a
+    setting) and it was measured alike (same budget, noise, radius, instances, step grid, data
+    size and precision), so that the q-sweep of the setting stays one experiment."""
+    key = (old["n"], old["problem"], old["noisy"])
+    same = [r for r in rows if (r["n"], r["problem"], r["noisy"]) == key]
+    if any(r["q"] == old["q"] for r in same):
+        return False
+    old_run = next((r for r in runs if r["id"] == old.get("run")), None)
+    if old_run is None:
+        return False
+    defaults = {"samples": None, "dtype": "float64"}
+
+    def setting(r: dict, k: str):
+        v = r.get(k, defaults.get(k))
+        return list(v) if isinstance(v, tuple) else v  # a tuple in memory is a list once read from JSON
+
+    return (all(old.get(k) == same[0].get(k) for k in ROW_SETTINGS)
+            and all(setting(old_run, k) == setting(run, k) for k in RUN_SETTINGS))
+
+
 def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[dict] | None,
           problems: dict[str, str]) -> dict:
     """The results with ``rows`` (and ``speed_rows`` if measured) of ``run`` in place of what
     ``previous`` had for the same (n, problem, noise level) settings (and the same speed cases); every other entry is
-    kept with the run that measured it. Runs no entry refers to any more are dropped; the verdicts
+    kept with the run that measured it, and so are the rows of such a setting at q values this run did not measure
+    where they were measured alike (``completes``). Runs no entry refers to any more are dropped; the verdicts
     are recomputed over everything kept. A run without an ``id`` gets one more than the largest so
     far; a run with one replaces the run of that id (a later save of the same run)."""
     prev = previous or {"runs": [], "problems": {}, "accountings": {}, "sweep": [], "speed": []}
@@ -533,8 +561,8 @@ def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[d
         run = {**run, "id": max((r["id"] for r in prev["runs"]), default=0) + 1}
     prev = {**prev, "runs": [r for r in prev["runs"] if r["id"] != run["id"]]}  # an earlier save of this run
     keys = {(r["n"], r["problem"], r["noisy"]) for r in rows}
-    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"], r["noisy"]) not in keys] + [
-        {**r, "run": run["id"]} for r in rows]
+    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"], r["noisy"]) not in keys
+                  or completes(r, rows, run, prev["runs"])] + [{**r, "run": run["id"]} for r in rows]
     sweep_rows.sort(key=lambda r: (r["n"], r["problem"], r["noisy"], r["rule"], r["q"],
                                    list(ACCOUNTINGS).index(r["accounting"])))
     if speed_rows is None:

@@ -101,3 +101,20 @@ def test_qs_samples_and_float32_are_recorded(tmp_path):
     assert len(res["f_star_cache"]) == 1
     md = (tmp_path / "zeroth_order-quick.md").read_text()
     assert "q in {1, 8}" in md and "N = 5 samples" in md and "in float32" in md
+
+
+def test_a_run_with_other_q_values_completes_a_setting_measured_alike(tmp_path):
+    """--qs 1,4 then --qs 2: the setting's sweep has q = 1, 2, 4 from the two runs; a run measured
+    differently (another budget) replaces the setting instead; rerunning a q replaces that q."""
+    common = ["--dims", "4", "--problems", "quadratic_k10", "--values", "exact", "--budget-per-dim", "4",
+              "--seeds", "2", "--grid-exponents", "1,0", "--no-plots", "--no-speed", "--out", str(tmp_path)]
+    first = bench.main([*common, "--qs", "1,4"])
+    second = bench.main([*common, "--qs", "2"])
+    assert {(r["q"], r["run"]) for r in second["sweep"]} == {(1, 1), (4, 1), (2, 2)}
+    assert [r for r in second["sweep"] if r["run"] == 1] == [r for r in first["sweep"]]
+    assert {v["run"] for v in second["verdicts"]} == {1} and len(second["verdicts"]) == 3
+    again = bench.main([*common, "--qs", "4"])
+    assert {(r["q"], r["run"]) for r in again["sweep"]} == {(1, 1), (2, 2), (4, 3)}
+    other = bench.main([*common, "--qs", "2", "--budget-per-dim", "5"])  # the last value of an option wins
+    assert {(r["q"], r["run"]) for r in other["sweep"]} == {(2, 4)}
+    assert [r["id"] for r in other["runs"]] == [4]
