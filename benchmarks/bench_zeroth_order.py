@@ -351,6 +351,42 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
     return rows
 
 
+# ----- float32 or float64 ----------------------------------------------------------------------------
+def float32_check(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
+                  problems: list[str], samples: int | None = None, f_star_cache: dict | None = None,
+                  cells: tuple[tuple[str, int], ...] = (("avg", 16), ("align", 256))) -> list[dict]:
+    """Whether float32 measures what float64 does: for each problem, noise level and (rule, q) cell,
+    one forward-difference run (the ``q`` accounting, the relative step grid) in float64, the same
+    with the same seed in float32, and in float64 with another seed (other directions and noise:
+    how much the measure moves from draw to draw). Per cell: the largest relative change of the
+    final measure over the (instance, step) rows, float32 against float64 and redrawn against
+    float64, and the step each picks (smallest median over the instances)."""
+    specs = make_problems(n, seeds, samples, problems, f_star_cache)
+    out = []
+    for pname in problems:
+        spec = specs[pname]
+        f_range = spec["scale"] if "f_star" in spec else spec["problem"].objective(spec["x0"])
+        sigma = noise_rel * float(f_range.abs().mean())
+        for noisy in (False, True):
+            noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
+            for rule, q in cells:
+                q = min(q, n)
+                grid = step_grid(rule, q, n, grid_exponents, True)
+                record = {"q": [budget // q]}
+                seed = zlib.crc32(repr(("float32 check", n, pname, noisy, rule, q)).encode())
+                got = {label: sweep_run(spec, rule, q, "forward", noise, mu, grid, record, s, dt)["q"][-1]
+                       for label, s, dt in (("float64", seed, torch.float64), ("float32", seed, torch.float32),
+                                            ("redrawn", seed + 1, torch.float64))}
+                ref = got["float64"]
+                out.append({"n": n, "problem": pname, "noisy": noisy, "rule": rule, "q": q, "budget": budget,
+                            "samples": spec.get("samples"), "mu": mu, "noise_sigma": noise,
+                            "float32_change": float((got["float32"] / ref - 1).abs().max()),
+                            "redrawn_change": float((got["redrawn"] / ref - 1).abs().max()),
+                            **{f"{k}_step": int(v.median(dim=0).values.argmin()) for k, v in got.items()},
+                            **{f"{k}_median": float(v.median(dim=0).values.min()) for k, v in got.items()}})
+    return out
+
+
 # ----- verdicts --------------------------------------------------------------------------------------
 def predicted_best_q(rule: str, n: int, accounting: str, qs: list[int]) -> int | None:
     """Best q by the one-step heuristic of ``../shared/RESEARCH-2.md`` §2 with the theory step:
@@ -578,7 +614,8 @@ def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[d
     return {"runs": runs, "problems": {k: v for k, v in all_problems.items() if k in measured},
             "accountings": {k: v.describe() for k, v in ACCOUNTINGS.items()},
             "sweep": sweep_rows, "verdicts": verdicts(sweep_rows), "speed": speeds,
-            "plots": list(prev.get("plots", [])), "f_star_cache": dict(prev.get("f_star_cache", {}))}
+            "plots": list(prev.get("plots", [])), "f_star_cache": dict(prev.get("f_star_cache", {})),
+            "float32_check": list(prev.get("float32_check", []))}
 
 
 # ----- report ----------------------------------------------------------------------------------------
@@ -733,6 +770,7 @@ def to_markdown(res: dict) -> str:
                                 cells.append(fmt(r[key]) + ("*" if step == "tuned" and r["at_edge"] else ""))
                             L.append(f"| {rule} | {step} | {acc} | " + " | ".join(cells) + " |")
                 L.append("")
+    L += float32_markdown(res.get("float32_check", []))
     L += ["Plots: " + ", ".join(f"`{f}`" for f in res.get("plots", [])) + " (rows: problems; columns: accountings; "
           "solid: tuned step, dotted: theory step).", "",
           "## Speed: one batched call vs a Python loop over queries", "",
@@ -748,6 +786,26 @@ def to_markdown(res: dict) -> str:
                  f"{r['batched_queries_per_s']:.3g} | {r['loop_queries_per_s']:.3g} | {r['ratio']:.1f}x | "
                  f"{r['same_estimate_rel_diff']:.1e} |")
     return "\n".join(L) + "\n"
+
+
+def float32_markdown(checks: list[dict]) -> list[str]:
+    if not checks:
+        return []
+    L = ["## float32 or float64", "",
+         "`--float32-check`: cells of the sweep (forward differences, the `q` accounting, the relative step grid) run "
+         "in float64, in float32 with the same draws, and in float64 with other draws. `change`: the largest "
+         "|measure / measure in float64 - 1| over the (instance, step) rows; `step`: the index of the step each "
+         "picks (0 = the largest). A float32 change no larger than the redrawn one means float32 measures what "
+         "float64 does, up to the draws.", "",
+         "| n | problem | noise | rule | q | Q | N | float32 change | redrawn change | step f64 / f32 / redrawn | "
+         "tuned median f64 / f32 / redrawn | measured |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in checks:
+        L.append(f"| {c['n']} | {c['problem']} | {'noisy' if c['noisy'] else 'exact'} | {c['rule']} | {c['q']} | "
+                 f"{c['budget']} | {c.get('samples') or '-'} | {c['float32_change']:.3g} | {c['redrawn_change']:.3g} | "
+                 f"{c['float64_step']} / {c['float32_step']} / {c['redrawn_step']} | "
+                 f"{fmt(c['float64_median'])} / {fmt(c['float32_median'])} / {fmt(c['redrawn_median'])} | "
+                 f"{c.get('date', '')} `{c.get('command', '')}` |")
+    return L + [""]
 
 
 def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
@@ -828,6 +886,9 @@ def main(argv: list[str] | None = None) -> dict:
                          "nonconvex_logistic)")
     ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                     help="precision of the objective and the iterates (default float64; the measure is float64)")
+    ap.add_argument("--float32-check", action="store_true",
+                    help="measure no sweep: compare float32 with float64 on a few cells of --problems at --dims "
+                         "(budget, instances, samples as given) and merge that check into the results")
     ap.add_argument("--quick", action="store_true", help="a smoke run: short budget, 4 steps, 2 instances")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -915,6 +976,25 @@ def main(argv: list[str] | None = None) -> dict:
         save([r for rs in measured.values() for r in rs], None, complete=False, plots=False)
         log(f"merged {problem_rows[0]['problem']} (n = {problem_rows[0]['n']}) into {args.out}/{stem}.json")
 
+    if args.float32_check:
+        checks = [{**c, "date": run["date"], "command": run["command"], "load_average": run["load_average"]}
+                  for n in dims for c in float32_check(n, budget_per_dim * n, seeds, [4, 3, 2, 1], args.noise,
+                                                       args.noise_mu, problems or list(PROBLEMS), args.samples,
+                                                       f_star_cache)]
+        args.out.mkdir(parents=True, exist_ok=True)
+        with folder_lock(args.out):
+            prev = load_previous(args.out / f"{stem}.json")
+            if prev is None:
+                raise SystemExit(f"error: --float32-check merges into results at {args.out / stem}.json; "
+                                 "there are none")
+            keys = {(c["n"], c["problem"]) for c in checks}
+            res = {**prev, "verdicts": verdicts(prev["sweep"]),
+                   "f_star_cache": {**prev.get("f_star_cache", {}), **f_star_cache},
+                   "float32_check": [c for c in prev.get("float32_check", []) if (c["n"], c["problem"]) not in keys]
+                   + checks}
+            write_results(args.out, stem, res, to_markdown(res))
+        log(f"float32 check merged into {args.out}/{stem}.json")
+        return res
     for n in dims:
         levels = {"exact": (False,), "noisy": (True,), "both": (False, True)}[args.values]
         sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels,

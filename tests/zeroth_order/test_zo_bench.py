@@ -118,3 +118,21 @@ def test_a_run_with_other_q_values_completes_a_setting_measured_alike(tmp_path):
     other = bench.main([*common, "--qs", "2", "--budget-per-dim", "5"])  # the last value of an option wins
     assert {(r["q"], r["run"]) for r in other["sweep"]} == {(2, 4)}
     assert [r["id"] for r in other["runs"]] == [4]
+
+
+def test_float32_check_compares_precisions_and_draws_and_merges_into_the_results(tmp_path):
+    common = ["--dims", "6", "--problems", "quadratic_k10", "--budget-per-dim", "4", "--seeds", "2", "--no-plots",
+              "--no-speed", "--out", str(tmp_path)]
+    before = bench.main([*common, "--grid", "relative", "--qs", "1,6"])
+    res = bench.main([*common, "--float32-check"])
+    assert res["sweep"] == before["sweep"] and len(res["runs"]) == 1  # a check is no run of the sweep
+    checks = res["float32_check"]
+    assert {(c["noisy"], c["rule"], c["q"]) for c in checks} == {(noisy, r, 6) for noisy in (False, True)
+                                                                  for r in ("avg", "align")}
+    exact_align = next(c for c in checks if not c["noisy"] and c["rule"] == "align")
+    # align with q = n = 6 orthonormal directions is gradient descent up to O(mu): float64 with any draws
+    # gives the same iterates, float32 with mu = 1e-7 does not (its rounding is far above mu)
+    assert exact_align["redrawn_change"] < 1e-3 < 1e-1 < exact_align["float32_change"]
+    assert "## float32 or float64" in (tmp_path / "zeroth_order.md").read_text()
+    again = bench.main([*common, "--float32-check"])
+    assert len(again["float32_check"]) == len(checks)  # a new check of (n, problem) replaces the old one
