@@ -415,6 +415,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
         runs = {r.get("run") for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"])
                 == (n, pname, noisy, acc)}
         v["run"] = min(runs, key=lambda i: (i is None, i or 0))
+        v["runs"] = sorted(i for i in runs if i is not None)  # every run that measured a q of this setting
         for rule, claimed in (("avg", 1), ("align", n)):
             sel = [r for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"], r["rule"])
                    == (n, pname, noisy, acc, rule)]
@@ -642,6 +643,11 @@ def _grid_text(run: dict) -> str:
     return f"c = 2^k, k in {{{ks}}}, plus the theory step (reported, not tuned)"
 
 
+def verdict_runs(vs: list[dict]) -> list:
+    """The runs behind verdicts ``vs`` (``runs``; a file written before it was recorded: ``run``)."""
+    return [i for v in vs for i in (v.get("runs") or [v["run"]])]
+
+
 def runs_of(res: dict, run_ids) -> str:
     return ", ".join(f"run {i}" for i in sorted(set(run_ids)))
 
@@ -719,7 +725,7 @@ def to_markdown(res: dict) -> str:
           "## The paper's two claims", "",
           "Claim 1: ZO-Avg is best at q = 1. Claim 2: ZO-Align is best at q = n. Counts of the settings (n x problem "
           "x noise) where the measured best q (median final gap) is the claimed one, over every dimension measured "
-          f"(n = {', '.join(map(str, dims_of(res)))}; {runs_of(res, (v['run'] for v in res['verdicts']))}), "
+          f"(n = {', '.join(map(str, dims_of(res)))}; {runs_of(res, verdict_runs(res['verdicts']))}), "
           "then per dimension:", "",
           "| n | runs | accounting | claim 1, tuned step | claim 1, theory step | claim 2, tuned step | "
           "claim 2, theory step |",
@@ -731,7 +737,7 @@ def to_markdown(res: dict) -> str:
             cells = [f"{sum(v[f'{rule}_{step}_claim_holds'] for v in sub)}/{len(sub)}"
                      for rule in ("avg", "align") for step in ("tuned", "theory")]
             label = "all" if n is None else str(n)
-            L.append(f"| {label} | {runs_of(res, (v['run'] for v in sub))} | `{acc}` | " + " | ".join(cells) + " |")
+            L.append(f"| {label} | {runs_of(res, verdict_runs(sub))} | `{acc}` | " + " | ".join(cells) + " |")
     L += ["", "Per setting: the best q, and where it is not the claimed one, how much worse the claimed q is "
           "(x gap ratio). `predicted`: the best q of the one-step heuristic of RESEARCH-2 §2 with the theory step "
           "(expected decrease per iteration q/(q+n+1) for ZO-Avg and q/n for ZO-Align, "
