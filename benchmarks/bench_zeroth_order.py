@@ -39,6 +39,10 @@ both compute the same estimate from the same directions.
     python benchmarks/bench_zeroth_order.py --dims 10 --quick # a smoke run
     python benchmarks/bench_zeroth_order.py --dims 1000 --problems quadratic_k10 --budget-per-dim 10 \
         --seeds 2 --grid relative --no-speed                  # what n = 1000 affords on 2 shared cores
+    python benchmarks/bench_zeroth_order.py --dims 1000 --problems logistic_l2 --samples 1000 \
+        --budget-per-dim 10 --seeds 2 --grid relative --qs 1,4,16,64,256,1000 --values noisy --dtype float32
+    python benchmarks/bench_zeroth_order.py --dims 1000 --problems logistic_l2 --samples 1000 \
+        --budget-per-dim 2 --seeds 2 --float32-check          # is float32 good enough? (merged into the results)
 
 writes ``benchmarks/results/zeroth_order.{json,md}`` and ``zeroth_order-n{n}-{exact,noisy}.png``.
 A run MERGES into the results on file: its (n, problem, noise level) settings replace those already
@@ -54,6 +58,16 @@ step, k = 0) instead of the absolute grid ``2^k / L``: at n = 100 the tuned step
 what seventeen absolute ones did. Cost at n = 1000: a query of the logistic problems costs
 O(N n) (N = 2n, 5n), 10 to 25 times a quadratic's, and ZO-Align's orthonormal frames cost a QR
 of n x q per row and iteration, O(n q^2), which dominates the quadratics at q >= 256.
+
+Cheaper runs at n = 1000, measuring the same thing: ``--samples N`` sets the data size of both
+logistic problems (a query costs O(N n); the quadratics' draws do not depend on it); F* of the l2
+logistic is computed for the problems run only and cached in the results under a checksum of the
+data; ``--qs`` runs some q values, and a later run with other q values of a setting measured alike
+(same budget, noise, instances, steps, N, precision) adds to it (so a sweep can be split between
+processes); a q whose budget affords no iteration under an accounting gives no row; ``--dtype
+float32`` halves a query's cost, which ``--float32-check`` shows is admissible for noisy values
+(the measure moves as much as with other draws) and not for exact ones (mu = 1e-7 is below
+float32's resolution). Every (instance, step) row of a (rule, q) run is one batch already.
 """
 
 from __future__ import annotations
