@@ -39,6 +39,10 @@ both compute the same estimate from the same directions.
     python benchmarks/bench_zeroth_order.py --dims 10 --quick # a smoke run
     python benchmarks/bench_zeroth_order.py --dims 1000 --problems quadratic_k10 --budget-per-dim 10 \
         --seeds 2 --grid relative --no-speed                  # what n = 1000 affords on 2 shared cores
+    python benchmarks/bench_zeroth_order.py --dims 1000 --problems logistic_l2 --samples 1000 \
+        --budget-per-dim 10 --seeds 2 --grid relative --qs 1,4,16,64,256,1000 --values noisy --dtype float32
+    python benchmarks/bench_zeroth_order.py --dims 1000 --problems logistic_l2 --samples 1000 \
+        --budget-per-dim 2 --seeds 2 --float32-check          # is float32 good enough? (merged into the results)
 
 writes ``benchmarks/results/zeroth_order.{json,md}`` and ``zeroth_order-n{n}-{exact,noisy}.png``.
 A run MERGES into the results on file: its (n, problem, noise level) settings replace those already
@@ -54,6 +58,16 @@ step, k = 0) instead of the absolute grid ``2^k / L``: at n = 100 the tuned step
 what seventeen absolute ones did. Cost at n = 1000: a query of the logistic problems costs
 O(N n) (N = 2n, 5n), 10 to 25 times a quadratic's, and ZO-Align's orthonormal frames cost a QR
 of n x q per row and iteration, O(n q^2), which dominates the quadratics at q >= 256.
+
+Cheaper runs at n = 1000, measuring the same thing: ``--samples N`` sets the data size of both
+logistic problems (a query costs O(N n); the quadratics' draws do not depend on it); F* of the l2
+logistic is computed for the problems run only and cached in the results under a checksum of the
+data; ``--qs`` runs some q values, and a later run with other q values of a setting measured alike
+(same budget, noise, instances, steps, N, precision) adds to it (so a sweep can be split between
+processes); a q whose budget affords no iteration under an accounting gives no row; ``--dtype
+float32`` halves a query's cost, which ``--float32-check`` shows is admissible for noisy values
+(the measure moves as much as with other draws) and not for exact ones (mu = 1e-7 is below
+float32's resolution). Every (instance, step) row of a (rule, q) run is one batch already.
 """
 
 from __future__ import annotations
@@ -163,8 +177,24 @@ class NonconvexLogistic(Instances):
         return L.expand(self.batch_size).clone()
 
 
-def make_problems(n: int, seeds: int) -> dict[str, dict]:
-    """name -> {problem (seeds instances), x0, measure(x) -> (B,) relative measure, what}."""
+def data_checksum(*tensors: Tensor) -> str:
+    """A CRC-32 of the bytes of ``tensors`` (the key under which an F* is cached: same data, same F*)."""
+    crc = 0
+    for t in tensors:
+        crc = zlib.crc32(t.detach().cpu().contiguous().numpy().tobytes(), crc)
+    return f"{crc:08x}"
+
+
+def make_problems(n: int, seeds: int, samples: int | None = None, problems: list[str] | None = None,
+                  f_star_cache: dict[str, list[float]] | None = None) -> dict[str, dict]:
+    """name -> {problem (seeds instances), x0, measure(x) -> (B,) relative measure, what}.
+
+    ``samples``: the number N of data points of both logistic problems (None: N = 2n for
+    ``logistic_l2``, 5n for ``nonconvex_logistic``). The data of every problem are drawn in the
+    same order whatever ``problems`` selects (the quadratics first, so N does not change them);
+    F* and the scale of the measure are computed for the selected ``problems`` only (None: all).
+    ``f_star_cache``: key (n, problem, seeds, N, checksum of the data) -> F* per instance; an F*
+    found there is not recomputed, one computed here is added."""
     g = torch.Generator().manual_seed(1000 + n)
     out = {}
     for kappa in (10, 100):
@@ -173,31 +203,44 @@ def make_problems(n: int, seeds: int) -> dict[str, dict]:
         out[f"quadratic_k{kappa}"] = {
             "problem": DiagonalQuadratic(d, c), "x0": torch.zeros(seeds, n, dtype=torch.float64),
             "what": f"1/2 x'Dx + c'x, D = diag of a spectrum log-spaced in [1, {kappa}]"}
-    N = 2 * n
+    N = 2 * n if samples is None else samples
     X = torch.randn(N, n, generator=g, dtype=torch.float64)
     w = torch.randn(seeds, n, generator=g, dtype=torch.float64) / math.sqrt(n)
     y = torch.sign(X @ w.T + 0.5 * torch.randn(N, seeds, generator=g, dtype=torch.float64)).T
     y = torch.where(y == 0, torch.ones_like(y), y)
     out["logistic_l2"] = {"problem": l2o.LogisticInstances(X, y.contiguous(), 0.01, penalty="l2"),
-                          "x0": torch.zeros(seeds, n, dtype=torch.float64),
-                          "what": "l2 logistic, lam = 0.01, N = 2n shared Gaussian samples, labels of a planted "
-                                  "vector with label noise"}
-    N = 5 * n
+                          "x0": torch.zeros(seeds, n, dtype=torch.float64), "samples": N,
+                          "what": "l2 logistic, lam = 0.01, N shared Gaussian samples (N = 2n unless the run says "
+                                  "otherwise), labels of a planted vector with label noise"}
+    N = 5 * n if samples is None else samples
     H = torch.randn(N, n, generator=g, dtype=torch.float64)
     x_opt = torch.randn(seeds, n, generator=g, dtype=torch.float64)
     z = torch.rand(seeds, N, generator=g, dtype=torch.float64)
     y = torch.where(1 / z > 1 + torch.exp(-(x_opt @ H.T)), 1.0, -1.0)
     out["nonconvex_logistic"] = {
         "problem": NonconvexLogistic(H, y), "x0": 0.01 * torch.randn(seeds, n, generator=g, dtype=torch.float64),
-        "what": "non-convex logistic (RESEARCH-2 §3), rho = 0.01, N = 5n; measure ||grad f||^2 / ||grad f(x0)||^2",
+        "samples": N,
+        "what": "non-convex logistic (RESEARCH-2 §3), rho = 0.01, N samples (N = 5n unless the run says otherwise); "
+                "measure ||grad f||^2 / ||grad f(x0)||^2",
         "gradient_norm": True}
-    for v in out.values():
+    for name, v in out.items():
+        if problems is not None and name not in problems:
+            continue
         p = v["problem"]
         if v.get("gradient_norm"):
             v["scale"] = p.grad(v["x0"]).square().sum(-1)
+            continue
+        if isinstance(p, l2o.LogisticInstances):
+            key = f"n={n} {name} seeds={seeds} N={v['samples']} data={data_checksum(p.X, p.y)}"
+            if f_star_cache is not None and key in f_star_cache:
+                v["f_star"] = torch.tensor(f_star_cache[key], dtype=torch.float64)
+            else:
+                v["f_star"] = l2o.reference(p).objective
+                if f_star_cache is not None:
+                    f_star_cache[key] = [float(f) for f in v["f_star"]]
         else:
-            v["f_star"] = l2o.reference(p).objective if isinstance(p, l2o.LogisticInstances) else p.minimum()
-            v["scale"] = p.objective(v["x0"]) - v["f_star"]
+            v["f_star"] = p.minimum()
+        v["scale"] = p.objective(v["x0"]) - v["f_star"]
     return out
 
 
@@ -219,19 +262,21 @@ def q_values(n: int) -> list[int]:
 
 # ----- one run: a batch of (instance, step) rows ---------------------------------------------------
 def sweep_run(spec: dict, rule: str, q: int, differences: str, noise: float, mu: float, grid: Tensor,
-              record: dict[str, list[int]], seed: int) -> dict[str, Tensor]:
+              record: dict[str, list[int]], seed: int, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
     """Run zo_gd on every (instance, step) row, the steps being c / L for c in ``grid`` and the
     theory step ``descent_factor / L`` last; the relative measure ``(fractions, seeds, G + 1)``
-    at the iterations listed in ``record`` (accounting -> iterations)."""
+    at the iterations listed in ``record`` (accounting -> iterations). ``dtype``: the precision of
+    the objective and the iterates (the measure is computed in float64 from the iterate)."""
     base = spec["problem"]
     S, G, n = base.batch_size, grid.numel(), base.dim
     theory = descent_factor(rule, DIRECTIONS[rule], q, n)
     c = torch.cat([grid, torch.tensor([theory], dtype=grid.dtype)])
     rows = torch.arange(S).repeat_interleave(G + 1)
-    p = base.index(rows)
+    p64 = base.index(rows)
+    p = p64 if dtype == torch.float64 else p64.to(dtype=dtype)
     solver = ZOGD(rule=rule, queries=q, directions=DIRECTIONS[rule], differences=differences, mu=mu,
-                  lr=c.repeat(S) / p.smoothness(), noise=noise, independent=True, seed=seed)
-    state = solver.init(p, spec["x0"][rows])
+                  lr=(c.repeat(S) / p64.smoothness()).to(dtype), noise=noise, independent=True, seed=seed)
+    state = solver.init(p, spec["x0"][rows].to(dtype))
     wanted = sorted({k for ks in record.values() for k in ks})
     gaps: dict[int, Tensor] = {}
     if 0 in wanted:
@@ -239,7 +284,7 @@ def sweep_run(spec: dict, rule: str, q: int, differences: str, noise: float, mu:
     for k in range(1, max(wanted) + 1):
         state = solver.step(p, state)
         if k in wanted:
-            gap = relative_measure(spec, p, state.x, rows)
+            gap = relative_measure(spec, p64, state.x.to(torch.float64), rows)
             gap = torch.where(torch.isfinite(gap) & ~state.failed, gap, torch.full_like(gap, math.inf))
             gaps[k] = gap.reshape(S, G + 1)
     return {name: torch.stack([gaps[k] for k in ks]) for name, ks in record.items()}  # (fractions, S, G + 1)
@@ -272,11 +317,17 @@ def step_grid(rule: str, q: int, n: int, exponents: list[float], relative: bool)
 
 def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
           log, problems: list[str] | None = None, relative: bool = False, done=None,
-          noise_levels: tuple[bool, ...] = (False, True)) -> list[dict]:
+          noise_levels: tuple[bool, ...] = (False, True), samples: int | None = None,
+          f_star_cache: dict | None = None, dtype: torch.dtype = torch.float64,
+          qs: list[int] | None = None) -> list[dict]:
     """The q-sweep at dimension n for ``problems`` (None: all); ``done(rows)`` is called with
-    the rows of a problem measured so far after each noise level."""
+    the rows of a problem measured so far after each noise level. ``samples``, ``f_star_cache``:
+    see ``make_problems``; ``dtype``: see ``sweep_run``. A (q, differences) run whose budget
+    affords no iteration under any of its accountings is skipped, and an accounting with no
+    iteration gives no row. ``qs``: the q values (None: ``q_values(n)``; those above n are dropped)."""
     rows = []
-    specs = make_problems(n, seeds)
+    qs = q_values(n) if qs is None else [q for q in qs if q <= n]
+    specs = make_problems(n, seeds, samples, problems, f_star_cache)
     for pname, spec in specs.items():
         if problems is not None and pname not in problems:
             continue
@@ -287,21 +338,24 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
             noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
             for rule in RULES:
                 t0 = time.perf_counter()
-                for q in q_values(n):
+                for q in qs:
                     grid = step_grid(rule, q, n, grid_exponents, relative)
                     for differences, names in (("forward", ("q+1", "q")), ("central", ("2q",))):
                         record = {name: [int(f * budget) // ACCOUNTINGS[name].charge(q) for f in FRACTIONS]
-                                  for name in names}
+                                  for name in names if budget // ACCOUNTINGS[name].charge(q) >= 1}
+                        if not record:
+                            continue
                         seed = zlib.crc32(repr((n, pname, noisy, rule, q, differences)).encode())
-                        got = sweep_run(spec, rule, q, differences, noise, mu, grid, record, seed)
-                        for name in names:
+                        got = sweep_run(spec, rule, q, differences, noise, mu, grid, record, seed, dtype)
+                        for name in record:
                             t = tune(got[name], theory_in_grid=relative)
                             i = t["step_index"]
                             c = float(grid[i]) if i < grid.numel() else descent_factor(rule, DIRECTIONS[rule], q, n)
                             prows.append({
                                 "n": n, "problem": pname, "noisy": noisy, "noise_sigma": noise, "mu": mu,
                                 "rule": rule, "q": q, "accounting": name, "budget": budget,
-                                "iterations": record[name][-1], "step_c": c,
+                                "iterations": record[name][-1], "step_c": c, "samples": spec.get("samples"),
+                                "dtype": str(dtype).removeprefix("torch."),
                                 **{k: v for k, v in t.items() if k != "step_index"},
                             })
                 log(f"n={n} {pname:15s} {'noisy' if noisy else 'exact'} {rule:5s} {time.perf_counter() - t0:6.1f} s")
@@ -309,6 +363,42 @@ def sweep(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_re
                 done(list(prows))
         rows += prows
     return rows
+
+
+# ----- float32 or float64 ----------------------------------------------------------------------------
+def float32_check(n: int, budget: int, seeds: int, grid_exponents: list[float], noise_rel: float, noise_mu: float,
+                  problems: list[str], samples: int | None = None, f_star_cache: dict | None = None,
+                  cells: tuple[tuple[str, int], ...] = (("avg", 16), ("align", 256))) -> list[dict]:
+    """Whether float32 measures what float64 does: for each problem, noise level and (rule, q) cell,
+    one forward-difference run (the ``q`` accounting, the relative step grid) in float64, the same
+    with the same seed in float32, and in float64 with another seed (other directions and noise:
+    how much the measure moves from draw to draw). Per cell: the largest relative change of the
+    final measure over the (instance, step) rows, float32 against float64 and redrawn against
+    float64, and the step each picks (smallest median over the instances)."""
+    specs = make_problems(n, seeds, samples, problems, f_star_cache)
+    out = []
+    for pname in problems:
+        spec = specs[pname]
+        f_range = spec["scale"] if "f_star" in spec else spec["problem"].objective(spec["x0"])
+        sigma = noise_rel * float(f_range.abs().mean())
+        for noisy in (False, True):
+            noise, mu = (sigma, noise_mu) if noisy else (0.0, 1e-7)
+            for rule, q in cells:
+                q = min(q, n)
+                grid = step_grid(rule, q, n, grid_exponents, True)
+                record = {"q": [budget // q]}
+                seed = zlib.crc32(repr(("float32 check", n, pname, noisy, rule, q)).encode())
+                got = {label: sweep_run(spec, rule, q, "forward", noise, mu, grid, record, s, dt)["q"][-1]
+                       for label, s, dt in (("float64", seed, torch.float64), ("float32", seed, torch.float32),
+                                            ("redrawn", seed + 1, torch.float64))}
+                ref = got["float64"]
+                out.append({"n": n, "problem": pname, "noisy": noisy, "rule": rule, "q": q, "budget": budget,
+                            "samples": spec.get("samples"), "mu": mu, "noise_sigma": noise,
+                            "float32_change": float((got["float32"] / ref - 1).abs().max()),
+                            "redrawn_change": float((got["redrawn"] / ref - 1).abs().max()),
+                            **{f"{k}_step": int(v.median(dim=0).values.argmin()) for k, v in got.items()},
+                            **{f"{k}_median": float(v.median(dim=0).values.min()) for k, v in got.items()}})
+    return out
 
 
 # ----- verdicts --------------------------------------------------------------------------------------
@@ -339,6 +429,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
         runs = {r.get("run") for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"])
                 == (n, pname, noisy, acc)}
         v["run"] = min(runs, key=lambda i: (i is None, i or 0))
+        v["runs"] = sorted(i for i in runs if i is not None)  # every run that measured a q of this setting
         for rule, claimed in (("avg", 1), ("align", n)):
             sel = [r for r in rows if (r["n"], r["problem"], r["noisy"], r["accounting"], r["rule"])
                    == (n, pname, noisy, acc, rule)]
@@ -348,7 +439,8 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 best_q = min(gap, key=lambda q: (gap[q], q))
                 v[f"{rule}_{step}_best_q"] = best_q
                 v[f"{rule}_{step}_claim_holds"] = best_q == claimed
-                v[f"{rule}_{step}_ratio"] = gap[claimed] / gap[best_q] if gap[best_q] > 0 else math.nan
+                v[f"{rule}_{step}_ratio"] = (gap[claimed] / gap[best_q] if claimed in gap and gap[best_q] > 0
+                                             else math.nan)
         out.append(v)
     return out
 
@@ -417,7 +509,7 @@ def speed(cases: list[tuple[int, int, int]], repeats: int, min_seconds: float = 
 
 # ----- merging runs ----------------------------------------------------------------------------------
 RUN_KEYS = ("budget_per_dim", "seeds", "grid", "grid_kind", "noise_rel", "noise_mu", "fractions", "machine", "threads",
-            "load_average", "seconds", "cpu_seconds")
+            "load_average", "seconds", "cpu_seconds", "samples", "dtype")
 
 
 def git_date(path: Path) -> str | None:
@@ -480,11 +572,39 @@ def folder_lock(folder: Path):
         os.close(fd)
 
 
+#: what must agree for rows of one setting measured by two runs (different q values) to stand side by side
+ROW_SETTINGS = ("budget", "noise_sigma", "mu")
+RUN_SETTINGS = ("seeds", "grid", "grid_kind", "noise_rel", "noise_mu", "fractions", "samples", "dtype")
+
+
+def completes(old: dict, rows: list[dict], run: dict, runs: list[dict]) -> bool:
+    """Whether ``old``, a row of a setting (n, problem, noise level) that ``rows`` of ``run`` measure
+    again, stays beside them: its q is not among theirs (a run with ``--qs`` adds q values to a
+    setting) and it was measured alike (same budget, noise, radius, instances, step grid, data
+    size and precision), so that the q-sweep of the setting stays one experiment."""
+    key = (old["n"], old["problem"], old["noisy"])
+    same = [r for r in rows if (r["n"], r["problem"], r["noisy"]) == key]
+    if any(r["q"] == old["q"] for r in same):
+        return False
+    old_run = next((r for r in runs if r["id"] == old.get("run")), None)
+    if old_run is None:
+        return False
+    defaults = {"samples": None, "dtype": "float64"}
+
+    def setting(r: dict, k: str):
+        v = r.get(k, defaults.get(k))
+        return list(v) if isinstance(v, tuple) else v  # a tuple in memory is a list once read from JSON
+
+    return (all(old.get(k) == same[0].get(k) for k in ROW_SETTINGS)
+            and all(setting(old_run, k) == setting(run, k) for k in RUN_SETTINGS))
+
+
 def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[dict] | None,
           problems: dict[str, str]) -> dict:
     """The results with ``rows`` (and ``speed_rows`` if measured) of ``run`` in place of what
     ``previous`` had for the same (n, problem, noise level) settings (and the same speed cases); every other entry is
-    kept with the run that measured it. Runs no entry refers to any more are dropped; the verdicts
+    kept with the run that measured it, and so are the rows of such a setting at q values this run did not measure
+    where they were measured alike (``completes``). Runs no entry refers to any more are dropped; the verdicts
     are recomputed over everything kept. A run without an ``id`` gets one more than the largest so
     far; a run with one replaces the run of that id (a later save of the same run)."""
     prev = previous or {"runs": [], "problems": {}, "accountings": {}, "sweep": [], "speed": []}
@@ -492,8 +612,8 @@ def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[d
         run = {**run, "id": max((r["id"] for r in prev["runs"]), default=0) + 1}
     prev = {**prev, "runs": [r for r in prev["runs"] if r["id"] != run["id"]]}  # an earlier save of this run
     keys = {(r["n"], r["problem"], r["noisy"]) for r in rows}
-    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"], r["noisy"]) not in keys] + [
-        {**r, "run": run["id"]} for r in rows]
+    sweep_rows = [r for r in prev["sweep"] if (r["n"], r["problem"], r["noisy"]) not in keys
+                  or completes(r, rows, run, prev["runs"])] + [{**r, "run": run["id"]} for r in rows]
     sweep_rows.sort(key=lambda r: (r["n"], r["problem"], r["noisy"], r["rule"], r["q"],
                                    list(ACCOUNTINGS).index(r["accounting"])))
     if speed_rows is None:
@@ -509,7 +629,8 @@ def merge(previous: dict | None, run: dict, rows: list[dict], speed_rows: list[d
     return {"runs": runs, "problems": {k: v for k, v in all_problems.items() if k in measured},
             "accountings": {k: v.describe() for k, v in ACCOUNTINGS.items()},
             "sweep": sweep_rows, "verdicts": verdicts(sweep_rows), "speed": speeds,
-            "plots": list(prev.get("plots", []))}
+            "plots": list(prev.get("plots", [])), "f_star_cache": dict(prev.get("f_star_cache", {})),
+            "float32_check": list(prev.get("float32_check", []))}
 
 
 # ----- report ----------------------------------------------------------------------------------------
@@ -519,7 +640,9 @@ def fmt(v: float) -> str:
 
 def _best(v: dict, rule: str, step: str, claimed: int) -> str:
     q, ratio = v[f"{rule}_{step}_best_q"], v[f"{rule}_{step}_ratio"]
-    return f"{q}" if q == claimed else f"{q} (q={claimed}: x{ratio:.3g})"
+    if q == claimed:
+        return f"{q}"
+    return f"{q} (q={claimed}: x{ratio:.3g})" if math.isfinite(ratio) else f"{q} (q={claimed}: not run)"
 
 
 def dims_of(res: dict) -> list[int]:
@@ -532,6 +655,11 @@ def _grid_text(run: dict) -> str:
         return (f"c = `descent_factor` x 2^k, k in {{{ks}, 0}} (k = 0 is the theory step, so it takes part in the "
                 "tuning)")
     return f"c = 2^k, k in {{{ks}}}, plus the theory step (reported, not tuned)"
+
+
+def verdict_runs(vs: list[dict]) -> list:
+    """The runs behind verdicts ``vs`` (``runs``; a file written before it was recorded: ``run``)."""
+    return [i for v in vs for i in (v.get("runs") or [v["run"]])]
 
 
 def runs_of(res: dict, run_ids) -> str:
@@ -584,11 +712,16 @@ def to_markdown(res: dict) -> str:
         if not dims:
             continue
         budgets = ", ".join(f"{r['budget_per_dim'] * n} at n = {n}" for n in dims)
-        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {{1, 2, 4, ..., n}} (the powers of 2 "
-                 f"below n, then n); budget Q = {r['budget_per_dim']} n queries per instance ({budgets}); {r['seeds']} "
+        qtext = ("{1, 2, 4, ..., n} (the powers of 2 below n, then n)" if not r.get("qs") else
+                 "{" + ", ".join(map(str, r["qs"])) + "}")
+        L.append(f"* Run {r['id']}: n = {', '.join(map(str, dims))}; q in {qtext}; budget Q = {r['budget_per_dim']} "
+                 f"n queries per instance ({budgets}); {r['seeds']} "
                  f"instances per problem; steps c / L with {_grid_text(r)}, all in one batch. Noisy runs: "
                  f"sigma = {r['noise_rel']:g} x |F(x0) - F*| (|F(x0)| for the non-convex problem), "
-                 f"mu = {r['noise_mu']:g}.")
+                 f"mu = {r['noise_mu']:g}."
+                 + (f" Both logistic problems with N = {r['samples']} samples." if r.get("samples") else "")
+                 + (f" Objective and iterates in {r['dtype']} (the measure in float64)."
+                    if r.get("dtype", "float64") != "float64" else ""))
     L += ["* The theory step: c = `descent_factor`, q/(q+n+1) for ZO-Avg and 1 for ZO-Align, the step that "
           "maximises the expected one-step decrease. The tuned step is the grid c with the smallest median final gap "
           "over the instances, per (problem, n, noise, rule, q, accounting); * marks a tuned c at the edge of the "
@@ -606,7 +739,7 @@ def to_markdown(res: dict) -> str:
           "## The paper's two claims", "",
           "Claim 1: ZO-Avg is best at q = 1. Claim 2: ZO-Align is best at q = n. Counts of the settings (n x problem "
           "x noise) where the measured best q (median final gap) is the claimed one, over every dimension measured "
-          f"(n = {', '.join(map(str, dims_of(res)))}; {runs_of(res, (v['run'] for v in res['verdicts']))}), "
+          f"(n = {', '.join(map(str, dims_of(res)))}; {runs_of(res, verdict_runs(res['verdicts']))}), "
           "then per dimension:", "",
           "| n | runs | accounting | claim 1, tuned step | claim 1, theory step | claim 2, tuned step | "
           "claim 2, theory step |",
@@ -618,7 +751,7 @@ def to_markdown(res: dict) -> str:
             cells = [f"{sum(v[f'{rule}_{step}_claim_holds'] for v in sub)}/{len(sub)}"
                      for rule in ("avg", "align") for step in ("tuned", "theory")]
             label = "all" if n is None else str(n)
-            L.append(f"| {label} | {runs_of(res, (v['run'] for v in sub))} | `{acc}` | " + " | ".join(cells) + " |")
+            L.append(f"| {label} | {runs_of(res, verdict_runs(sub))} | `{acc}` | " + " | ".join(cells) + " |")
     L += ["", "Per setting: the best q, and where it is not the claimed one, how much worse the claimed q is "
           "(x gap ratio). `predicted`: the best q of the one-step heuristic of RESEARCH-2 §2 with the theory step "
           "(expected decrease per iteration q/(q+n+1) for ZO-Avg and q/n for ZO-Align, "
@@ -649,10 +782,15 @@ def to_markdown(res: dict) -> str:
                         for acc in ACCOUNTINGS:
                             cells = []
                             for q in qs:
-                                r = next(r for r in sel if (r["rule"], r["accounting"], r["q"]) == (rule, acc, q))
+                                r = next((r for r in sel if (r["rule"], r["accounting"], r["q"]) == (rule, acc, q)),
+                                         None)
+                                if r is None:  # the budget affords no iteration of this q
+                                    cells.append("-")
+                                    continue
                                 cells.append(fmt(r[key]) + ("*" if step == "tuned" and r["at_edge"] else ""))
                             L.append(f"| {rule} | {step} | {acc} | " + " | ".join(cells) + " |")
                 L.append("")
+    L += float32_markdown(res.get("float32_check", []))
     L += ["Plots: " + ", ".join(f"`{f}`" for f in res.get("plots", [])) + " (rows: problems; columns: accountings; "
           "solid: tuned step, dotted: theory step).", "",
           "## Speed: one batched call vs a Python loop over queries", "",
@@ -668,6 +806,26 @@ def to_markdown(res: dict) -> str:
                  f"{r['batched_queries_per_s']:.3g} | {r['loop_queries_per_s']:.3g} | {r['ratio']:.1f}x | "
                  f"{r['same_estimate_rel_diff']:.1e} |")
     return "\n".join(L) + "\n"
+
+
+def float32_markdown(checks: list[dict]) -> list[str]:
+    if not checks:
+        return []
+    L = ["## float32 or float64", "",
+         "`--float32-check`: cells of the sweep (forward differences, the `q` accounting, the relative step grid) run "
+         "in float64, in float32 with the same draws, and in float64 with other draws. `change`: the largest "
+         "|measure / measure in float64 - 1| over the (instance, step) rows; `step`: the index of the step each "
+         "picks (0 = the largest). A float32 change no larger than the redrawn one means float32 measures what "
+         "float64 does, up to the draws.", "",
+         "| n | problem | noise | rule | q | Q | N | float32 change | redrawn change | step f64 / f32 / redrawn | "
+         "tuned median f64 / f32 / redrawn | measured |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in checks:
+        L.append(f"| {c['n']} | {c['problem']} | {'noisy' if c['noisy'] else 'exact'} | {c['rule']} | {c['q']} | "
+                 f"{c['budget']} | {c.get('samples') or '-'} | {c['float32_change']:.3g} | {c['redrawn_change']:.3g} | "
+                 f"{c['float64_step']} / {c['float32_step']} / {c['redrawn_step']} | "
+                 f"{fmt(c['float64_median'])} / {fmt(c['float32_median'])} / {fmt(c['redrawn_median'])} | "
+                 f"{c.get('date', '')} `{c.get('command', '')}` |")
+    return L + [""]
 
 
 def plot(res: dict, out: Path, suffix: str = "") -> list[str]:
@@ -741,6 +899,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--values", choices=("exact", "noisy", "both"), default="both",
                     help="exact function values, noisy ones, or both (default)")
     ap.add_argument("--noise-mu", type=float, default=1e-4, help="smoothing radius mu of the noisy runs")
+    ap.add_argument("--qs", default=None,
+                    help="comma-separated q values (default: 1, 2, 4, ..., the powers of 2 below n, then n)")
+    ap.add_argument("--samples", type=int, default=None,
+                    help="data points N of both logistic problems (default: N = 2n for logistic_l2, 5n for "
+                         "nonconvex_logistic)")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="precision of the objective and the iterates (default float64; the measure is float64)")
+    ap.add_argument("--float32-check", action="store_true",
+                    help="measure no sweep: compare float32 with float64 on a few cells of --problems at --dims "
+                         "(budget, instances, samples as given) and merge that check into the results")
     ap.add_argument("--quick", action="store_true", help="a smoke run: short budget, 4 steps, 2 instances")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -756,6 +924,11 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [p for p in problems or [] if p not in PROBLEMS]
     if unknown or problems == []:
         raise SystemExit(f"error: --problems must name some of {', '.join(PROBLEMS)}; got {args.problems!r}")
+    qs = None if args.qs is None else parse_list(args.qs, int, "--qs")
+    if qs is not None and (not qs or min(qs) < 1):
+        raise SystemExit(f"error: --qs must be positive integers, got {args.qs!r}")
+    if args.samples is not None and args.samples < 1:
+        raise SystemExit(f"error: --samples must be a positive number of data points, got {args.samples}")
     if any(n < 2 for n in dims):
         raise SystemExit(f"error: --dims must be integers >= 2, got {args.dims!r}")
     relative = args.grid == "relative"
@@ -785,8 +958,14 @@ def main(argv: list[str] | None = None) -> dict:
            "grid_kind": args.grid, "budget_per_dim": budget_per_dim, "seeds": seeds, "grid": grid,
            "noise_rel": args.noise, "noise_mu": args.noise_mu, "fractions": FRACTIONS,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-           "threads": args.threads, "load_average": round(load, 2)}
-    descriptions = {k: v["what"] for k, v in make_problems(dims[0], 1).items() if problems is None or k in problems}
+           "threads": args.threads, "load_average": round(load, 2), "samples": args.samples, "dtype": args.dtype,
+           "qs": qs}
+    # descriptions only: no F* is computed for them (problems=[])
+    descriptions = {k: v["what"] for k, v in make_problems(2, 1, problems=[]).items()
+                    if problems is None or k in problems}
+    previous = load_previous(args.out / f"{stem}.json")
+    f_star_cache: dict[str, list[float]] = {} if args.fresh or previous is None else dict(
+        previous.get("f_star_cache", {}))
     fresh = [args.fresh]
 
     def log(msg: str) -> None:
@@ -802,6 +981,7 @@ def main(argv: list[str] | None = None) -> dict:
             previous = None if fresh[0] else load_previous(args.out / f"{stem}.json")
             fresh[0] = False
             res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
+            res["f_star_cache"] = {**res["f_star_cache"], **f_star_cache}
             run["id"] = res["runs"][-1]["id"]
             write_results(args.out, stem, res, to_markdown(res))  # before plotting: a failed plot loses nothing
             if plots:
@@ -816,9 +996,29 @@ def main(argv: list[str] | None = None) -> dict:
         save([r for rs in measured.values() for r in rs], None, complete=False, plots=False)
         log(f"merged {problem_rows[0]['problem']} (n = {problem_rows[0]['n']}) into {args.out}/{stem}.json")
 
+    if args.float32_check:
+        checks = [{**c, "date": run["date"], "command": run["command"], "load_average": run["load_average"]}
+                  for n in dims for c in float32_check(n, budget_per_dim * n, seeds, [4, 3, 2, 1], args.noise,
+                                                       args.noise_mu, problems or list(PROBLEMS), args.samples,
+                                                       f_star_cache)]
+        args.out.mkdir(parents=True, exist_ok=True)
+        with folder_lock(args.out):
+            prev = load_previous(args.out / f"{stem}.json")
+            if prev is None:
+                raise SystemExit(f"error: --float32-check merges into results at {args.out / stem}.json; "
+                                 "there are none")
+            keys = {(c["n"], c["problem"]) for c in checks}
+            res = {**prev, "verdicts": verdicts(prev["sweep"]),
+                   "f_star_cache": {**prev.get("f_star_cache", {}), **f_star_cache},
+                   "float32_check": [c for c in prev.get("float32_check", []) if (c["n"], c["problem"]) not in keys]
+                   + checks}
+            write_results(args.out, stem, res, to_markdown(res))
+        log(f"float32 check merged into {args.out}/{stem}.json")
+        return res
     for n in dims:
         levels = {"exact": (False,), "noisy": (True,), "both": (False, True)}[args.values]
-        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels)
+        sweep(n, budget_per_dim * n, seeds, grid, args.noise, args.noise_mu, log, problems, relative, done, levels,
+              args.samples, f_star_cache, getattr(torch, args.dtype), qs)
     speeds = None
     if not args.no_speed:
         speed_cases = [(10, 10, 1), (10, 10, 32), (100, 16, 1), (100, 16, 32), (100, 100, 32), (1000, 16, 32)]
