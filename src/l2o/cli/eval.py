@@ -69,7 +69,11 @@ def parse_dtype_option(name: str | None, option: str = "--dtype") -> torch.dtype
 def split_baselines(text: str | None) -> list[str] | None:
     """``--baselines`` as a list: 'fista, runs/lista' -> ['fista', 'runs/lista'] (duplicates
     dropped; what each item is, a classical solver, a bundled name or a run directory, is
-    decided by ``l2o.workflows.evaluate.resolve_baselines``); None -> None; '' or 'none' -> []."""
+    decided by ``l2o.workflows.evaluate.resolve_baselines``); None -> None; '' or 'none' -> [].
+
+    >>> split_baselines("fista, runs/lista,fista"), split_baselines("none")
+    (['fista', 'runs/lista'], [])
+    """
     if text is None:
         return None
     if text.strip().lower() in ("", "none"):

@@ -130,7 +130,13 @@ def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]], learned: Collection[s
     """The lines ``l2o eval`` prints under its table for ``sum_rate_summary``: per solver
     (learned ones marked) the sum-rate fraction (median, p10, mean) and the seconds for the
     batch at the last iteration, and for learned solvers the same after their training
-    horizon T."""
+    horizon T.
+
+    >>> e = {"sum_rate_fraction_median": 0.97, "sum_rate_fraction_p10": 0.9, "sum_rate_fraction_mean": 0.96,
+    ...      "iterations_run": 50, "seconds_per_batch": 0.5}
+    >>> sum_rate_lines({"wmmse": e})[1]
+    '  wmmse  median 0.9700  p10 0.9000  mean 0.9600  0.5 s (50 it.)'
+    """
     label = {n: n + (" (learned)" if n in learned else "") for n in extra}
     width = max(len(v) for v in label.values())
     lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) and solver seconds for the whole batch "
@@ -197,6 +203,10 @@ class Baseline:
         source: what was given (the solver name, the bundled name or the directory).
         family: for a learned one, the family it was trained on (its config's); else None.
         horizon: for a learned one, its training horizon; else None.
+
+    >>> (b,) = resolve_baselines(["lgd-ls_32x25"])
+    >>> b.name, b.learned, b.family, b.horizon
+    ('lgd-ls_32x25', True, 'ls_32x25', 100)
     """
 
     name: str
@@ -274,7 +284,16 @@ def check_baseline_fits(baseline: Baseline, problem: Any, family: str) -> None:
     """``ValueError`` (one line, ``baselines: ...``) when ``baseline`` does not fit
     ``problem``, the sampled instances of ``family``: the solver's ``skip`` decides (its
     ``check_problem``, and for a generic learned solver the MIMO family); for a learned
-    baseline the line also names the family it was trained on."""
+    baseline the line also names the family it was trained on.
+
+    >>> import l2o
+    >>> (b,) = resolve_baselines(["wmmse"])
+    >>> try:
+    ...     check_baseline_fits(b, l2o.make_family("lasso_50x100").sample(2, 0), "lasso_50x100")
+    ... except ValueError as e:
+    ...     print(str(e)[:50])
+    baselines: solver 'wmmse' solves the MIMO sum-rate
+    """
     reason = baseline.solver.skip(problem) if hasattr(baseline.solver, "skip") else None
     if reason is None:
         return
