@@ -28,7 +28,8 @@ FLAGS = {"batch": "--batch", "iterations": "--iterations", "baselines": "--basel
 
 EVAL_HELP = "\n\n".join([
     "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver (DIR or "
-    "--checkpoint NAME; l2o list --pretrained) against baselines.",
+    "--checkpoint NAME; l2o list --pretrained) against classical baselines and learned ones (bundled pretrained "
+    "solvers, other run directories).",
     "--baselines takes comma-separated classical solvers (l2o list), bundled pretrained names and other run "
     "directories: the learned ones run on the same instances, for the same iterations and on the same clock, appear "
     "as '<solver> (<run directory name>)' or under their bundled name, and are marked learned in the table, the "

@@ -245,7 +245,7 @@ def resolve_baselines(items: Sequence[str | os.PathLike[str]], taken: Collection
     bundled: list[str] | None = None
     for item in items:
         text = str(item)
-        if text in CLASSICAL and not Path(text).is_dir():
+        if text in CLASSICAL:  # a classical name wins over a folder of that name (give that one as ./NAME)
             if text in names:
                 raise ValueError(f"baselines names {text!r} twice, or the evaluated solver's own name")
             names.add(text)
