@@ -142,7 +142,8 @@ def run_model(solver, problem, horizon: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_safeguarded(solver, problem, horizon: int) -> tuple[torch.Tensor, list[torch.Tensor], object]:
+def run_safeguarded(solver, problem, horizon: int,
+                    sync_free: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor], object]:
     """``solver`` behind ``Safeguard(solver, WMMSE(), rule="descent")`` for ``horizon``
     iterations from the paper's start, checked at every iteration and handed over to WMMSE at
     the horizon (``after_horizon="fallback"``). F = -R, so the descent rule accepts a learned
@@ -151,8 +152,10 @@ def run_safeguarded(solver, problem, horizon: int) -> tuple[torch.Tensor, list[t
     the sum-rate (WMMSE is block-coordinate descent on the WMMSE cost, whose value at the
     optimal receivers and weights is -R + const). Returns the last iterate ``(B, n)``, every
     iterate (``horizon + 1`` of them) and the final ``SafeguardState`` (``checks``,
-    ``fallbacks`` per instance)."""
-    guard = Safeguard(solver, WMMSE(), rule="descent", after_horizon="fallback", horizon=horizon)
+    ``fallbacks`` per instance). ``sync_free``: the masked step of ``Safeguard`` (default: on
+    CUDA only)."""
+    guard = Safeguard(solver, WMMSE(), rule="descent", after_horizon="fallback", horizon=horizon,
+                      sync_free=sync_free)
     state = guard.init(problem, paper_start(problem))
     xs = [state.x]
     for _ in range(horizon):

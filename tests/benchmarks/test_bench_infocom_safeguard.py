@@ -37,12 +37,13 @@ def rates(problem64, xs) -> torch.Tensor:
     return torch.stack([problem64.sum_rate(x.double()) for x in xs])  # (T + 1, B)
 
 
-@pytest.mark.parametrize("harmful", [False, True])
-def test_safeguarded_sum_rate_is_monotone(harmful):
+@pytest.mark.parametrize("harmful, sync_free", [(False, False), (True, False), (True, True)])
+def test_safeguarded_sum_rate_is_monotone(harmful, sync_free):
+    """Both steps of ``Safeguard``: compacting (CPU default) and masked (CUDA default)."""
     p64 = FAMILY.sample(8, 3)
     p32 = p64.to(torch.float32)
     m = model(harmful)
-    x, xs, state = bench.run_safeguarded(m, p32, T)
+    x, xs, state = bench.run_safeguarded(m, p32, T, sync_free=sync_free)
     R = rates(p64, xs)
     assert len(xs) == T + 1 and torch.isfinite(R).all()
     # monotone up to float32 rounding of the iterates (a rejected learned step would drop it by far more)
