@@ -18,6 +18,12 @@ For every scale x interference level (``mimo_infocom_{small,moderate,large}`` at
   ``gnn_wmmse-mimo_medium``, trained on Rayleigh channels: a transfer), run for its
   training horizon (float32, no WMMSE tail), its sum-rate evaluated in float64.
 
+For ``structural_mpnn`` also its safeguarded form (``safeguarded``: ``l2o.safeguard.Safeguard``
+with l2o's WMMSE as fallback, the descent rule on F = -R, so every checked iterate keeps the
+sum-rate monotone, and a hand-over to WMMSE at the horizon), run for the same T iterations:
+its sum-rate fraction, its fallback rate (rejected checks / checks, and instances with at
+least one fallback) and the largest decrease of the sum-rate along its iterates.
+
 Per method and scale: the sum-rate as a fraction of the paper's WMMSE and of the converged
 reference (per instance: mean and 10th percentile), and the speed-up over the paper's
 WMMSE in the same run, float32, one torch thread, measured two ways: ``--serial``
@@ -47,13 +53,16 @@ from pathlib import Path
 
 import torch
 
-from _common import write_results  # benchmarks/_common.py: the script's folder is sys.path[0]
-from l2o.evaluation.defaults import eval_seed
-from l2o.evaluation.reference import best_of_starts
-from l2o.optimizers.wmmse_paper import paper_start, solve_paper_wmmse
-from l2o.pretrained import list_pretrained
-from l2o.registry import LEARNED, make_family
-from l2o.workflows.load import load_solver
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py, also when a test imports this file
+from _common import write_results  # noqa: E402
+from l2o.evaluation.defaults import eval_seed  # noqa: E402
+from l2o.evaluation.reference import best_of_starts  # noqa: E402
+from l2o.optimizers.wmmse import WMMSE  # noqa: E402
+from l2o.optimizers.wmmse_paper import paper_start, solve_paper_wmmse  # noqa: E402
+from l2o.pretrained import list_pretrained  # noqa: E402
+from l2o.registry import LEARNED, make_family  # noqa: E402
+from l2o.safeguard import Safeguard  # noqa: E402
+from l2o.workflows.load import load_solver  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 STEM = "infocom"
@@ -130,6 +139,48 @@ def run_model(solver, problem, horizon: int) -> torch.Tensor:
     for _ in range(horizon):
         s = solver.step(problem, s)
     return s.x
+
+
+@torch.no_grad()
+def run_safeguarded(solver, problem, horizon: int,
+                    sync_free: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor], object]:
+    """``solver`` behind ``Safeguard(solver, WMMSE(), rule="descent")`` for ``horizon``
+    iterations from the paper's start, checked at every iteration and handed over to WMMSE at
+    the horizon (``after_horizon="fallback"``). F = -R, so the descent rule accepts a learned
+    step only where it raises the sum-rate (by a small sufficient-decrease margin), and a
+    rejected step is replaced by a WMMSE step from the last accepted point, which never lowers
+    the sum-rate (WMMSE is block-coordinate descent on the WMMSE cost, whose value at the
+    optimal receivers and weights is -R + const). Returns the last iterate ``(B, n)``, every
+    iterate (``horizon + 1`` of them) and the final ``SafeguardState`` (``checks``,
+    ``fallbacks`` per instance). ``sync_free``: the masked step of ``Safeguard`` (default: on
+    CUDA only)."""
+    guard = Safeguard(solver, WMMSE(), rule="descent", after_horizon="fallback", horizon=horizon,
+                      sync_free=sync_free)
+    state = guard.init(problem, paper_start(problem))
+    xs = [state.x]
+    for _ in range(horizon):
+        state = guard.step(problem, state)
+        xs.append(state.x)
+    return state.x, xs, state
+
+
+def safeguard_figures(solver, horizon: int, test32, test64, rate_p, rate_ref, n_ref: int) -> dict:
+    """The safeguarded form on the test instances: sum-rate fractions, fallback rates, the
+    largest relative decrease of the sum-rate between consecutive iterates (rates in float64
+    of the float32 iterates), and CPU / wall seconds of the batch beside the model alone."""
+    bw, bc, (x, xs, state) = timed(lambda: run_safeguarded(solver, test32, horizon))
+    mw, mc, _ = timed(lambda: run_model(solver, test32, horizon))
+    rates = torch.stack([test64.sum_rate(xi.double()) for xi in xs])  # (T + 1, B)
+    drop = ((rates[:-1] - rates[1:]) / rates[:-1].abs()).clamp(min=0).max()
+    rate = test64.sum_rate(x.double())
+    checks, fallbacks = state.checks.double(), state.fallbacks.double()
+    return {
+        "fraction_of_paper_wmmse": fractions(rate, rate_p), "fraction_of_reference": fractions(rate[:n_ref], rate_ref),
+        "fallback_rate": float(fallbacks.sum() / checks.sum().clamp(min=1)),
+        "instances_with_fallback": float((fallbacks > 0).double().mean()),
+        "checks_per_instance": float(checks.mean()), "max_relative_rate_decrease": float(drop),
+        "batch": {"n": test32.batch_size, "wall_s": bw, "cpu_s": bc, "model_wall_s": mw, "model_cpu_s": mc},
+    }
 
 
 def time_serial(fn, problems) -> tuple[float, float]:
@@ -214,6 +265,9 @@ def bench_scale(scale: str, methods: list[str], args, runs: Path | None) -> tupl
             "paper_cpu_speedup": paper(PAPER_CPU, method, scale), "paper_gpu_speedup": paper(PAPER_GPU, method, scale),
             "wmmse": wmmse,
         }
+        if method == "structural_mpnn":
+            print(f"[{scale}] {method}: safeguarded (WMMSE fallback, descent rule)", flush=True)
+            out[method]["safeguarded"] = safeguard_figures(solver, horizon, test32, test64, rate_p, rate_ref, n_ref)
     return out, wmmse
 
 
@@ -336,6 +390,27 @@ def to_markdown(res: dict) -> str:
             L.append(f"- {s}: batch of {e['wmmse']['batched']['n']} {sp:.2f}x as fast as the paper's WMMSE (CPU "
                      f"time; wall {e['batched']['speedup_wall']:.2f}x), target {TARGET_BATCH_SPEEDUP:g}x: "
                      f"{'reached' if sp >= TARGET_BATCH_SPEEDUP else 'NOT reached'}")
+    guarded = [(s, entries[f"structural_mpnn|{s}"]) for s in scales
+               if "safeguarded" in entries.get(f"structural_mpnn|{s}", {})]
+    if guarded:
+        L += ["", "## Safeguarded StructuralMPNN: WMMSE fallback, monotone sum-rate", "",
+              "`Safeguard(structural_mpnn, WMMSE(), rule=\"descent\", after_horizon=\"fallback\")` for the model's T "
+              "iterations from the paper's start, checked at every iteration: a learned step is taken only where it "
+              "raises the sum-rate (F = -R, sufficient decrease), otherwise a WMMSE step from the last accepted point "
+              "(which never lowers it). Fallback rate: rejected checks / checks; instances: share of instances with "
+              "at least one fallback. Max decrease: the largest relative drop of the sum-rate between consecutive "
+              "iterates (float32 iterates, rates in float64; 0 = monotone). Seconds: CPU time of the test batch at "
+              "once, safeguarded vs the model alone, in the same run.", "",
+              "| scale | model alone: % of paper WMMSE, mean (p10) | safeguarded: mean (p10) | safeguarded: % of "
+              "reference, mean (p10) | fallback rate | instances with a fallback | max decrease | CPU s safeguarded / "
+              "alone (n) | date |", "|---|---|---|---|---|---|---|---|---|"]
+        for s, e in guarded:
+            g, f = e["safeguarded"], e["fraction_of_paper_wmmse"]
+            gf, gr, b = g["fraction_of_paper_wmmse"], g["fraction_of_reference"], g["batch"]
+            L.append(f"| {s} | {pct(f['mean'])} ({pct(f['p10'])}) | {pct(gf['mean'])} ({pct(gf['p10'])}) | "
+                     f"{pct(gr['mean'])} ({pct(gr['p10'])}) | {100 * g['fallback_rate']:.1f}% | "
+                     f"{100 * g['instances_with_fallback']:.0f}% | {g['max_relative_rate_decrease']:.1e} | "
+                     f"{b['cpu_s']:.2f} / {b['model_cpu_s']:.2f} ({b['n']}) | {e['date'][:10]} |")
     if res.get("transfer"):
         L += ["", "## Transfer without retraining (structural_mpnn, % of the paper's WMMSE, mean (p10))", "",
               "| trained on | run on | fraction |", "|---|---|---|"]

@@ -28,7 +28,13 @@ FLAGS = {"batch": "--batch", "iterations": "--iterations", "baselines": "--basel
 
 EVAL_HELP = "\n\n".join([
     "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver (DIR or "
-    "--checkpoint NAME; l2o list --pretrained) against classical baselines.",
+    "--checkpoint NAME; l2o list --pretrained) against classical baselines and learned ones (bundled pretrained "
+    "solvers, other run directories).",
+    "--baselines takes comma-separated classical solvers (l2o list), bundled pretrained names and other run "
+    "directories: the learned ones run on the same instances, for the same iterations and on the same clock, appear "
+    "as '<solver> (<run directory name>)' or under their bundled name, and are marked learned in the table, the "
+    "plot, the records and the JSON. A learned baseline must fit the run's family (its shapes, its problem kind); "
+    "if it does not, one line says why and what it was trained on (exit 2).",
     "Samples fresh instances of the run's family (a seed distinct from training's unless --seed), computes a "
     "certified reference F*, runs the trained solver and the baselines on the same instances (by default 10 x the "
     "training horizon for all of them) and prints per solver the median and 90th percentile of the iterations and "
@@ -40,7 +46,9 @@ EVAL_HELP = "\n\n".join([
     "thinned to about 100 iterations per solver) into the run directory or --out-dir. --json prints the summary as "
     "JSON (null where not reached).",
     "Default baselines: ista, fista, fista_restart, adam for nonsmooth problems (LASSO, l1 logistic); gd, nesterov, "
-    "fista_restart, adam, lbfgs for smooth ones.",
+    "fista_restart, adam, lbfgs for smooth ones; wmmse, mrt, zf, rzf for MIMO. For MIMO families the sum-rate as a "
+    "fraction of the reference R* (median, p10, mean) and each solver's seconds for the batch are printed under the "
+    "table, for learned solvers also after their training horizon.",
     "--ood (every split) or --split NAME (repeatable) writes the robustness report instead: the trained solver, its "
     "safeguarded form (Safeguard with --fallback and --rule, handing over to the fallback after the horizon) and the "
     "baselines on each out-of-distribution split of the family (the CVPR 2024 shifts x0_+10 ... x0_-100, "
@@ -59,12 +67,35 @@ def parse_dtype_option(name: str | None, option: str = "--dtype") -> torch.dtype
     return torch_dtype(name)
 
 
+def split_baselines(text: str | None) -> list[str] | None:
+    """``--baselines`` as a list: 'fista, runs/lista' -> ['fista', 'runs/lista'] (duplicates
+    dropped; what each item is, a classical solver, a bundled name or a run directory, is
+    decided by ``l2o.workflows.evaluate.resolve_baselines``); None -> None; '' or 'none' -> [].
+
+    >>> split_baselines("fista, runs/lista,fista"), split_baselines("none")
+    (['fista', 'runs/lista'], [])
+    """
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none"):
+        return []
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",")):
+        if not name:
+            raise ValueError(f"--baselines {text!r} has an empty name; expected comma-separated solver names, bundled "
+                             f"names or run directories")
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def eval_(
     run_dir: Annotated[
         Path | None, typer.Argument(metavar="DIR", help="run directory (l2o train) or bundled pretrained name")
     ] = None,
     baselines: Annotated[
-        str | None, typer.Option(help="comma-separated classical solvers (see `l2o list`); 'none' for none")
+        str | None, typer.Option(help="comma-separated classical solvers (see `l2o list`), bundled pretrained names "
+                                      "or run directories; 'none' for none")
     ] = None,
     iterations: Annotated[
         int | None, typer.Option(help="iterations of every solver, >= 1 (default 10 x the training horizon)")
@@ -106,7 +137,7 @@ def eval_(
                   fallback, rule, check_every)
         return
     with user_errors(FLAGS):
-        names = parse_names(baselines)
+        names = split_baselines(baselines)
         batch = 256 if batch is None else batch
         check_positive("--batch", batch)
         check_positive("--iterations", iterations)

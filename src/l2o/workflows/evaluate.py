@@ -1,6 +1,12 @@
-"""``evaluate_run``: a trained run directory against classical baselines on fresh
-instances of its family (``compare``), with the summary table, the convergence plot and
-the tidy records written next to the run. What ``l2o eval DIR`` does.
+"""``evaluate_run``: a trained run directory against baselines on fresh instances of its
+family (``compare``), with the summary table, the convergence plot and the tidy records
+written next to the run. What ``l2o eval DIR`` does.
+
+A baseline is a classical solver name (``l2o list``), a bundled pretrained solver
+(``l2o list --pretrained``) or another run directory written by ``l2o train``
+(``resolve_baselines``): learned baselines run on the same instances, from the same
+start, for the same iterations and on the same clock as the evaluated run, and are
+marked learned in the table, the plot, the records and the JSON summary.
 
 Nothing here prints (a progress display on stderr only when the caller asks for one,
 ``progress``). Every error caused by the input is a ``ValueError`` (or
@@ -12,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +27,14 @@ import torch
 from l2o.evaluation.compare import Comparison, compare
 from l2o.evaluation.defaults import default_baselines, eval_seed, evaluation_iterations, trained_horizon
 from l2o.evaluation.guarantee import Guarantee, guarantee_table
+from l2o.pretrained import bundled_names
 from l2o.registry import CLASSICAL, make_solver
 from l2o.report.plots import plot_convergence
 from l2o.report.table import DEFAULT_TOLERANCES, by_solver, summarize_comparison
 from l2o.training import Run
 from l2o.utils.jsonable import jsonable
 from l2o.utils.progress import Progress, as_progress
-from l2o.workflows.load import is_bundled, load_checkpoint
+from l2o.workflows.load import checkpoint_source, is_bundled, load_checkpoint
 
 #: Files that ``evaluate_run`` writes (into the run directory unless told otherwise).
 EVAL_PLOT = "eval_convergence.png"
@@ -80,34 +87,70 @@ def fits(solver: Any, problem: Any) -> bool:
     return True
 
 
-def sum_rate_summary(comparison: Comparison, problem: Any) -> dict[str, dict[str, Any]] | None:
+def _fractions(traj: Any, t: int) -> dict[str, float]:
+    """Median, p10 and mean over the instances of 1 - relative gap at recorded index ``t``."""
+    frac = (1.0 - traj.gap[t]).to(torch.float64)
+    frac = torch.where(torch.isfinite(frac), frac, torch.zeros_like(frac))  # an infeasible point counts as 0
+    return {"median": float(frac.quantile(0.5)), "p10": float(frac.quantile(0.1)), "mean": float(frac.mean())}
+
+
+def sum_rate_summary(comparison: Comparison, problem: Any,
+                     horizons: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]] | None:
     """Per solver, for families whose objective is minus a rate (``problem.sum_rate``, the
     MIMO family): the final sum-rate as a fraction of the reference's, 1 - relative gap
     (= R / R* where the gap is relative to |F*|), its median, 10th percentile and mean over
-    the instances, and the solver's seconds for the whole batch (all its iterations).
+    the instances, the iterations run and the solver's seconds for the whole batch (all its
+    iterations). For the solvers of ``horizons`` (name -> trained horizon T, the learned
+    ones) also the same fraction and seconds after T iterations (``sum_rate_fraction_at_
+    horizon_*``, ``seconds_at_horizon``), where T is within the recorded iterations.
     None for other families or without a reference."""
     if not hasattr(problem, "sum_rate") or comparison.reference is None:
         return None
     out: dict[str, dict[str, Any]] = {}
     for name, traj in comparison.trajectories.items():
-        frac = (1.0 - traj.gap[-1]).to(torch.float64)
-        frac = torch.where(torch.isfinite(frac), frac, torch.zeros_like(frac))  # an infeasible point counts as 0
-        out[name] = {
-            "sum_rate_fraction_median": float(frac.quantile(0.5)), "sum_rate_fraction_p10": float(frac.quantile(0.1)),
-            "sum_rate_fraction_mean": float(frac.mean()), "seconds_per_batch": float(traj.time[-1]),
+        f = _fractions(traj, -1)
+        entry: dict[str, Any] = {
+            "sum_rate_fraction_median": f["median"], "sum_rate_fraction_p10": f["p10"],
+            "sum_rate_fraction_mean": f["mean"], "iterations_run": int(traj.iterations[-1]),
+            "seconds_per_batch": float(traj.time[-1]),
         }
+        T = (horizons or {}).get(name)
+        hit = (traj.iterations == T).nonzero() if T else None
+        if hit is not None and hit.numel():
+            t = int(hit[0, 0])
+            fh = _fractions(traj, t)
+            entry.update({"horizon": int(T), "sum_rate_fraction_at_horizon_median": fh["median"],
+                          "sum_rate_fraction_at_horizon_p10": fh["p10"],
+                          "sum_rate_fraction_at_horizon_mean": fh["mean"], "seconds_at_horizon": float(traj.time[t])})
+        out[name] = entry
     return out
 
 
-def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The lines ``l2o eval`` prints under its table for ``sum_rate_summary``."""
-    width = max(len(n) for n in extra)
-    lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) at the last iteration, and solver seconds "
-              "for the batch:")]
+def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]], learned: Collection[str] = ()) -> list[str]:
+    """The lines ``l2o eval`` prints under its table for ``sum_rate_summary``: per solver
+    (learned ones marked) the sum-rate fraction (median, p10, mean) and the seconds for the
+    batch at the last iteration, and for learned solvers the same after their training
+    horizon T.
+
+    >>> e = {"sum_rate_fraction_median": 0.97, "sum_rate_fraction_p10": 0.9, "sum_rate_fraction_mean": 0.96,
+    ...      "iterations_run": 50, "seconds_per_batch": 0.5}
+    >>> sum_rate_lines({"wmmse": e})[1]
+    '  wmmse  median 0.9700  p10 0.9000  mean 0.9600  0.5 s (50 it.)'
+    """
+    label = {n: n + (" (learned)" if n in learned else "") for n in extra}
+    width = max(len(v) for v in label.values())
+    lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) and solver seconds for the whole batch "
+              "(after the warm-up):")]
     for name, e in extra.items():
-        lines.append(f"  {name:<{width}}  median {e['sum_rate_fraction_median']:.4f}"
+        lines.append(f"  {label[name]:<{width}}  median {e['sum_rate_fraction_median']:.4f}"
                      f"  p10 {e['sum_rate_fraction_p10']:.4f}"
-                     f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s")
+                     f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s"
+                     f" ({e['iterations_run']} it.)")
+        if "horizon" in e:
+            lines.append(f"  {'':<{width}}  median {e['sum_rate_fraction_at_horizon_median']:.4f}"
+                         f"  p10 {e['sum_rate_fraction_at_horizon_p10']:.4f}"
+                         f"  mean {e['sum_rate_fraction_at_horizon_mean']:.4f}  {e['seconds_at_horizon']:.3g} s"
+                         f" ({e['horizon']} it. = its training horizon)")
     return lines
 
 
@@ -142,6 +185,121 @@ def default_out_dir(run_dir: str | os.PathLike[str], run: Run) -> Path:
     """Where ``l2o eval`` writes by default: the run directory, or for a bundled solver
     (installed with the package, not to be written into) ``l2o-eval-<name>``."""
     return Path(f"l2o-eval-{run.directory.name}") if is_bundled(run) else Path(run_dir)
+
+
+# ----- baselines: classical, bundled or another run ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """One baseline of ``evaluate_run``.
+
+    Attributes:
+        name: its name in the comparison, the table and the records: the classical
+            solver's name, the bundled name, or ``"<solver> (<run directory name>)"``
+            for a run directory (with `` #2``, `` #3`` ... where that is taken).
+        solver: the solver object (a classical ``Optimizer`` or a learned ``nn.Module``).
+        learned: whether it is a trained solver (a bundle or a run directory).
+        source: what was given (the solver name, the bundled name or the directory).
+        family: for a learned one, the family it was trained on (its config's); else None.
+        horizon: for a learned one, its training horizon; else None.
+
+    >>> (b,) = resolve_baselines(["lgd-ls_32x25"])
+    >>> b.name, b.learned, b.family, b.horizon
+    ('lgd-ls_32x25', True, 'ls_32x25', 100)
+    """
+
+    name: str
+    solver: Any
+    learned: bool
+    source: str
+    family: str | None = None
+    horizon: int | None = None
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def resolve_baselines(items: Sequence[str | os.PathLike[str]], taken: Collection[str] = (),
+                      exclude: str | os.PathLike[str] | None = None) -> list[Baseline]:
+    """The baselines named by ``items``: each a classical solver name (``CLASSICAL``), a
+    bundled pretrained name (``l2o list --pretrained``) or a run directory written by
+    ``l2o train`` (or a bundle folder); learned ones are loaded with
+    ``l2o.workflows.load.load_checkpoint``. Names are unique (see ``Baseline.name``) and
+    differ from those in ``taken`` (the evaluated solver's). ``exclude`` is the evaluated
+    run's directory: naming it again is an error. Whether a baseline fits the problem is
+    checked later, on the sampled instances (``check_baseline_fits``).
+
+    Raises:
+        ValueError: ``baselines: ...`` for an item that is none of the three, a run that
+            cannot be loaded, or the evaluated run itself.
+
+    >>> [(b.name, b.learned) for b in resolve_baselines(["fista", "lista-lasso_50x100"])]
+    [('fista', False), ('lista-lasso_50x100', True)]
+    """
+    names, out = set(taken), []
+    bundled: list[str] | None = None
+    for item in items:
+        text = str(item)
+        if text in CLASSICAL:  # a classical name wins over a folder of that name (give that one as ./NAME)
+            if text in names:
+                raise ValueError(f"baselines names {text!r} twice, or the evaluated solver's own name")
+            names.add(text)
+            out.append(Baseline(name=text, solver=make_solver(text), learned=False, source=text))
+            continue
+        if not Path(text).is_dir():
+            bundled = bundled_names() if bundled is None else bundled
+            if text not in bundled:
+                if os.sep in text or text.startswith("."):
+                    raise ValueError(f"baselines: run directory '{text}' does not exist")
+                raise ValueError(f"baselines: unknown solver {text!r}; valid solvers: {', '.join(sorted(CLASSICAL))}; "
+                                 f"or a bundled pretrained name ({', '.join(bundled) or 'none'}) or a run directory "
+                                 f"written by l2o train")
+        kind, where = checkpoint_source(text)
+        try:
+            run = load_checkpoint(text)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"baselines: {text}: {e}") from None
+        if exclude is not None and (_same_place(Path(run.directory), Path(exclude)) or str(exclude) == text):
+            raise ValueError(f"baselines names {text!r}, the evaluated run itself")
+        if isinstance(where, str):  # a bundled name
+            base = text
+        else:
+            base = f"{run.config.solver} ({Path(where).resolve().name})"
+        name, k = base, 1
+        while name in names:
+            k += 1
+            name = f"{base} #{k}"
+        names.add(name)
+        out.append(Baseline(name=name, solver=run.solver, learned=True, source=text, family=run.config.family,
+                            horizon=trained_horizon(run.solver, run.config)))
+    return out
+
+
+def check_baseline_fits(baseline: Baseline, problem: Any, family: str) -> None:
+    """``ValueError`` (one line, ``baselines: ...``) when ``baseline`` does not fit
+    ``problem``, the sampled instances of ``family``: the solver's ``skip`` decides (its
+    ``check_problem``, and for a generic learned solver the MIMO family); for a learned
+    baseline the line also names the family it was trained on.
+
+    >>> import l2o
+    >>> (b,) = resolve_baselines(["wmmse"])
+    >>> try:
+    ...     check_baseline_fits(b, l2o.make_family("lasso_50x100").sample(2, 0), "lasso_50x100")
+    ... except ValueError as e:
+    ...     print(str(e)[:50])
+    baselines: solver 'wmmse' solves the MIMO sum-rate
+    """
+    reason = baseline.solver.skip(problem) if hasattr(baseline.solver, "skip") else None
+    if reason is None:
+        return
+    if not baseline.learned:
+        raise ValueError(f"baselines: {reason}")
+    raise ValueError(f"baselines: {baseline.name} (trained on {baseline.family}) does not fit {family}: {reason}")
 
 
 # ----- l2o eval ----------------------------------------------------------------------------------------
@@ -187,15 +345,18 @@ def evaluate_run(
     run: Run | None = None,
     progress: Progress | bool | None = None,
 ) -> EvalOutcome:
-    """Evaluate a trained run against classical baselines on fresh instances.
+    """Evaluate a trained run against baselines (classical or learned) on fresh instances.
 
     Args:
         run_dir: a run directory written by ``l2o.training.train`` / ``l2o train``, or a
             bundled pretrained name (``l2o.workflows.load.load_checkpoint``).
-        baselines: classical solver names (None: ``default_baselines`` of the family:
-            ista, fista, fista_restart, adam for nonsmooth problems; gd, nesterov,
-            fista_restart, adam, lbfgs for smooth ones; wmmse, mrt, zf, rzf for MIMO,
-            less those that do not fit the problem).
+        baselines: each a classical solver name, a bundled pretrained name or a run
+            directory (``resolve_baselines``); learned ones join the comparison under
+            their ``Baseline.name`` and must fit the sampled instances
+            (``check_baseline_fits``). None: ``default_baselines`` of the family (ista,
+            fista, fista_restart, adam for nonsmooth problems; gd, nesterov,
+            fista_restart, adam, lbfgs for smooth ones; wmmse, mrt, zf, rzf for MIMO),
+            less those that do not fit the problem.
         iterations: iterations of every solver (None: ``HORIZON_FACTOR`` (10) x the
             learned solver's horizon for all of them, the evaluation rule of l2o).
         batch: number of fresh instances.
@@ -213,6 +374,19 @@ def evaluate_run(
     Raises:
         ValueError: an unreadable run, a bad argument, a baseline that does not fit the
             problem (one line naming the parameter).
+
+    Example (a bundled LISTA against FISTA and a bundled ALISTA that does not fit):
+        >>> import tempfile
+        >>> out = evaluate_run("lista-lasso_50x100", baselines=["fista"], batch=4, iterations=5,
+        ...                    out_dir=tempfile.mkdtemp())
+        >>> [(s["name"], s["learned"]) for s in out.summary["solvers"]]
+        [('lista', True), ('fista', False)]
+        >>> try:
+        ...     evaluate_run("lista-lasso_50x100", baselines=["alista-lasso_250x500"], batch=4, iterations=5,
+        ...                  out_dir=tempfile.mkdtemp())
+        ... except ValueError as e:
+        ...     print(str(e)[:84])
+        baselines: alista-lasso_250x500 (trained on lasso_250x500) does not fit lasso_50x100
     """
     check_positive("batch", batch)
     check_positive("iterations", iterations)
@@ -220,11 +394,7 @@ def evaluate_run(
     run = load_checkpoint(run_dir) if run is None else run
     config = run.config
     name = config.solver
-    names = list(baselines) if baselines is not None else None
-    if names is not None:
-        check_solver_names("baselines", names)
-        if name in names:
-            raise ValueError(f"baselines names {name!r}, the learned solver's own name")
+    chosen = None if baselines is None else resolve_baselines(list(baselines), taken=(name,), exclude=run.directory)
     want_dtype = config.training.torch_dtype if dtype is None else dtype
     seed = eval_seed(config.training.seed) if seed is None else int(seed)
     out = make_out_dir(default_out_dir(run_dir, run) if out_dir is None else Path(out_dir))
@@ -233,14 +403,13 @@ def evaluate_run(
     solver = run.solver.to(device=dev)
     with phases.phase(f"sampling {batch} instances of {config.family}"):
         problem = run.family.sample(batch, seed, dtype=want_dtype, device=dev)
-    if names is None:
-        names = [b for b in default_baselines(problem, run.family) if fits(make_solver(b), problem)]
-    solvers = {name: solver, **{b: make_solver(b) for b in names}}
-    for b in names:
-        try:
-            solvers[b].check_problem(problem)
-        except ValueError as e:
-            raise ValueError(f"baselines: {e}") from None
+    if chosen is None:
+        chosen = [Baseline(name=b, solver=make_solver(b), learned=False, source=b)
+                  for b in default_baselines(problem, run.family) if fits(make_solver(b), problem)]
+    for b in chosen:
+        check_baseline_fits(b, problem, config.family)
+    names = [b.name for b in chosen]
+    solvers = {name: solver, **{b.name: b.solver.to(device=dev) if b.learned else b.solver for b in chosen}}
     horizon = trained_horizon(solver, config)
     max_iter: int | dict[str, int] = iterations if iterations is not None else evaluation_iterations(horizon)
     comparison = compare(solvers, problem, max_iter=max_iter, progress=phases)
@@ -261,12 +430,18 @@ def evaluate_run(
         "tolerances": list(tolerances), "plot": str(plot), "records": str(records),
         "solvers": by_solver(rows), "guarantee": guarantee.to_json(),
     }
-    extra = sum_rate_summary(comparison, problem)
+    sources = {name: str(run_dir), **{b.name: b.source for b in chosen if b.learned}}
+    for entry in summary["solvers"]:
+        if entry["name"] in sources:  # the evaluated run and the learned baselines: where they came from
+            entry["source"] = sources[entry["name"]]
+    summary["learned_baselines"] = [b.name for b in chosen if b.learned]
+    horizons = {name: horizon, **{b.name: b.horizon for b in chosen if b.learned and b.horizon}}
+    extra = sum_rate_summary(comparison, problem, horizons)
     notes: list[str] = []
     if extra is not None:
         for entry in summary["solvers"]:
             entry.update(extra.get(entry["name"], {}))
-        notes = sum_rate_lines(extra)
+        notes = sum_rate_lines(extra, comparison.learned)
     # an unfinished run is evaluated as it is (its best checkpoint), and says so
     summary["steps_done"], summary["unfinished"] = run.metrics.get("steps_done"), unfinished_note(run)
     return EvalOutcome(comparison=comparison, rows=rows, summary=jsonable(summary), title=title, plot=plot,
@@ -276,5 +451,5 @@ def evaluate_run(
 __all__ = [
     "EVAL_PLOT", "EVAL_RECORDS", "CSV_POINTS", "EvalOutcome", "evaluate_run", "sum_rate_summary", "sum_rate_lines",
     "csv_every", "check_positive", "check_solver_names", "make_out_dir", "fits", "dtype_name", "unfinished_note",
-    "default_out_dir",
+    "default_out_dir", "Baseline", "resolve_baselines", "check_baseline_fits",
 ]
