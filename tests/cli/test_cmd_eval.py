@@ -1,4 +1,4 @@
-"""``l2o eval``: a trained run against classical baselines, and with ``--ood`` /
+"""``l2o eval``: a trained run against classical and learned baselines, and with ``--ood`` /
 ``--split`` the robustness report, on tiny trained runs (fixtures in conftest.py)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     l2o list                                   families, presets and solvers
     l2o solve --problem lasso --data d.npz     solve instances read from a file
     l2o train config.toml                      meta-train a learned solver
-    l2o eval runs/x                            a trained run against classical baselines
+    l2o eval runs/x                            a trained run against classical and learned baselines
     l2o demo                                   train LFISTA on LASSO, compare with classical solvers
     l2o --version                              the installed version
 
@@ -55,7 +55,7 @@ COMMANDS: dict[str, LazyCommand] = {
                          "l2o.cli.train:TRAIN_HELP"),
     "eval": LazyCommand("l2o.cli.eval:eval_",
                         "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver "
-                        "(DIR or --checkpoint NAME; l2o list --pretrained) against classical baselines.",
+                        "(DIR or --checkpoint NAME; l2o list --pretrained) against classical and learned baselines.",
                         "l2o.cli.eval:EVAL_HELP"),
     "demo": LazyCommand("l2o.cli.demo:demo",
                         "Train a learned solver and compare it with classical ones: the quickstart's main job.",

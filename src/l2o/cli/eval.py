@@ -1,4 +1,4 @@
-"""``l2o eval``: a trained run against classical baselines (``l2o.workflows.evaluate``),
+"""``l2o eval``: a trained run against classical and learned baselines (``l2o.workflows.evaluate``),
 or with ``--ood`` / ``--split`` the robustness report (``l2o.workflows.robustness``)."""
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ FLAGS = {"batch": "--batch", "iterations": "--iterations", "baselines": "--basel
 
 EVAL_HELP = "\n\n".join([
     "Evaluate a trained run (a directory written by l2o train) or a bundled pretrained solver (DIR or "
-    "--checkpoint NAME; l2o list --pretrained) against classical baselines and learned ones (bundled pretrained "
-    "solvers, other run directories).",
+    "--checkpoint NAME; l2o list --pretrained) against classical and learned baselines.",
     "--baselines takes comma-separated classical solvers (l2o list), bundled pretrained names and other run "
     "directories: the learned ones run on the same instances, for the same iterations and on the same clock, appear "
     "as '<solver> (<run directory name>)' or under their bundled name, and are marked learned in the table, the "

@@ -1,6 +1,6 @@
 """What the ``l2o`` commands do, as functions that take typed arguments and return data.
 
-* ``evaluate``: ``evaluate_run``, a trained run against classical baselines (``l2o eval``);
+* ``evaluate``: ``evaluate_run``, a trained run against classical and learned baselines (``l2o eval``);
 * ``robustness``: ``evaluate_ood``, the out-of-distribution report (``l2o eval --ood``),
   and ``EvaluationConfig``, the run config's ``[evaluation]`` table;
 * ``demo``: ``run_demo``, train LFISTA on LASSO and compare (``l2o demo``);
