@@ -98,7 +98,8 @@ def test_a_solver_keeps_its_colour_whichever_solvers_share_the_figure():
     assert len({solver_color(n) for n in demo}) == len(demo)
     smooth = ["gd", "nesterov", "fista_restart", "adam", "lbfgs", "newton", "lgd"]
     assert len({solver_color(n) for n in smooth}) == len(smooth)
-    assert len({solver_color(n) for n in ["wmmse", "mrt", "zf", "rzf", "gnn_wmmse"]}) == 5
+    mimo = ["wmmse", "wmmse_paper", "mrt", "zf", "rzf", "gnn_wmmse", "iaidnn", "gcn_wmmse", "structural_mpnn"]
+    assert len({solver_color(n) for n in mimo}) == len(mimo)  # l2o eval's INFOCOM comparison
     assert set(SOLVER_COLORS) >= set(demo)
 
 
@@ -113,3 +114,20 @@ def test_figure_lines_use_the_solver_colour_in_any_order():
         lines = [ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")]
         assert {ln.get_label().removesuffix(" (learned)"): to_hex(ln.get_color()) for ln in lines} == {
             name: solver_color(name) for name in order}
+
+
+def test_every_line_of_a_crowded_figure_has_its_own_colour():
+    """Names outside SOLVER_COLORS (run directories) hash to a colour; a clash with an earlier
+    solver of the same figure takes the first unused palette colour instead."""
+    from matplotlib.colors import to_hex
+
+    from l2o.report.plots import PALETTE, distinct_colors, solver_color
+
+    traj = comparison().trajectories["gd"]
+    names = ["gd", "nesterov"] + [f"run_{i} (dir_{i})" for i in range(12)] + ["gd (another run)"]
+    fig = convergence_figure({name: traj for name in names})
+    lines = [ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")]
+    colors = [to_hex(ln.get_color()) for ln in lines]
+    assert len(lines) == len(names) and len(set(colors)) == len(names)
+    assert colors[:2] == [solver_color("gd"), solver_color("nesterov")]  # no clash: the preferred colour
+    assert colors == distinct_colors(names) and set(colors) <= set(PALETTE)

@@ -49,23 +49,43 @@ SOLVER_COLORS: dict[str, int] = {
     "ista": 0, "fista": 1, "fista_restart": 2, "adam": 3, "lfista": 4, "fista_polish": 5, "apgd": 6, "pgd": 7,
     "lista": 8, "alista": 9, "math_l2o": 10, "go_math_l2o": 11, "l2o_dm": 12, "rnnprop": 13, "lgd": 14,
     "gd": 15, "nesterov": 16, "nesterov_sc": 17, "heavy_ball": 18, "lbfgs": 19, "newton": 5,
-    "wmmse": 0, "mrt": 1, "zf": 2, "rzf": 3, "gnn_wmmse": 4,
+    "wmmse": 0, "mrt": 1, "zf": 2, "rzf": 3, "gnn_wmmse": 4, "wmmse_paper": 5, "iaidnn": 6, "gcn_wmmse": 7,
+    "structural_mpnn": 8, "structural_mpnn_b": 9, "structural_mpnn_o": 10,
 }
 
 
 def solver_color(name: str) -> str:
-    """The colour of solver ``name`` in every figure, a function of the name alone (a
-    " (learned)" suffix is ignored), so that a solver keeps its colour whichever other
-    solvers share the figure: ``SOLVER_COLORS`` for l2o's solvers, else crc32 of the name.
+    """The preferred colour of solver ``name`` in every figure, a function of the name alone
+    (a " (learned)" or " (run directory)" suffix is ignored), so that a solver keeps its
+    colour whichever other solvers share the figure: ``SOLVER_COLORS`` for l2o's solvers,
+    else crc32 of the name. ``distinct_colors`` resolves clashes within one figure.
 
     >>> solver_color("fista") == solver_color("fista (learned)") == PALETTE[1]
+    True
+    >>> solver_color("gcn_wmmse (gcn_wmmse_infocom_small)") == PALETTE[7]
     True
     >>> solver_color("my_solver") in PALETTE
     True
     """
-    name = name.removesuffix(" (learned)")
-    index = SOLVER_COLORS.get(name, zlib.crc32(name.encode()))
+    base = name.split(" (")[0]
+    index = SOLVER_COLORS.get(base, zlib.crc32(name.encode()))
     return PALETTE[index % len(PALETTE)]
+
+
+def distinct_colors(names: Sequence[str]) -> list[str]:
+    """One colour per solver of a figure: each its ``solver_color`` unless an earlier solver
+    took it, then the first palette colour not yet used (distinct up to ``len(PALETTE)``).
+
+    >>> distinct_colors(["rzf", "my_run (a)", "rzf (other)"]) == [PALETTE[3], solver_color("my_run (a)"), PALETTE[0]]
+    True
+    """
+    used: list[str] = []
+    for name in names:
+        color = solver_color(name)
+        if color in used:
+            color = next((c for c in PALETTE if c not in used), color)
+        used.append(color)
+    return used
 
 
 #: Gaps at or below this are drawn at this value (a log axis has no 0, and a gap can be
@@ -168,7 +188,7 @@ def convergence_figure(
         raise ValueError("nothing to plot: no solver in the records")
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax_it, ax_t = fig.subplots(1, 2)
-    colors = [solver_color(c.solver) for c in curves]
+    colors = distinct_colors([c.solver for c in curves])
     measure = curves[0].measure
     ylabel = "relative suboptimality (F - F*) / |F*|" if measure == "gap" else f"certificate ({measure})"
     low, high = quantiles
@@ -193,7 +213,8 @@ def convergence_figure(
     ax_it.set_title("against iterations")
     ax_t.set_title("against time")
     handles, labels = ax_it.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize="small",
+    ncol = max(1, min(len(labels), 6, 110 // max(len(label) + 6 for label in labels)))  # rows fit the figure
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small",
                title=f"median over instances and {low:.0%}-{high:.0%} band; solid: learned, dashed: classical",
                title_fontsize="small", frameon=False)
     if title:
