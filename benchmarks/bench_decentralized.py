@@ -174,6 +174,7 @@ def paper_speedup(algorithm: str, ns: list[int], iterations: int, reps_of_n: dic
     rows = []
 
     def result() -> dict:
+        rows.sort(key=lambda r: r["n"])
         return {"algorithm": algorithm, "graph": "exponential", "iterations": iterations, "rows": rows,
                 "slope": _slope([r["n"] for r in rows], [r["grad_norm_tail"] for r in rows]),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -559,7 +560,9 @@ def paper_markdown(data: dict) -> list[str]:
             "B = Col(W)), n in {1, 2, 8, 16, 128, 512}, d = 10, rho = 0.01, L_total = 204,800 iid, batch 200 per "
             f"node, x0 = 0.01 N(0, I), {ps['iterations']} iterations, Pull-Diag-GT at the authors' step table "
             "(5e-2, 2.6e-2, 6.4e-3, 3e-3, 4e-4, 1e-4: about 0.05/n), Push-Pull at lr 0.05 for every n. "
-            "Repetitions: " + ", ".join(f"n = {n}: {r}" for n, r in ps["reps_of_n"].items()) + " (papers: 20). "
+            "Repetitions: "
+            + ", ".join(f"n = {n}: {r}" for n, r in sorted(ps["reps_of_n"].items(), key=lambda e: int(e[0])))
+            + " (papers: 20). "
             + ps["subset_note"],
             "",
             "| algorithm | n | lr | reps | kappa_A | beta_A | theta_A | grad norm (last 20%, mean over reps) | +- s.e. "
@@ -612,8 +615,11 @@ def paper_markdown(data: dict) -> list[str]:
             "|---|---|" + "---|" * (len(comm_keys) + len(outer_keys) + 3),
         ]
         for run in mg["runs"]:
-            grid_ = ", ".join(f"{e['lr']:.0e}: {e['grad_norm_tail']:.2e}" for e in run["tuning"])
-            lines.append(f"| {run['R']} | {run['lr']:.0e} | "
+            grid_ = ", ".join(f"{e['lr']:.1e}: {e['grad_norm_tail']:.2e}" for e in run["tuning"])
+            lrs_ = [e["lr"] for e in run["tuning"]]
+            if run["lr"] in (min(lrs_), max(lrs_)):
+                grid_ += " (best at the grid's edge)"
+            lines.append(f"| {run['R']} | {run['lr']:.1e} | "
                          + " | ".join(f"{v:.3e}" for v in run["at_communication"].values()) + " | "
                          + " | ".join(f"{v:.3e}" for v in run["at_outer"].values()) + " | "
                          + f"{run['grad_norm_tail']:.3e} | {run['grad_norm_tail_se']:.1e} | {grid_} |")
@@ -716,8 +722,12 @@ def run_sweep(args: argparse.Namespace) -> None:
         if bad:
             sys.exit(f"error: --ns {bad}: the papers' sweep has n in {PAPER_NS}")
         reps_of_n = {n: (args.reps_at_512 if n == 512 else args.reps) for n in ns}
+        for item in filter(None, args.reps_of.split(",")):
+            n_text, r_text = item.split(":")
+            reps_of_n[int(n_text)] = int(r_text)
         arg_text = (f"--algorithms {args.algorithms} --ns {args.ns} --reps {args.reps} --reps-at-512 "
-                    f"{args.reps_at_512} --iterations {args.iterations}")
+                    f"{args.reps_at_512}{' --reps-of ' + args.reps_of if args.reps_of else ''} --iterations "
+                    f"{args.iterations} --record-every {args.record_every}")
         note = ("Subset actually run: " + args.note) if args.note else ""
         for alg in args.algorithms.split(","):
 
@@ -733,8 +743,8 @@ def run_sweep(args: argparse.Namespace) -> None:
             paper_speedup(alg, ns, args.iterations, reps_of_n, args.loop_reps, args.loop_iterations,
                           args.record_every, on_row=save)
     else:
-        grids = {1: [2e-3, 4e-3, 6e-3, 1e-2, 2e-2], 2: [2e-3, 4e-3, 7e-3, 1e-2, 2e-2],
-                 5: [2e-3, 4e-3, 7e-3, 1e-2, 2e-2], 10: [4e-3, 7e-3, 1e-2, 2e-2, 4e-2]}
+        grids = {1: [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 6e-3], 2: [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 7e-3],
+                 5: [5e-4, 1e-3, 2e-3, 4e-3, 7e-3, 1e-2], 10: [1e-3, 2e-3, 4e-3, 7e-3, 1e-2, 2e-2]}
         res = mg_stochastic(args.iterations, grids, args.batch, args.tune_reps, args.reps, args.record_every)
         res["args"] = (f"--iterations {args.iterations} --batch {args.batch} --reps {args.reps} "
                        f"--tune-reps {args.tune_reps}")
@@ -754,6 +764,7 @@ def main() -> None:
     ap.add_argument("--ns", default=",".join(map(str, PAPER_NS)), help="--sweep paper: node counts")
     ap.add_argument("--reps", type=int, default=20, help="repetitions (--sweep paper: for n < 512)")
     ap.add_argument("--reps-at-512", type=int, default=20, help="--sweep paper: repetitions at n = 512")
+    ap.add_argument("--reps-of", default="", help="--sweep paper: repetitions for given n, e.g. 128:10,512:4")
     ap.add_argument("--iterations", type=int, default=None,
                     help="--sweep paper: iterations (3000); --sweep mg: communication rounds K (7500)")
     ap.add_argument("--loop-reps", type=int, default=2, help="--sweep paper: repetitions the loop is timed on")
@@ -761,8 +772,17 @@ def main() -> None:
     ap.add_argument("--record-every", type=int, default=30, help="--sweep: record the metrics every this many")
     ap.add_argument("--batch", type=int, default=10, help="--sweep mg: minibatch per node per sample")
     ap.add_argument("--tune-reps", type=int, default=5, help="--sweep mg: repetitions per step on the tuning grid")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="only rewrite decentralized.md and the sweep figures from decentralized.json")
     ap.add_argument("--note", default="", help="--sweep: a sentence for the results file (what subset ran / verdict)")
     args = ap.parse_args()
+    if args.rewrite:
+        import json
+
+        data = json.loads((args.out / "decentralized.json").read_text())
+        data["figures"] = sorted(set(data.get("figures", [])) | set(sweep_plots(data, args.out)))
+        write_results(args.out, "decentralized", data, markdown(data))
+        return
     if args.sweep:
         if args.iterations is None:
             args.iterations = 3000 if args.sweep == "paper" else 7500
