@@ -188,16 +188,17 @@ def paper_speedup(algorithm: str, ns: list[int], iterations: int, reps_of_n: dic
         f = NonconvexLogistic(RHO)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = simulate(algorithm, top, f, data, lr=lr, iterations=iterations, batch=200, reps=reps, seed=3, x0=x0,
                          record_every=record_every)
-            batched = time.perf_counter() - t
-            t = time.perf_counter()
+            batched, batched_cpu = time.perf_counter() - t, time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
             for s in range(loop_reps):
                 simulate(algorithm, top, f, data, lr=lr, iterations=loop_iterations, batch=200, reps=1, seed=100 + s,
                          x0=x0, record_every=record_every)
-            loop_measured = time.perf_counter() - t
-        loop_est = loop_measured * (reps / loop_reps) * (iterations / loop_iterations)
+            loop_measured, loop_cpu = time.perf_counter() - t, time.process_time() - c
+        scale = (reps / loop_reps) * (iterations / loop_iterations)
+        loop_est = loop_measured * scale
         tail = r.iterations >= int(0.8 * iterations)
         per_rep = r.grad_norm[tail].mean(0)
         rows.append({"n": n, "lr": lr, "reps": reps, "kappa_A": kappa(top.A),
@@ -206,6 +207,8 @@ def paper_speedup(algorithm: str, ns: list[int], iterations: int, reps_of_n: dic
                      "grad_norm_tail_se": float(per_rep.std() / math.sqrt(reps)) if reps > 1 else float("nan"),
                      "grad_norm_final": float(r.grad_norm[-1].mean()),
                      "batched_s": batched, "loop_measured_s": loop_measured, "loop_reps": loop_reps,
+                     "batched_cpu_s": batched_cpu, "loop_measured_cpu_s": loop_cpu,
+                     "loop_extrapolated_cpu_s": loop_cpu * scale,
                      "loop_iterations": loop_iterations, "loop_extrapolated_s": loop_est,
                      "curve": {"iterations": r.iterations.tolist(), "grad_norm": r.grad_norm.mean(1).tolist()}})
         print(f"  paper {algorithm:13s} n={n:3d} reps={reps:2d} lr={lr:.2g}: grad norm (last 20%) "
@@ -550,11 +553,13 @@ def paper_markdown(data: dict) -> list[str]:
     lines: list[str] = []
     ps = data.get("paper_sweep")
     if ps:
-        runs = ps["runs"]
+        runs = dict(sorted(ps["runs"].items()))
         lines += [
             "## 1b. Linear speedup at the papers' settings (`--sweep paper`)",
             "",
-            f"Run with `nice -n 10 python benchmarks/bench_decentralized.py --sweep paper {ps['args']}` "
+            "Run with "
+            + "; ".join(f"`nice -n 10 python benchmarks/bench_decentralized.py --sweep paper {a}`"
+                        for a in ps.get("invocations", [ps["args"]])) + " "
             f"({ps['machine']}, {ps['threads']} torch thread(s) per process; one process per algorithm, run side by "
             "side on the shared 2 cores). The papers' setting: exponential graph with weights in {1, 2} (A = Row(W), "
             "B = Col(W)), n in {1, 2, 8, 16, 128, 512}, d = 10, rho = 0.01, L_total = 204,800 iid, batch 200 per "
@@ -566,17 +571,29 @@ def paper_markdown(data: dict) -> list[str]:
             + ps["subset_note"],
             "",
             "| algorithm | n | lr | reps | kappa_A | beta_A | theta_A | grad norm (last 20%, mean over reps) | +- s.e. "
-            "| final | batched run (s) | loop over reps (s, extrapolated) | loop measured on | speed-up |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| at half the iterations | final | batched run: CPU s (wall s) | loop over reps, extrapolated: CPU s "
+            "(wall s) | loop measured on | speed-up (CPU) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+
+        def half(r):
+            its, gn = r["curve"]["iterations"], r["curve"]["grad_norm"]
+            return gn[min(range(len(its)), key=lambda i: abs(its[i] - ps["iterations"] // 2))]
+
+        def cpu_wall(cpu, wall):
+            return f"{wall:.1f} wall only" if cpu is None else f"{cpu:.1f} ({wall:.1f})"
+
         for run in runs.values():
             for r in run["rows"]:
+                cpu_b, cpu_l = r.get("batched_cpu_s"), r.get("loop_extrapolated_cpu_s")
+                ratio = (cpu_l / cpu_b) if cpu_b else r["loop_extrapolated_s"] / r["batched_s"]
                 lines.append(
                     f"| {run['algorithm']} | {r['n']} | {r['lr']:.3g} | {r['reps']} | {r['kappa_A']:.3g} | "
                     f"{r['beta_A']:.3f} | {r['theta_A']:.3g} | {r['grad_norm_tail']:.3e} | "
-                    f"{r['grad_norm_tail_se']:.1e} | {r['grad_norm_final']:.3e} | {r['batched_s']:.1f} | "
-                    f"{r['loop_extrapolated_s']:.1f} | {r['loop_reps']} reps x {r['loop_iterations']} its "
-                    f"({r['loop_measured_s']:.1f} s) | {r['loop_extrapolated_s'] / r['batched_s']:.1f}x |")
+                    f"{r['grad_norm_tail_se']:.1e} | {half(r):.3e} | {r['grad_norm_final']:.3e} | "
+                    f"{cpu_wall(cpu_b, r['batched_s'])} | "
+                    f"{cpu_wall(cpu_l, r['loop_extrapolated_s'])} | {r['loop_reps']} reps x {r['loop_iterations']} "
+                    f"its | {ratio:.1f}x{'' if cpu_b else ' (wall)'} |")
         lines += ["", "Slope of log(grad norm) against log(n), n >= 2 (linear speedup: -0.5):", ""]
         for run in runs.values():
             lines.append(f"- {run['algorithm']} on {run['graph']}: **{run['slope']:.2f}** (run {run['date']})")
@@ -584,7 +601,9 @@ def paper_markdown(data: dict) -> list[str]:
             "",
             "The loop column is a Python loop of single-repetition `simulate` calls, timed on the subset given and "
             "scaled linearly to the batched run's repetitions x iterations (both include the full-data metric every "
-            f"{ps['record_every']} iterations); the speed-up is that estimate over the measured batched time.",
+            f"{ps['record_every']} iterations); the speed-up is that estimate over the measured batched time, in CPU "
+            "seconds of the (single-threaded) process: on this loaded machine the wall time of a niced process is "
+            "mostly waiting for a core, so the wall seconds (in brackets) measure the machine's load, not the code.",
             "",
         ]
     mg = data.get("mg_stochastic")
@@ -627,7 +646,11 @@ def paper_markdown(data: dict) -> list[str]:
         best_tail = min(mg["runs"], key=lambda r: r["grad_norm_tail"])["R"]
         t_last = outer_keys[-1]
         best_outer = min(mg["runs"], key=lambda r: r["at_outer"][t_last])["R"]
+        per_k = ", ".join(f"K = {k}: R = {min(mg['runs'], key=lambda r, k=k: r['at_communication'][k])['R']}"
+                          for k in comm_keys)
         lines += [
+            "",
+            f"Best R at each communication checkpoint (mean curve): {per_k}.",
             "",
             f"Measured: at equal communication rounds (= equal gradient samples), K = {K}: best R = {best_comm} at "
             f"K, best R = {best_tail} over the last 20%; at equal outer iterations (t = {t_last}, R times the "
@@ -653,7 +676,19 @@ def _merge(out: Path, key: str, value: dict, sub: str | None = None) -> None:
         else:
             entry = data.get(key) or {}
             runs = entry.get("runs", {})
-            runs[sub] = value.pop("run")
+            new = value.pop("run")
+            if sub in runs:  # keep the rows of earlier invocations for the n this one did not run (yet)
+                have = {r["n"] for r in new["rows"]}
+                new["rows"] = sorted([r for r in runs[sub]["rows"] if r["n"] not in have] + new["rows"],
+                                     key=lambda r: r["n"])
+                new["slope"] = _slope([r["n"] for r in new["rows"]], [r["grad_norm_tail"] for r in new["rows"]])
+            runs[sub] = new
+            reps_of_n = {**entry.get("reps_of_n", {}), **value.pop("reps_of_n")}
+            value["reps_of_n"] = reps_of_n
+            invocations = entry.get("invocations", [])
+            if value["args"] not in invocations:
+                invocations.append(value["args"])
+            value["invocations"] = invocations
             entry.update(value)
             entry["runs"] = runs
             data[key] = entry
@@ -736,7 +771,7 @@ def run_sweep(args: argparse.Namespace) -> None:
                                                  "reps_of_n": {str(k): v for k, v in reps_of_n.items()},
                                                  "machine": machine, "threads": torch.get_num_threads(),
                                                  "record_every": args.record_every, "subset_note": note,
-                                                 "args": "--algorithms ... " + arg_text.split(" ", 2)[2]}, sub=alg)
+                                                 "args": arg_text}, sub=alg)
                 print(f"merged the {alg} sweep (n = {run['rows'][-1]['n']}) into {args.out / 'decentralized.json'}",
                       flush=True)
 
