@@ -674,10 +674,13 @@ def _merge(out: Path, key: str, value: dict, sub: str | None = None) -> None:
     """Read the results file, set ``data[key]`` (or ``data[key]['runs'][sub]``), write it and the markdown back,
     under an exclusive lock (two ``--sweep paper`` processes may finish together)."""
     import fcntl
+    import hashlib
     import json
+    import tempfile
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".decentralized.lock", "w") as lock:
+    tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
+    with open(Path(tempfile.gettempdir()) / f"l2o-bench-decentralized-{tag}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = out / "decentralized.json"
         data = json.loads(path.read_text()) if path.exists() else {}
