@@ -226,6 +226,29 @@ def paper_speedup(algorithm: str, ns: list[int], iterations: int, reps_of_n: dic
     return result()
 
 
+def chunk_cost(n: int, reps_list: list[int], iterations: int) -> dict:
+    """CPU seconds per repetition and iteration of Pull-Diag-GT at the papers' n = 512 setting when ``reps``
+    repetitions are batched in one tensor (1 = the loop's unit), with sparse and dense mixing: how the batched
+    minibatch gradient's working set (reps x n x 200 x 10 doubles) scales. Each run records the full-data metric
+    twice (start and end), included."""
+    data = logistic_data(n, 204800 // n, 10, generator=torch.Generator().manual_seed(0))
+    top = exponential(n, generator=torch.Generator().manual_seed(1))
+    rows = []
+    for reps in reps_list:
+        for sparse in (True, False):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c = time.process_time()
+                simulate("pull_diag_gt", top, NonconvexLogistic(RHO), data, lr=1e-4, iterations=iterations,
+                         batch=200, reps=reps, record_every=iterations, sparse=sparse)
+                cpu = time.process_time() - c
+            rows.append({"reps": reps, "sparse": sparse, "cpu_s": cpu,
+                         "ms_per_rep_iteration": cpu / (reps * iterations) * 1e3})
+            print(f"  n={n} reps={reps:2d} sparse={sparse}: {rows[-1]['ms_per_rep_iteration']:.1f} ms CPU per "
+                  "repetition and iteration", flush=True)
+    return {"n": n, "iterations": iterations, "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
 def mg_stochastic(K: int, lrs: dict[int, list[float]], batch: int, tune_reps: int, reps: int,
                   record_every: int) -> dict:
     """MG-Pull-Diag-GT against Pull-Diag-GT (R = 1) in the stochastic setting of Theorem 3: the authors' ring with a
@@ -616,6 +639,22 @@ def paper_markdown(data: dict) -> list[str]:
             "mostly waiting for a core, so the wall seconds (in brackets) measure the machine's load, not the code.",
             "",
         ]
+    cc = data.get("rep_chunk_cost")
+    if cc:
+        lines += [
+            f"How the batched run's cost grows with the repetitions batched at once (`--sweep chunk`, {cc['date']}): "
+            f"Pull-Diag-GT, n = {cc['n']}, the papers' data and batch, {cc['iterations']} iterations per run, CPU "
+            "milliseconds per repetition and iteration (two full-data metric evaluations included):",
+            "",
+            "| repetitions at once | sparse (CSR) mixing | dense mixing |",
+            "|---|---|---|",
+        ]
+        for reps in sorted({r["reps"] for r in cc["rows"]}):
+            by = {r["sparse"]: r["ms_per_rep_iteration"] for r in cc["rows"] if r["reps"] == reps}
+            lines.append(f"| {reps} | {by[True]:.1f} | {by[False]:.1f} |")
+        lines += ["", "So at n = 512 a repetition costs more when many are batched together (the working set of the "
+                  "minibatch gradient, repetitions x n x 200 x 10 doubles, outgrows the caches), which is why the "
+                  "n = 512 row batches its repetitions in small groups (`--rep-chunk`).", ""]
     mg = data.get("mg_stochastic")
     if mg:
         K = mg["K"]
@@ -627,7 +666,8 @@ def paper_markdown(data: dict) -> list[str]:
             f"Run with `nice -n 10 python benchmarks/bench_decentralized.py --sweep mg {mg['args']}` ({mg['date']}). "
             "The paper's own synthetic MG run is near-deterministic (the authors' notebook adds 1e-8 Gaussian noise "
             "to exact gradients, 12,500 iterations plotted to 7,500, lr 6e-3 / 7e-3 / 7e-3 / 1e-2 for R = 1 / 2 / 5 / "
-            "10, MG coded as A <- A^R; RESEARCH-2 section 3): that is part 3 above. The paper's Theorem 3 is about "
+            "10, MG coded as A <- A^R; RESEARCH-2 section 3): that is part 3 above. The paper's text compares MG with "
+            "K-iteration Pull-Diag-GT at T = K / R outer iterations (equal communication) and its Theorem 3 is about "
             "the stochastic case, where MG takes R minibatches per outer iteration; this run does that: ring with a "
             f"chord, n = 16, the same data as part 3, minibatches of {mg['batch']} of the 100 local samples per node, "
             f"R minibatches and R gossip rounds per mix per outer iteration, K = {K} communication rounds of A "
@@ -764,6 +804,11 @@ def _ints(text: str) -> list[int]:
 def run_sweep(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if args.sweep == "chunk":
+        res = chunk_cost(512, [1, 2, 4, 8, 20], args.iterations or 20)
+        _merge(args.out, "rep_chunk_cost", res)
+        print(f"merged the chunk-cost run into {args.out / 'decentralized.json'}")
+        return
     if args.sweep == "paper":
         ns = _ints(args.ns)
         bad = [n for n in ns if n not in PAPER_PULL_DIAG_LR]
@@ -796,7 +841,7 @@ def run_sweep(args: argparse.Namespace) -> None:
                  5: [5e-4, 1e-3, 2e-3, 4e-3, 7e-3, 1e-2], 10: [1e-3, 2e-3, 4e-3, 7e-3, 1e-2, 2e-2]}
         res = mg_stochastic(args.iterations, grids, args.batch, args.tune_reps, args.reps, args.record_every)
         res["args"] = (f"--iterations {args.iterations} --batch {args.batch} --reps {args.reps} "
-                       f"--tune-reps {args.tune_reps}")
+                       f"--tune-reps {args.tune_reps} --record-every {args.record_every}")
         res["verdict"] = args.note
         _merge(args.out, "mg_stochastic", res)
         print(f"merged the stochastic MG run into {args.out / 'decentralized.json'}")
@@ -806,7 +851,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test of the script)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    ap.add_argument("--sweep", choices=["paper", "mg"],
+    ap.add_argument("--sweep", choices=["paper", "mg", "chunk"],
                     help="run only the papers'-settings linear-speedup sweep (paper) or the stochastic multi-gossip "
                          "run (mg), and merge it into the existing results file")
     ap.add_argument("--algorithms", default="pull_diag_gt,push_pull", help="--sweep paper: which algorithms")
@@ -836,7 +881,7 @@ def main() -> None:
         return
     if args.sweep:
         if args.iterations is None:
-            args.iterations = 3000 if args.sweep == "paper" else 7500
+            args.iterations = {"paper": 3000, "mg": 7500, "chunk": 20}[args.sweep]
         if args.sweep == "mg" and args.reps == 20:
             args.reps = 10
         run_sweep(args)
