@@ -579,6 +579,13 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _invocation(text: str) -> str:
+    """``args (remark)`` -> the command in backticks, the remark after it."""
+    args, _, remark = text.partition(" (")
+    command = f"`nice -n 10 python benchmarks/bench_decentralized.py --sweep paper {args}`"
+    return command + (f" ({remark}" if remark else "")
+
+
 def paper_markdown(data: dict) -> list[str]:
     """The sections of the ``--sweep paper`` and ``--sweep mg`` runs (when present)."""
     lines: list[str] = []
@@ -589,8 +596,7 @@ def paper_markdown(data: dict) -> list[str]:
             "## 1b. Linear speedup at the papers' settings (`--sweep paper`)",
             "",
             "Run with "
-            + "; ".join(f"`nice -n 10 python benchmarks/bench_decentralized.py --sweep paper {a}`"
-                        for a in ps.get("invocations", [ps["args"]])) + " "
+            + "; ".join(_invocation(a) for a in ps.get("invocations", [ps["args"]])) + " "
             f"({ps['machine']}, {ps['threads']} torch thread(s) per process; one process per algorithm, run side by "
             "side on the shared 2 cores). The papers' setting: exponential graph with weights in {1, 2} (A = Row(W), "
             "B = Col(W)), n in {1, 2, 8, 16, 128, 512}, d = 10, rho = 0.01, L_total = 204,800 iid, batch 200 per "
