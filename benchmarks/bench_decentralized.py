@@ -163,6 +163,8 @@ def multi_gossip(iterations: int) -> dict:
 #: The authors' Pull-Diag-GT step sizes on the exponential graph (ICML'25 code, about 0.05 / n; RESEARCH-2 section 3).
 PAPER_PULL_DIAG_LR = {1: 5e-2, 2: 2.6e-2, 8: 6.4e-3, 16: 3e-3, 128: 4e-4, 512: 1e-4}
 PAPER_NS = [1, 2, 8, 16, 128, 512]
+#: Results of ``--sweep`` runs, merged into the results file and kept by a plain run.
+SWEEP_KEYS = ("paper_sweep", "rep_chunk_cost", "mg_stochastic")
 
 
 def paper_speedup(algorithm: str, ns: list[int], iterations: int, reps_of_n: dict[int, int], loop_reps: int,
@@ -929,6 +931,16 @@ def main() -> None:
     data["total_seconds"] = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
     data["figures"] = plots(data, args.out)
+    previous = args.out / "decentralized.json"
+    if previous.exists():  # keep the --sweep runs (each labelled with its own command and date)
+        import json
+
+        old = json.loads(previous.read_text())
+        for key in SWEEP_KEYS:
+            if key in old:
+                data[key] = old[key]
+        data["figures"] = sorted(set(data["figures"]) | {f for f in old.get("figures", []) if f not in data["figures"]
+                                                           and (args.out / f).exists()})
     json_path, md_path = write_results(args.out, "decentralized", data, markdown(data))
     print(f"wrote {json_path} and {md_path} in {data['total_seconds']:.0f} s")
 
