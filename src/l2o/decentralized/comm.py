@@ -9,7 +9,11 @@ leading dimensions (the repetitions; a part may have none, like the rows of ``A^
 Pull-Diag-GT carries).
 
 * ``SimulatedComm``: all n nodes in one tensor, ``mix`` is a matrix product ``M @ t`` (batched over
-  repetitions; any dtype and device).
+  repetitions; any dtype and device). For a sparse graph (``sparse=None``: at least 128 nodes and at most
+  10% of the entries non-zero, like the exponential graph's log2(n) + 1 per row) A and B are kept in
+  compressed-sparse-row form and ``M @ t`` costs O(nnz c) instead of O(n^2 c): the same sums, only the
+  zero terms skipped (at n = 512 the mixing of Pull-Diag-GT's rows of A^k drops from O(n^3) to O(n^2 log n)
+  per round).
 * ``ProcessComm``: this process is one node (its rank); ``mix`` packs the node's parts into one
   flat buffer, ``isend``s it to each out-neighbour and ``irecv``s one from each in-neighbour with
   ``torch.distributed`` (point-to-point), then forms ``sum_j M[i, j] t_j``. Every wait has a
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -48,17 +53,20 @@ def _check_parts(parts: list[tuple[str, Tensor]]) -> None:
 
 class SimulatedComm:
     """All n nodes stacked: ``mix`` returns ``M @ t`` for each part; ``reps`` repetitions share the
-    graph. ``nodes`` = arange(n).
+    graph. ``nodes`` = arange(n). ``sparse``: multiply by the CSR form of A and B (None: when n >= 128
+    and at most 10% of their entries are non-zero); the same products, the zero terms skipped.
 
-    >>> from l2o.decentralized.topology import ring_with_chord
+    >>> from l2o.decentralized.topology import exponential, ring_with_chord
     >>> comm = SimulatedComm(ring_with_chord(4), reps=2)
     >>> (out,) = comm.mix([("A", torch.ones(2, 4, 1, dtype=torch.float64))])
-    >>> out.shape, comm.messages.tolist()
-    (torch.Size([2, 4, 1]), [2, 1, 1, 1])
+    >>> out.shape, comm.messages.tolist(), comm.sparse
+    (torch.Size([2, 4, 1]), [2, 1, 1, 1], False)
+    >>> SimulatedComm(exponential(256)).sparse
+    True
     """
 
     def __init__(self, top: Topology, reps: int = 1, dtype: torch.dtype = torch.float64,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, sparse: bool | None = None) -> None:
         self.top, self.n = top, top.n
         self.M = _matrices(top, dtype, device)
         self.nodes = torch.arange(self.n, device=device)
@@ -66,17 +74,37 @@ class SimulatedComm:
         self.rounds = 0
         self.messages = torch.zeros(self.n, dtype=torch.long)
         self.bytes = torch.zeros(self.n, dtype=torch.long)
+        if sparse is None:
+            sparse = self.n >= 128 and all(int((self.M[k] != 0).sum()) <= 0.1 * self.n ** 2 for k in ("A", "B"))
+        self.sparse = bool(sparse)
+        self._csr: dict[str, Tensor] = {}
+        if self.sparse:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Sparse CSR tensor support is in beta state"
+                self._csr = {k: self.M[k].to_sparse_csr() for k in ("A", "B")}
+        self._outdeg: dict[frozenset[str], Tensor] = {}
+
+    def _product(self, key: str, t: Tensor) -> Tensor:
+        """``M @ t`` for t (..., n, c); through the CSR form when there is one."""
+        if key not in self._csr:
+            return self.M[key] @ t
+        if t.ndim == 2:
+            return self._csr[key] @ t
+        cols = t.movedim(-2, 0)  # (n, ..., c)
+        return (self._csr[key] @ cols.reshape(self.n, -1)).reshape(cols.shape).movedim(0, -2)
 
     def mix(self, parts: list[tuple[str, Tensor]]) -> list[Tensor]:
         _check_parts(parts)
-        keys = {key for key, _ in parts}
-        support = sum((self.M[k] != 0).long() for k in keys)
-        outdeg = (support != 0).sum(0).cpu() - (torch.diagonal(support) != 0).long().cpu()
+        keys = frozenset(key for key, _ in parts)
+        if keys not in self._outdeg:
+            support = sum((self.M[k] != 0).long() for k in keys)
+            self._outdeg[keys] = (support != 0).sum(0).cpu() - (torch.diagonal(support) != 0).long().cpu()
+        outdeg = self._outdeg[keys]
         size = sum(t.shape[-1] * t.element_size() for _, t in parts)
         self.rounds += 1
         self.messages += outdeg
         self.bytes += outdeg * size
-        return [self.M[key] @ t for key, t in parts]
+        return [self._product(key, t) for key, t in parts]
 
 
 def _short(e: BaseException) -> str:

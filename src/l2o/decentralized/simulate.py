@@ -111,9 +111,10 @@ def run_loop(algorithm: Algorithm, ctx: Context, x0: Tensor, iterations: int, re
 def simulate(algorithm: str, topology: Topology, objective: Objective, data: NodeData, lr: float, iterations: int,
              batch: int | None = None, rounds: int = 1, reps: int = 1, seed: int = 0, x0: Tensor | None = None,
              record_every: int = 1, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
-             keep_history: bool = False) -> Result:
+             keep_history: bool = False, sparse: bool | None = None) -> Result:
     """Run ``algorithm`` with all n nodes stacked in one tensor, ``reps`` independent repetitions at once
-    (they differ only in their minibatches; identical with ``batch=None``).
+    (they differ only in their minibatches; identical with ``batch=None``). ``sparse``: mix through the
+    compressed-sparse-row form of A and B (None: when the graph is large and sparse; see ``SimulatedComm``).
 
     >>> from l2o.decentralized.topology import exponential
     >>> from l2o.decentralized.objectives import LeastSquares, least_squares_data
@@ -127,7 +128,7 @@ def simulate(algorithm: str, topology: Topology, objective: Objective, data: Nod
     if not isinstance(reps, int) or reps < 1:
         raise ValueError(f"reps is {reps!r}; expected a positive integer")
     data = data.to(dtype=dtype, device=device)
-    comm = SimulatedComm(topology, reps=reps, dtype=dtype, device=device)
+    comm = SimulatedComm(topology, reps=reps, dtype=dtype, device=device, sparse=sparse)
     ctx = Context(comm, objective, data, float(lr), batch, rounds, seed)
     x0_local = start_point(x0, objective, data, reps, comm.nodes)
     its: list[int] = []
