@@ -138,7 +138,8 @@ SPECS: dict[str, Spec] = {
             f"{steps} meta-steps of {batch} fresh instances (paper: 400 epochs of {paper}k samples), "
             "the example's; measured against its start (zero-forcing) and WMMSE",
             template="zf", batch=64, max_iter=20, reference_max_iter=300)
-        for scale, steps, batch, paper in (("small", 6000, 64, 80), ("moderate", 4000, 32, 96), ("large", 2000, 16, 144))
+        for scale, steps, batch, paper in (("small", 6000, 64, 80), ("moderate", 4000, 32, 96),
+                                           ("large", 2000, 16, 144))
     },
 }
 #: Learned methods with no bundle, and why.

@@ -66,28 +66,6 @@ def parse_dtype_option(name: str | None, option: str = "--dtype") -> torch.dtype
     return torch_dtype(name)
 
 
-def split_baselines(text: str | None) -> list[str] | None:
-    """``--baselines`` as a list: 'fista, runs/lista' -> ['fista', 'runs/lista'] (duplicates
-    dropped; what each item is, a classical solver, a bundled name or a run directory, is
-    decided by ``l2o.workflows.evaluate.resolve_baselines``); None -> None; '' or 'none' -> [].
-
-    >>> split_baselines("fista, runs/lista,fista"), split_baselines("none")
-    (['fista', 'runs/lista'], [])
-    """
-    if text is None:
-        return None
-    if text.strip().lower() in ("", "none"):
-        return []
-    names: list[str] = []
-    for name in (n.strip() for n in text.split(",")):
-        if not name:
-            raise ValueError(f"--baselines {text!r} has an empty name; expected comma-separated solver names, bundled "
-                             f"names or run directories")
-        if name not in names:
-            names.append(name)
-    return names
-
-
 def eval_(
     run_dir: Annotated[
         Path | None, typer.Argument(metavar="DIR", help="run directory (l2o train) or bundled pretrained name")
@@ -136,7 +114,7 @@ def eval_(
                   fallback, rule, check_every)
         return
     with user_errors(FLAGS):
-        names = split_baselines(baselines)
+        names = parse_names(baselines, registered=False)
         batch = 256 if batch is None else batch
         check_positive("--batch", batch)
         check_positive("--iterations", iterations)

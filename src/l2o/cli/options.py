@@ -79,18 +79,24 @@ def user_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
         raise typer.Exit(USAGE_ERROR) from None
 
 
-def parse_names(text: str | None, option: str = "--baselines") -> list[str] | None:
-    """'fista, ista' -> ['fista', 'ista'] (checked against the solver registry, duplicates
-    dropped); None -> None; '' or 'none' -> []."""
+def parse_names(text: str | None, option: str = "--baselines", registered: bool = True) -> list[str] | None:
+    """'fista, ista' -> ['fista', 'ista'] (duplicates dropped; with ``registered`` each name
+    must be a classical solver of the registry, else any name goes, e.g. a bundled name or a
+    run directory for ``l2o eval --baselines``); None -> None; '' or 'none' -> [].
+
+    >>> parse_names("fista, runs/lista,fista", registered=False), parse_names("none")
+    (['fista', 'runs/lista'], [])
+    """
     if text is None:
         return None
     if text.strip().lower() in ("", "none"):
         return []
+    what = "solver names" if registered else "solver names, bundled names or run directories"
     names: list[str] = []
     for name in (n.strip() for n in text.split(",")):
         if not name:
-            raise ValueError(f"{option} {text!r} has an empty name; expected comma-separated solver names")
-        if name not in CLASSICAL:
+            raise ValueError(f"{option} {text!r} has an empty name; expected comma-separated {what}")
+        if registered and name not in CLASSICAL:
             raise ValueError(f"{option}: unknown solver {name!r}; valid solvers: {', '.join(sorted(CLASSICAL))}")
         if name not in names:
             names.append(name)
