@@ -5,12 +5,14 @@ a short training run and the CLI train -> eval round trip."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
 
 from l2o.cli import app
 from l2o.problems import MimoFamily
+from l2o.training.config import load_config
 
 SMALL = MimoFamily(cells=3, users=2, tx_antennas=4, rx_antennas=2, streams=2, power=10.0, noise=1.0)  # mimo_small
 
@@ -79,4 +81,30 @@ def cli_train_then_eval(tmp_path, solver: str) -> dict:
     res = runner.invoke(app, ["eval", str(tmp_path / "run"), "--batch", "4", "--iterations", "4", "--json",
                               "--out-dir", str(tmp_path / "e")])
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
+    out = json.loads(res.stdout)
+    assert out["solvers"][0]["name"] == solver
+    for entry in out["solvers"]:
+        assert 0.0 < entry["sum_rate_fraction_p10"] <= entry["sum_rate_fraction_median"] <= 1.0 + 1e-6
+    return out
+
+
+def assert_permutation_equivariant(model, p, steps=3):
+    """Relabeling the users of every cell, and the cells, of the 3-cell batch ``p`` relabels
+    ``model``'s iterates the same way (``steps`` iterations, float64)."""
+    cells, users = torch.tensor([2, 0, 1]), torch.tensor([1, 0])
+    H = p.H[:, cells][:, :, users][:, :, :, cells]
+    q = type(p)(H, p.streams, p.noise, p.budget[:, cells], p.weights[:, cells][:, :, users])
+    with torch.no_grad():
+        x = run(model, p, p.initial_point(), steps)[-1].x
+        y = run(model, q, q.initial_point(), steps)[-1].x
+    torch.testing.assert_close(q.unpack(y), p.unpack(x)[:, cells][:, :, users], rtol=1e-9, atol=1e-10)
+
+
+def check_paper_example(example: str, solver: str, cls: str) -> None:
+    """``examples/<example>``: 7 layers of ``solver`` (class ``cls``) on mimo_medium, trained
+    on the sum of the sum-rates over the layers (the paper's setting)."""
+    config = load_config(Path(__file__).parents[2] / "examples" / example)
+    assert config.solver == solver and config.family == "mimo_medium"
+    assert config.training.loss == "sum" and config.training.unroll == config.training.segment == 7
+    model = config.make_solver()
+    assert type(model).__name__ == cls and model.horizon == 7

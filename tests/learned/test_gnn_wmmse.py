@@ -15,7 +15,7 @@ import json
 
 import pytest
 import torch
-from mimo_unrolled_cases import SMALL, run
+from mimo_unrolled_cases import SMALL, assert_permutation_equivariant, perturb, run
 from typer.testing import CliRunner
 
 from l2o.cli import app
@@ -168,19 +168,8 @@ def test_tail_last_reuses_the_last_layer():
 
 def test_permutation_equivariance():
     """Relabeling the users of every cell, and the cells, relabels the iterates the same way."""
-    p = batch()
-    model = GNNWMMSE(horizon=2, hidden=8).double()
-    with torch.no_grad():  # weights away from the initialization
-        for t in model.parameters():
-            t.add_(0.1 * torch.randn(t.shape, generator=torch.Generator().manual_seed(4), dtype=t.dtype))
-    cells, users = torch.tensor([2, 0, 1]), torch.tensor([1, 0])
-    H = p.H[:, cells][:, :, users][:, :, :, cells]
-    q = type(p)(H, p.streams, p.noise, p.budget[:, cells], p.weights[:, cells][:, :, users])
-    with torch.no_grad():
-        x = run(model, p, p.initial_point(), 3)[-1].x
-        y = run(model, q, q.initial_point(), 3)[-1].x
-    Vx = p.unpack(x)[:, cells][:, :, users]
-    torch.testing.assert_close(q.unpack(y), Vx, rtol=1e-9, atol=1e-10)
+    # weights away from the initialization
+    assert_permutation_equivariant(perturb(GNNWMMSE(horizon=2, hidden=8).double(), scale=0.1), batch())
 
 
 # ----- transfer: one set of weights for any K, I, M, N, d ----------------------------------------
