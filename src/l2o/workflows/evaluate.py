@@ -141,16 +141,16 @@ def sum_rate_lines(extra: Mapping[str, Mapping[str, Any]], learned: Collection[s
     width = max(len(v) for v in label.values())
     lines = [("sum-rate as a fraction of the reference R* (1 - relative gap) and solver seconds for the whole batch "
               "(after the warm-up):")]
+    def fractions(key: str, seconds: float, what: str) -> str:
+        return (f"median {e[key + 'median']:.4f}  p10 {e[key + 'p10']:.4f}  mean {e[key + 'mean']:.4f}"
+                f"  {seconds:.3g} s ({what})")
+
     for name, e in extra.items():
-        lines.append(f"  {label[name]:<{width}}  median {e['sum_rate_fraction_median']:.4f}"
-                     f"  p10 {e['sum_rate_fraction_p10']:.4f}"
-                     f"  mean {e['sum_rate_fraction_mean']:.4f}  {e['seconds_per_batch']:.3g} s"
-                     f" ({e['iterations_run']} it.)")
+        lines.append(f"  {label[name]:<{width}}  "
+                     + fractions("sum_rate_fraction_", e["seconds_per_batch"], f"{e['iterations_run']} it."))
         if "horizon" in e:
-            lines.append(f"  {'':<{width}}  median {e['sum_rate_fraction_at_horizon_median']:.4f}"
-                         f"  p10 {e['sum_rate_fraction_at_horizon_p10']:.4f}"
-                         f"  mean {e['sum_rate_fraction_at_horizon_mean']:.4f}  {e['seconds_at_horizon']:.3g} s"
-                         f" ({e['horizon']} it. = its training horizon)")
+            lines.append(f"  {'':<{width}}  " + fractions("sum_rate_fraction_at_horizon_", e["seconds_at_horizon"],
+                                                          f"{e['horizon']} it. = its training horizon"))
     return lines
 
 
