@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py
-from _common import write_results  # noqa: E402
+from _common import results_lock, write_results  # noqa: E402
 from l2o.decentralized import simulate  # noqa: E402
 from l2o.decentralized.objectives import (  # noqa: E402
     MLP,
@@ -721,15 +721,9 @@ def paper_markdown(data: dict) -> list[str]:
 def _merge(out: Path, key: str, value: dict, sub: str | None = None) -> None:
     """Read the results file, set ``data[key]`` (or ``data[key]['runs'][sub]``), write it and the markdown back,
     under an exclusive lock (two ``--sweep paper`` processes may finish together)."""
-    import fcntl
-    import hashlib
     import json
-    import tempfile
 
-    out.mkdir(parents=True, exist_ok=True)
-    tag = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
-    with open(Path(tempfile.gettempdir()) / f"l2o-bench-decentralized-{tag}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with results_lock(out):
         path = out / "decentralized.json"
         data = json.loads(path.read_text()) if path.exists() else {}
         if sub is None:

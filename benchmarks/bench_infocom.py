@@ -43,13 +43,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import fcntl
 import json
 import math
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +55,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py, also when a test imports this file
-from _common import write_results  # noqa: E402
+from _common import results_lock, write_results  # noqa: E402
 from l2o.evaluation.defaults import eval_seed  # noqa: E402
 from l2o.evaluation.reference import best_of_starts  # noqa: E402
 from l2o.optimizers.wmmse import WMMSE  # noqa: E402
@@ -493,8 +491,7 @@ def save(entries: dict, transfer_rows: list[dict] | None = None) -> dict:
     """Merge ``entries`` (and the transfer rows of the models they replace) into the results
     file under a lock, so that runs for other scales may write the same file concurrently."""
     path = RESULTS / f"{STEM}.json"
-    with open(Path(tempfile.gettempdir()) / f"l2o-{STEM}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with results_lock(RESULTS):
         res = json.loads(path.read_text()) if path.exists() else {}
         res.setdefault("entries", {}).update(entries)
         res["training"] = TRAINING_NOTE

@@ -73,7 +73,6 @@ float32's resolution). Every (instance, step) row of a (rule, q) run is one batc
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import platform
@@ -88,7 +87,7 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_common.py, also when a test imports this file
 
 import l2o  # noqa: E402
-from _common import write_results  # noqa: E402
+from _common import results_lock, write_results  # noqa: E402
 from l2o.problems.base import Instances  # noqa: E402
 from l2o.zeroth_order import ZOGD, QueryAccounting, descent_factor, estimate_gradient, instances_objective  # noqa: E402
 from l2o.zeroth_order.estimators import aggregate, differences_from_values, query_points  # noqa: E402
@@ -554,24 +553,6 @@ def load_previous(path: Path) -> dict | None:
         return None
 
 
-@contextlib.contextmanager
-def folder_lock(folder: Path):
-    """An exclusive lock on ``folder`` (flock on the directory itself, where available), so that runs
-    writing the same results file at once merge rather than overwrite each other."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 #: what must agree for rows of one setting measured by two runs (different q values) to stand side by side
 ROW_SETTINGS = ("budget", "noise_sigma", "mu")
 RUN_SETTINGS = ("seeds", "grid", "grid_kind", "noise_rel", "noise_mu", "fractions", "samples", "dtype")
@@ -977,7 +958,7 @@ def main(argv: list[str] | None = None) -> dict:
         timing = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
                   "complete": complete}
         args.out.mkdir(parents=True, exist_ok=True)
-        with folder_lock(args.out):
+        with results_lock(args.out):
             previous = None if fresh[0] else load_previous(args.out / f"{stem}.json")
             fresh[0] = False
             res = merge(previous, {**run, **timing}, rows, speeds, descriptions)
@@ -1002,7 +983,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                        args.noise_mu, problems or list(PROBLEMS), args.samples,
                                                        f_star_cache)]
         args.out.mkdir(parents=True, exist_ok=True)
-        with folder_lock(args.out):
+        with results_lock(args.out):
             prev = load_previous(args.out / f"{stem}.json")
             if prev is None:
                 raise SystemExit(f"error: --float32-check merges into results at {args.out / stem}.json; "
