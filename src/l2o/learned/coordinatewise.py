@@ -202,8 +202,7 @@ class CoordinatewiseLSTM(nn.Module):
                     torch.addcmul(gi, gi, gu, value=-2, out=v.q)  # i tanh(g_pre) = i (1 - 2 sigma(-2 g_pre))
                     torch.addcmul(v.q, gf, c_old[layer], out=c_l)  # c' = f c + i tanh(g_pre)
                     torch.mul(c_l, -2, out=v.t).sigmoid_()  # tanh(c') = 1 - 2 sigma(-2 c')
-                    if layer == L - 1:  # the top layer's h is read by the output maps from h_new
-                        top = h_out[layer]
+                    if layer == L - 1:  # the top layer's h (top = h_out[layer]) is read by the output maps
                         torch.addcmul(go, go, v.t, value=-2, out=top)  # h' = o tanh(c')
                     else:  # the next layer reads [h_l'; h_{l+1}] from z
                         torch.addcmul(go, go, v.t, value=-2, out=v.h_slot[layer])
